@@ -1,0 +1,486 @@
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "ring/loop.hpp"
+#include "ring/user_data.hpp"
+#include "test_support.hpp"
+
+using namespace ringtun;
+using ring::Loop;
+using ring::RecvBuffer;
+using ring::SocketId;
+using test::Checksum;
+
+namespace {
+
+// Echoes every byte back, gathering all queued buffers into one send; EOF is answered with a FIN after the data.
+class EchoServer : public ring::SocketHandler {
+ public:
+  void on_accept(Loop& loop, SocketId, int res) override {
+    REQUIRE(res >= 0);
+    auto id = loop.adopt(res, this);
+    REQUIRE(id);
+    REQUIRE(loop.recv_start(*id));
+    ++accepted;
+  }
+  void on_recv(Loop& loop, SocketId id, int res, const RecvBuffer& buffer) override {
+    Conn& c = conns[id.index];
+    if (res <= 0) {
+      REQUIRE(loop.shutdown_write(id));  // queued behind any pending send
+      return;
+    }
+    c.pending.push_back(buffer);
+    if (!loop.send_busy(id)) flush(loop, id, c);
+  }
+  void on_send(Loop& loop, SocketId id, int res) override {
+    Conn& c = conns[id.index];
+    REQUIRE(res > 0);
+    for (std::size_t i = 0; i < c.in_flight; ++i) {
+      loop.recycle(c.pending.front());
+      c.pending.pop_front();
+    }
+    c.in_flight = 0;
+    if (!c.pending.empty()) flush(loop, id, c);
+  }
+  void on_shutdown(Loop& loop, SocketId id, int) override { loop.close(id); }
+  void on_close(Loop& loop, SocketId id) override {
+    for (auto& b : conns[id.index].pending) loop.recycle(b);
+    conns.erase(id.index);
+    ++closed;
+  }
+
+  int accepted = 0;
+  int closed = 0;
+
+ private:
+  struct Conn {
+    std::deque<RecvBuffer> pending;
+    std::vector<iovec> iov;
+    std::size_t in_flight = 0;
+  };
+  void flush(Loop& loop, SocketId id, Conn& c) {
+    c.iov.clear();
+    for (auto& b : c.pending) c.iov.push_back(iovec{b.data, b.size});
+    c.in_flight = c.pending.size();
+    REQUIRE(loop.send(id, c.iov.data(), static_cast<unsigned>(c.iov.size())));
+  }
+  std::map<std::uint32_t, Conn> conns;
+};
+
+// Connects, sends `total` random bytes in random-size pieces, shuts down, and checksums what comes back.
+class EchoClient : public ring::SocketHandler {
+ public:
+  EchoClient(std::uint64_t seed, std::size_t total) : rng(seed) {
+    data.resize(total);
+    for (auto& b : data) b = static_cast<std::uint8_t>(rng.next());
+    sent_sum.add(data.data(), data.size());
+  }
+  void on_connect(Loop& loop, SocketId id, int res) override {
+    REQUIRE(res == 0);
+    REQUIRE(loop.recv_start(id));
+    send_next(loop, id);
+  }
+  void on_send(Loop& loop, SocketId id, int res) override {
+    REQUIRE(res > 0);
+    send_next(loop, id);
+  }
+  void on_recv(Loop& loop, SocketId id, int res, const RecvBuffer& buffer) override {
+    if (res > 0) {
+      received.add(buffer.data, buffer.size);
+      loop.recycle(buffer);
+      return;
+    }
+    got_eof = res == 0;
+    loop.close(id);
+  }
+  void on_close(Loop&, SocketId) override { closed = true; }
+
+  Checksum sent_sum;
+  Checksum received;
+  bool got_eof = false;
+  bool closed = false;
+
+ private:
+  void send_next(Loop& loop, SocketId id) {
+    if (offset == data.size()) {
+      REQUIRE(loop.shutdown_write(id));
+      return;
+    }
+    // Several random-size pieces per send: exercises gathering and partial progress.
+    iov.clear();
+    for (int i = 0; i < 8 && offset < data.size(); ++i) {
+      std::size_t n = std::min<std::size_t>(1 + rng.below(70'000), data.size() - offset);
+      iov.push_back(iovec{data.data() + offset, n});
+      offset += n;
+    }
+    REQUIRE(loop.send(id, iov.data(), static_cast<unsigned>(iov.size())));
+  }
+  test::Xorshift rng;
+  std::vector<std::uint8_t> data;
+  std::vector<iovec> iov;
+  std::size_t offset = 0;
+};
+
+}  // namespace
+
+TEST_CASE("user_data round-trips op, slot and generation") {
+  ring::UserData ud{ring::Op::kSend, 123456, 0xABCDEF};
+  auto back = ring::UserData::decode(ud.encode());
+  CHECK(back.op == ring::Op::kSend);
+  CHECK(back.index == 123456);
+  CHECK(back.generation == 0xABCDEF);
+}
+
+TEST_CASE("accept + connect + echo of random sizes, checksummed, over loopback") {
+  auto loop = test::make_loop();
+  INFO("io_uring mode " << loop->features().mode);
+  std::uint16_t port = 0;
+  int lfd = test::listen_loopback(128, &port);
+  test::set_nonblocking(lfd);
+  EchoServer server;
+  auto listener = loop->adopt(lfd, &server);
+  REQUIRE(listener);
+  REQUIRE(loop->accept_start(*listener));
+
+  std::vector<std::unique_ptr<EchoClient>> clients;
+  const sockaddr_in addr = test::loopback_addr(port);
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(std::make_unique<EchoClient>(100 + i, 1 + (i * 377'777) % 3'000'000));
+    auto id = loop->connect(reinterpret_cast<const sockaddr*>(&addr), sizeof addr, 5000, clients.back().get());
+    REQUIRE(id);
+  }
+  REQUIRE(test::run_until(*loop, [&] {
+    for (auto& c : clients) {
+      if (!c->closed) return false;
+    }
+    return server.closed == 8;
+  }));
+  for (auto& c : clients) {
+    CHECK(c->got_eof);
+    CHECK(c->received.bytes == c->sent_sum.bytes);
+    CHECK(c->received.value == c->sent_sum.value);
+  }
+  CHECK(server.accepted == 8);
+  CHECK(loop->stats().stale_cqes == 0);
+  CHECK(loop->recv_pool().in_use() == 0);
+  loop->close(*listener);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+}
+
+TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
+  ring::LoopOptions options;
+  options.recv_buffers = 4;
+  options.recv_buffer_size = 4096;
+  auto loop = test::make_loop(options);
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+
+  struct Hoarder : ring::SocketHandler {
+    std::vector<RecvBuffer> held;
+    Checksum sum;
+    bool eof = false;
+    void on_recv(Loop&, SocketId, int res, const RecvBuffer& buffer) override {
+      if (res > 0) {
+        sum.add(buffer.data, buffer.size);
+        held.push_back(buffer);  // keep it: the pool runs dry
+      } else {
+        eof = true;
+      }
+    }
+  } hoarder;
+  auto id = loop->adopt(server, &hoarder);
+  REQUIRE(id);
+  REQUIRE(loop->recv_start(*id));
+
+  std::vector<std::uint8_t> payload(256 * 1024);
+  test::Xorshift rng(9);
+  for (auto& b : payload) b = static_cast<std::uint8_t>(rng.next());
+  Checksum expected;
+  expected.add(payload.data(), payload.size());
+  std::thread writer([fd = client, &payload] {
+    std::size_t off = 0;
+    while (off < payload.size()) {
+      ssize_t n = ::write(fd, payload.data() + off, payload.size() - off);
+      REQUIRE(n > 0);
+      off += static_cast<std::size_t>(n);
+    }
+    ::shutdown(fd, SHUT_WR);
+  });
+
+  std::uint64_t starvations = 0;
+  REQUIRE(test::run_until(*loop, [&] {
+    if (hoarder.held.size() == options.recv_buffers) {
+      // The ring is empty and recv has stopped: give everything back; the loop must re-arm by itself.
+      CHECK(loop->recv_pool().in_use() == options.recv_buffers);
+      for (auto& b : hoarder.held) loop->recycle(b);
+      hoarder.held.clear();
+      ++starvations;
+    }
+    return hoarder.eof;
+  }));
+  writer.join();
+  for (auto& b : hoarder.held) loop->recycle(b);
+  CHECK(starvations > 3);
+  CHECK(loop->stats().enobufs > 0);
+  CHECK(hoarder.sum.bytes == expected.bytes);
+  CHECK(hoarder.sum.value == expected.value);
+  CHECK(loop->recv_pool().high_water() == options.recv_buffers);
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}
+
+TEST_CASE("gather send of 1,000 iovecs completes across partial sends, in order") {
+  auto loop = test::make_loop();
+  auto [client, server] = test::tcp_pair();
+  // Small kernel buffers on both sides force the 1,000-iovec batch (~2.5 MB) to leave in many partial sends.
+  // (Not tiny: a receive buffer of a few KB makes TCP wait for its persist timer between window updates.)
+  int sndbuf = 16384;
+  int rcvbuf = 65536;
+  setsockopt(server, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  setsockopt(client, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  test::set_nonblocking(server);
+
+  struct Sender : ring::SocketHandler {
+    int result = 0;
+    bool done = false;
+    void on_send(Loop&, SocketId, int res) override {
+      result = res;
+      done = true;
+    }
+  } sender;
+  auto id = loop->adopt(server, &sender);
+  REQUIRE(id);
+
+  test::Xorshift rng(5);
+  std::vector<std::vector<std::uint8_t>> pieces(1000);
+  std::vector<iovec> iov;
+  Checksum expected;
+  std::size_t total = 0;
+  for (auto& piece : pieces) {
+    piece.resize(1 + rng.below(5000));
+    for (auto& b : piece) b = static_cast<std::uint8_t>(rng.next());
+    expected.add(piece.data(), piece.size());
+    iov.push_back(iovec{piece.data(), piece.size()});
+    total += piece.size();
+  }
+  Checksum received;
+  std::thread reader([fd = client, &received, total] {
+    std::vector<std::uint8_t> buf(1500);
+    while (received.bytes < total) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n <= 0) break;
+      received.add(buf.data(), static_cast<std::size_t>(n));
+      if (received.bytes < 200'000) std::this_thread::sleep_for(std::chrono::microseconds(200));  // slow start
+    }
+  });
+  REQUIRE(loop->send(*id, iov.data(), static_cast<unsigned>(iov.size())));
+  CHECK(loop->send_busy(*id));
+  // A second send while one is in flight is refused, not queued behind the caller's back.
+  iovec extra{pieces[0].data(), 1};
+  auto second = loop->send(*id, &extra, 1);
+  CHECK_FALSE(second);
+  REQUIRE(test::run_until(*loop, [&] { return sender.done; }));
+  reader.join();
+  CHECK(sender.result == static_cast<int>(total));
+  CHECK(loop->stats().send_partial > 0);
+  CHECK(received.bytes == expected.bytes);
+  CHECK(received.value == expected.value);
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}
+
+TEST_CASE("close with operations in flight reaps everything, then a stale id is refused") {
+  auto loop = test::make_loop();
+  std::uint16_t port = 0;
+  int lfd = test::listen_loopback(128, &port);
+  test::set_nonblocking(lfd);
+  auto [client, server] = test::tcp_pair();
+  int small = 4096;
+  setsockopt(server, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  test::set_nonblocking(server);
+
+  struct Counter : ring::SocketHandler {
+    int closes = 0;
+    int callbacks_after_close = 0;
+    bool closing = false;
+    void on_send(Loop&, SocketId, int) override { callbacks_after_close += closing; }
+    void on_recv(Loop& loop, SocketId, int res, const RecvBuffer& b) override {
+      callbacks_after_close += closing;
+      if (res > 0) loop.recycle(b);
+    }
+    void on_close(Loop&, SocketId) override { ++closes; }
+  } handler;
+
+  auto listener = loop->adopt(lfd, &handler);
+  auto conn = loop->adopt(server, &handler);
+  REQUIRE(listener);
+  REQUIRE(conn);
+  REQUIRE(loop->accept_start(*listener));   // multishot accept armed
+  REQUIRE(loop->recv_start(*conn));         // multishot recv armed
+  std::vector<std::uint8_t> big(8 << 20, 0x5a);
+  iovec iov{big.data(), big.size()};
+  REQUIRE(loop->send(*conn, &iov, 1));      // a send that cannot finish: the peer reads nothing
+  REQUIRE(loop->shutdown_write(*conn));     // queued behind the send
+  loop->run_once(0);
+  loop->run_once(0);
+  CHECK(loop->send_busy(*conn));
+  handler.closing = true;
+  loop->close(*conn);
+  loop->close(*listener);
+  CHECK_FALSE(loop->alive(*conn));
+  REQUIRE(test::run_until(*loop, [&] { return handler.closes == 2; }));
+  CHECK(handler.callbacks_after_close == 0);
+  CHECK(loop->stats().sockets_open == 0);
+  CHECK(loop->stats().stale_cqes == 0);
+  // Both ids are stale now: every call is refused with kNotFound.
+  auto r = loop->send(*conn, &iov, 1);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Errc::kNotFound);
+  CHECK(loop->recv_start(*listener).error().code() == Errc::kNotFound);
+  ::close(client);
+}
+
+TEST_CASE("connect: refused and timed out are reported as such") {
+  auto loop = test::make_loop();
+  struct Connector : ring::SocketHandler {
+    int result = 1;
+    void on_connect(Loop& loop, SocketId id, int res) override {
+      result = res;
+      loop.close(id);
+    }
+  };
+  SUBCASE("refused") {
+    std::uint16_t port = 0;
+    int lfd = test::listen_loopback(1, &port);
+    ::close(lfd);  // nothing listens there now
+    Connector c;
+    sockaddr_in addr = test::loopback_addr(port);
+    REQUIRE(loop->connect(reinterpret_cast<const sockaddr*>(&addr), sizeof addr, 2000, &c));
+    REQUIRE(test::run_until(*loop, [&] { return c.result != 1; }));
+    CHECK(c.result == -ECONNREFUSED);
+  }
+  SUBCASE("timeout") {
+    // A listener whose accept queue is full drops SYNs, so a connect to it hangs until our timeout.
+    std::uint16_t port = 0;
+    int lfd = test::listen_loopback(0, &port);
+    sockaddr_in addr = test::loopback_addr(port);
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+      fillers.push_back(fd);
+    }
+    Connector c;
+    REQUIRE(loop->connect(reinterpret_cast<const sockaddr*>(&addr), sizeof addr, 300, &c));
+    REQUIRE(test::run_until(*loop, [&] { return c.result != 1; }));
+    CHECK(c.result == -ETIMEDOUT);
+    for (int fd : fillers) ::close(fd);
+    ::close(lfd);
+  }
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+}
+
+TEST_CASE("shutdown_write waits for the pending send: the FIN never overtakes data") {
+  auto loop = test::make_loop();
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+  struct Quiet : ring::SocketHandler {
+    int shutdown_res = 1;
+    void on_shutdown(Loop&, SocketId, int res) override { shutdown_res = res; }
+  } h;
+  auto id = loop->adopt(server, &h);
+  REQUIRE(id);
+  std::vector<std::uint8_t> data(3 << 20);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 31);
+  Checksum expected;
+  expected.add(data.data(), data.size());
+  iovec iov{data.data(), data.size()};
+  REQUIRE(loop->send(*id, &iov, 1));
+  REQUIRE(loop->shutdown_write(*id));
+  Checksum got;
+  std::thread reader([fd = client, &got] {
+    std::vector<std::uint8_t> buf(65536);
+    ssize_t n;
+    while ((n = ::read(fd, buf.data(), buf.size())) > 0) got.add(buf.data(), static_cast<std::size_t>(n));
+  });
+  REQUIRE(test::run_until(*loop, [&] { return h.shutdown_res != 1; }));
+  reader.join();  // ends at the FIN
+  CHECK(h.shutdown_res == 0);
+  CHECK(got.bytes == expected.bytes);
+  CHECK(got.value == expected.value);
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}
+
+TEST_CASE("send_fixed sends from the registered slab and the pool counts buffers") {
+  auto loop = test::make_loop();
+  auto* pool = loop->fixed_pool();
+  if (pool == nullptr) {
+    MESSAGE("no registered buffers on this machine (RLIMIT_MEMLOCK?): skipping");
+    return;
+  }
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+  struct Sender : ring::SocketHandler {
+    int result = 0;
+    void on_send(Loop&, SocketId, int res) override { result = res; }
+  } h;
+  auto id = loop->adopt(server, &h);
+  REQUIRE(id);
+  auto buf = pool->acquire();
+  REQUIRE(buf);
+  CHECK(pool->in_use() == 1);
+  for (std::uint32_t i = 0; i < buf->size; ++i) buf->data[i] = static_cast<std::uint8_t>(i ^ 0x33);
+  Checksum expected;
+  expected.add(buf->data, buf->size);
+  REQUIRE(loop->send_fixed(*id, *buf, buf->size));
+  REQUIRE(test::run_until(*loop, [&] { return h.result != 0; }));
+  CHECK(h.result == static_cast<int>(buf->size));
+  std::vector<std::uint8_t> in(buf->size);
+  std::size_t off = 0;
+  while (off < in.size()) {
+    ssize_t n = ::read(client, in.data() + off, in.size() - off);
+    REQUIRE(n > 0);
+    off += static_cast<std::size_t>(n);
+  }
+  Checksum got;
+  got.add(in.data(), in.size());
+  CHECK(got.value == expected.value);
+  pool->release(*buf);
+  CHECK(pool->in_use() == 0);
+  CHECK(pool->high_water() == 1);
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}
+
+TEST_CASE("request_flush runs on_flush once per turn, after the handlers of that turn") {
+  auto loop = test::make_loop();
+  auto [client, server] = test::tcp_pair();
+  struct Flusher : ring::SocketHandler {
+    int flushes = 0;
+    void on_flush(Loop&, SocketId) override { ++flushes; }
+  } h;
+  auto id = loop->adopt(server, &h);
+  REQUIRE(id);
+  loop->request_flush(*id);
+  loop->request_flush(*id);
+  loop->request_flush(*id);
+  loop->run_once(0);
+  CHECK(h.flushes == 1);
+  loop->run_once(0);
+  CHECK(h.flushes == 1);
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}

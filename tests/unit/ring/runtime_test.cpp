@@ -1,0 +1,184 @@
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "ring/net.hpp"
+#include "ring/runtime.hpp"
+#include "ring/spsc_queue.hpp"
+#include "test_support.hpp"
+
+using namespace ringtun;
+using ring::CrossCoreTask;
+using ring::Loop;
+
+namespace {
+void skip_if_unsupported(const Result<int>& r) {
+  if (!r && r.error().code() == Errc::kUnsupported) {
+    std::printf("SKIP: io_uring unavailable\n");
+    std::exit(77);
+  }
+}
+}  // namespace
+
+TEST_CASE("SpscQueue: bounded, FIFO, across two threads") {
+  ring::SpscQueue<std::uint64_t> q(64);
+  std::uint64_t v = 0;
+  CHECK_FALSE(q.try_pop(&v));
+  for (std::uint64_t i = 0; i < 64; ++i) REQUIRE(q.try_push(i));
+  CHECK_FALSE(q.try_push(99));  // full is reported, never grown
+  for (std::uint64_t i = 0; i < 64; ++i) {
+    REQUIRE(q.try_pop(&v));
+    CHECK(v == i);
+  }
+  constexpr std::uint64_t kCount = 1'000'000;
+  std::thread producer([&] {
+    for (std::uint64_t i = 0; i < kCount; ++i) {
+      while (!q.try_push(i)) std::this_thread::yield();
+    }
+  });
+  std::uint64_t expected = 0;
+  while (expected < kCount) {
+    if (q.try_pop(&v)) {
+      REQUIRE(v == expected);
+      ++expected;
+    }
+  }
+  producer.join();
+}
+
+// Two loops bounce a counter back and forth through their mailboxes; each increment happens on the loop that owns
+// the counter, so ThreadSanitizer sees the queue as the only synchronisation.
+TEST_CASE("mailbox between two loops: ping-pong of 20,000 tasks, doorbell wakes a sleeping loop") {
+  ring::RuntimeOptions options;
+  options.threads = 2;
+  options.pin_threads = false;
+  options.handle_signals = false;
+  ring::Runtime runtime(options);
+
+  struct Shared {
+    ring::Runtime* runtime;
+    std::uint64_t counts[2] = {0, 0};  // counts[i] touched only by loop i
+    std::atomic<std::uint64_t> doorbells{0};
+  } shared{&runtime};
+  constexpr std::uint64_t kRounds = 10'000;
+
+  static void (*bounce)(Loop&, const CrossCoreTask&) = [](Loop& loop, const CrossCoreTask& task) {
+    auto* s = static_cast<Shared*>(task.object);
+    ++s->counts[loop.core()];
+    if (task.arg0 == 2 * kRounds) {
+      s->doorbells.fetch_add(loop.stats().doorbells);
+      s->runtime->stop(0);
+      return;
+    }
+    CrossCoreTask next{bounce, s, task.arg0 + 1, 0};
+    REQUIRE(loop.post(1 - loop.core(), next));
+  };
+
+  auto result = runtime.run([&](Loop& loop) -> Status {
+    if (loop.core() == 0) {
+      RINGTUN_TRY(loop.post(1, CrossCoreTask{bounce, &shared, 1, 0}));
+    }
+    return {};
+  });
+  skip_if_unsupported(result);
+  REQUIRE(result);
+  CHECK(*result == 0);
+  CHECK(shared.counts[0] + shared.counts[1] == 2 * kRounds);
+  CHECK(shared.counts[1] == kRounds);
+}
+
+TEST_CASE("runtime with N loops: per-core SO_REUSEPORT listeners serve, then stop cleanly") {
+  for (unsigned threads : {1u, 3u}) {
+    CAPTURE(threads);
+    ring::RuntimeOptions options;
+    options.threads = threads;
+    options.handle_signals = false;
+    ring::Runtime runtime(options);
+    auto addr = ring::net::parse_address("127.0.0.1:0");
+    REQUIRE(addr);
+    auto fds = ring::net::listen_tcp_group(*addr, threads);
+    REQUIRE(fds);
+    auto port = ring::net::local_address((*fds)[0])->port();
+
+    // Each core answers every connection with one byte naming the core, then closes.
+    struct Greeter : ring::SocketHandler {
+      std::uint8_t core_byte = 0;
+      void on_accept(Loop& loop, ring::SocketId, int res) override {
+        if (res < 0) return;
+        auto id = loop.adopt(res, this);
+        if (!id) return;
+        iov = iovec{&core_byte, 1};
+        if (!loop.send_busy(*id)) (void)loop.send(*id, &iov, 1);
+      }
+      void on_send(Loop& loop, ring::SocketId id, int) override { loop.close(id); }
+      iovec iov{};
+    };
+    std::vector<std::unique_ptr<Greeter>> greeters(threads);
+    std::atomic<unsigned> started{0};
+    std::thread client([&] {
+      while (started.load() < threads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      for (int i = 0; i < 50; ++i) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in sa = test::loopback_addr(port);
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+        std::uint8_t b = 0xFF;
+        REQUIRE(::read(fd, &b, 1) == 1);
+        CHECK(b < threads);
+        ::close(fd);
+      }
+      runtime.stop(7);
+    });
+    auto result = runtime.run([&](Loop& loop) -> Status {
+      auto& g = greeters[loop.core()];
+      g = std::make_unique<Greeter>();
+      g->core_byte = static_cast<std::uint8_t>(loop.core());
+      auto id = loop.adopt((*fds)[loop.core()], g.get());
+      if (!id) return Unexpected{id.error()};
+      RINGTUN_TRY(loop.accept_start(*id));
+      started.fetch_add(1);
+      return {};
+    });
+    client.join();
+    skip_if_unsupported(result);
+    REQUIRE(result);
+    CHECK(*result == 7);  // the exit code given to stop()
+  }
+}
+
+TEST_CASE("runtime: SIGTERM stops every loop; a failing init stops the runtime with exit code 1") {
+  {
+    ring::RuntimeOptions options;
+    options.threads = 2;
+    options.pin_threads = false;
+    ring::Runtime runtime(options);
+    std::atomic<unsigned> started{0};
+    std::thread killer([&] {
+      while (started.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ::kill(::getpid(), SIGTERM);  // blocked in every thread; the runtime's sigtimedwait takes it
+    });
+    auto result = runtime.run([&](Loop&) -> Status {
+      started.fetch_add(1);
+      return {};
+    });
+    killer.join();
+    skip_if_unsupported(result);
+    REQUIRE(result);
+    CHECK(*result == 0);
+  }
+  {
+    ring::RuntimeOptions options;
+    options.threads = 2;
+    options.pin_threads = false;
+    options.handle_signals = false;
+    ring::Runtime runtime(options);
+    auto result = runtime.run([&](Loop& loop) -> Status {
+      if (loop.core() == 1) return fail(Errc::kInvalidArgument, "test: refusing to start");
+      return {};
+    });
+    skip_if_unsupported(result);
+    REQUIRE(result);
+    CHECK(*result == 1);
+  }
+}

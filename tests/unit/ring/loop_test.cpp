@@ -367,6 +367,8 @@ TEST_CASE("connect: refused and timed out are reported as such") {
     REQUIRE(loop->connect(reinterpret_cast<const sockaddr*>(&addr), sizeof addr, 2000, &c));
     REQUIRE(test::run_until(*loop, [&] { return c.result != 1; }));
     CHECK(c.result == -ECONNREFUSED);
+    // The handler must outlive its socket: drain before `c` goes out of scope.
+    REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
   }
   SUBCASE("timeout") {
     // A listener whose accept queue is full drops SYNs, so a connect to it hangs until our timeout.
@@ -383,10 +385,10 @@ TEST_CASE("connect: refused and timed out are reported as such") {
     REQUIRE(loop->connect(reinterpret_cast<const sockaddr*>(&addr), sizeof addr, 300, &c));
     REQUIRE(test::run_until(*loop, [&] { return c.result != 1; }));
     CHECK(c.result == -ETIMEDOUT);
+    REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
     for (int fd : fillers) ::close(fd);
     ::close(lfd);
   }
-  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
 }
 
 TEST_CASE("shutdown_write waits for the pending send: the FIN never overtakes data") {

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The full test suite: installs what it needs from Debian, builds, and runs
+#   1. every unit and integration test in the normal build (warnings are errors),
+#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. the libFuzzer targets (clang) for a bounded time each.
+# Ends with one line "N passed, N failed, N skipped" and exits non-zero if anything failed.
+#   bash scripts/test.sh [--fast]   --fast: only step 1
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+fast=0
+[ "${1:-}" = "--fast" ] && fast=1
+
+ensure_packages "${RINGTUN_BUILD_PACKAGES[@]}"
+[ $fast = 1 ] || ensure_packages "${RINGTUN_FUZZ_PACKAGES[@]}"
+set -e
+configure_build build -Dbuildtype=debugoptimized -Dwerror=true
+build build
+if [ $fast = 0 ]; then
+  configure_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dmimalloc=disabled -Dwerror=true
+  build build-asan
+  if [ ! -f "$RINGTUN_ROOT/build-fuzz/build.ninja" ]; then
+    CXX=clang++ CC=clang configure_build build-fuzz -Dbuildtype=debugoptimized -Dfuzz=true -Dtests=false \
+      -Db_sanitize=address,undefined -Db_lundef=false -Dmimalloc=disabled
+  fi
+  build build-fuzz
+fi
+set +e
+
+# meson test writes one JSON object per test to testlog.json; each run below adds its own.
+run_suite() {
+  local dir=$1; shift
+  say "testing $dir $*"
+  rm -f "$RINGTUN_ROOT/$dir/meson-logs/testlog.json"
+  meson test -C "$RINGTUN_ROOT/$dir" --print-errorlogs --num-processes 2 "$@"
+}
+run_suite build
+if [ $fast = 0 ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_suite build-asan --suite unit
+  run_suite build-fuzz --suite fuzz
+fi
+
+dirs=(build)
+[ $fast = 1 ] || dirs+=(build-asan build-fuzz)
+python3 - "${dirs[@]/#/$RINGTUN_ROOT/}" <<'PY'
+import json, sys, os
+passed = failed = skipped = 0
+for d in sys.argv[1:]:
+    path = os.path.join(d, "meson-logs", "testlog.json")
+    if not os.path.exists(path):
+        print(f"{os.path.basename(d)}: no test results (the run did not start)")
+        failed += 1
+        continue
+    for line in open(path):
+        t = json.loads(line)
+        r = t.get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+            print(f"skipped: {os.path.basename(d)}/{t['name']}")
+        else:
+            failed += 1
+            print(f"FAILED: {os.path.basename(d)}/{t['name']} ({r})")
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed or passed == 0 else 0)
+PY

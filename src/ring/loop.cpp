@@ -56,6 +56,8 @@ struct Loop::Slot {
   bool shutdown_pending = false;
   bool flush_requested = false;
   bool connect_timed_out = false;
+  bool keep_fd = false;        // detach(): the fd survives the slot
+  std::uint8_t recv_pool = 0;
 
   std::uint16_t fixed_index = 0;
   int zc_result = 0;
@@ -129,9 +131,15 @@ Status Loop::init() {
     if (ret != 0) LOG_WARN("fixed-file table unavailable (%s); using plain fds", std::strerror(-ret));
   }
 
-  auto recv_pool = ProvidedBufferRing::create(&ring_, 0, options_.recv_buffers, options_.recv_buffer_size);
-  if (!recv_pool) return Unexpected{recv_pool.error()};
-  recv_pool_.reset(*recv_pool);
+  if (options_.recv_pools[0].buffers == 0) return fail(Errc::kInvalidArgument, "receive pool 0 must exist");
+  for (unsigned i = 0; i < kMaxRecvPools; ++i) {
+    const RecvPoolOptions& pool_options = options_.recv_pools[i];
+    if (pool_options.buffers == 0) continue;
+    auto pool = ProvidedBufferRing::create(&ring_, static_cast<std::uint16_t>(i), pool_options.buffers,
+                                           pool_options.buffer_size);
+    if (!pool) return Unexpected{pool.error()};
+    recv_pools_[i].reset(*pool);
+  }
 
   if (options_.fixed_buffers > 0) {
     auto pool = FixedBufferPool::create(&ring_, options_.fixed_buffers, options_.fixed_buffer_size);
@@ -163,7 +171,7 @@ Loop::~Loop() {
       Slot& slot = slot_at(i);
       if (slot.in_use && slot.fd >= 0) ::close(slot.fd);
     }
-    recv_pool_.reset();
+    for (auto& pool : recv_pools_) pool.reset();
     fixed_pool_.reset();
     io_uring_queue_exit(&ring_);
   }
@@ -318,10 +326,15 @@ Result<SocketId> Loop::connect(const sockaddr* addr, socklen_t addr_len, std::ui
   return id;
 }
 
-Status Loop::recv_start(SocketId socket) noexcept {
+Status Loop::recv_start(SocketId socket, unsigned pool) noexcept {
   Slot* slot = lookup(socket);
   if (slot == nullptr) return fail(Errc::kNotFound, "recv_start");
   if (slot->closing) return fail(Errc::kClosed, "recv_start");
+  if (!has_recv_pool(pool)) return fail(Errc::kInvalidArgument, "recv_start: no such receive pool");
+  if (slot->recv_armed && slot->recv_pool != pool) {
+    return fail(Errc::kInvalidArgument, "recv_start: a recv on another pool is still in flight");
+  }
+  slot->recv_pool = static_cast<std::uint8_t>(pool);
   slot->recv_wanted = true;
   // If a cancelled recv is still on its way back, its final completion re-arms (recv_wanted is set again).
   if (!slot->recv_armed) arm_recv(*slot, socket.index);
@@ -353,7 +366,7 @@ void Loop::arm_recv(Slot& slot, std::uint32_t index) noexcept {
   io_uring_prep_recv_multishot(sqe, 0, nullptr, 0, 0);
   set_target(sqe, features_.fixed_files, index, slot.fd);
   sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = recv_pool_->group_id();
+  sqe->buf_group = recv_pools_[slot.recv_pool]->group_id();
   io_uring_sqe_set_data64(sqe, user_data(Op::kRecv, index));
   slot.recv_armed = true;
   ++slot.in_flight;
@@ -487,7 +500,22 @@ void Loop::close(SocketId socket) noexcept {
   closing_.push_back(socket.index);
 }
 
-void Loop::recycle(const RecvBuffer& buffer) noexcept { recv_pool_->recycle(buffer.id); }
+void Loop::detach(SocketId socket) noexcept {
+  Slot* slot = lookup(socket);
+  if (slot == nullptr || slot->closing) return;
+  slot->keep_fd = true;
+  close(socket);
+}
+
+Status Loop::set_handler(SocketId socket, SocketHandler* handler) noexcept {
+  Slot* slot = lookup(socket);
+  if (slot == nullptr) return fail(Errc::kNotFound, "set_handler");
+  RINGTUN_ASSERT(handler != nullptr, "set_handler without a handler");
+  slot->handler = handler;
+  return {};
+}
+
+void Loop::recycle(const RecvBuffer& buffer) noexcept { recv_pools_[buffer.pool]->recycle(buffer.id); }
 
 // ---------------------------------------------------------------- completions
 
@@ -507,10 +535,11 @@ void Loop::dispatch(const io_uring_cqe* cqe) noexcept {
     // A completion for a slot that moved on. Never expected (slots are freed only when reaped); a buffer it
     // carries still goes back to the pool.
     ++stats_.stale_cqes;
-    if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) {
+    if ((cqe->flags & IORING_CQE_F_BUFFER) != 0 && slot != nullptr) {
       auto id = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-      recv_pool_->on_taken(id);
-      recv_pool_->recycle(id);
+      ProvidedBufferRing& pool = *recv_pools_[slot->recv_pool];
+      pool.on_taken(id);
+      pool.recycle(id);
     }
     if (ud.op == Op::kAccept && cqe->res >= 0) ::close(cqe->res);
     return;
@@ -598,18 +627,20 @@ void Loop::on_recv_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe)
     on_op_done(slot, index);
   }
   RecvBuffer buffer;
+  ProvidedBufferRing& pool = *recv_pools_[slot.recv_pool];
   if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) {
     buffer.id = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-    buffer.data = recv_pool_->data(buffer.id);
+    buffer.pool = slot.recv_pool;
+    buffer.data = pool.data(buffer.id);
     buffer.size = res > 0 ? static_cast<std::uint32_t>(res) : 0;
-    recv_pool_->on_taken(buffer.id);
+    pool.on_taken(buffer.id);
     if (res <= 0) {  // a buffer without data: straight back
-      recv_pool_->recycle(buffer.id);
+      pool.recycle(buffer.id);
       buffer = RecvBuffer{};
     }
   }
   if (slot.closing) {
-    if (buffer.data != nullptr) recv_pool_->recycle(buffer.id);
+    if (buffer.data != nullptr) pool.recycle(buffer.id);
     return;
   }
   const SocketId id{index, slot.generation};
@@ -714,15 +745,21 @@ void Loop::run_flushes() noexcept {
 }
 
 void Loop::rearm_starved() noexcept {
-  if (starved_.empty() || recv_pool_->in_use() >= recv_pool_->count()) return;
-  std::vector<SocketId> starved;
-  starved.swap(starved_);
-  for (SocketId socket : starved) {
+  if (starved_.empty()) return;
+  // Re-arm only sockets whose pool has a buffer free again; the others stay parked.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < starved_.size(); ++i) {
+    SocketId socket = starved_[i];
     Slot* slot = lookup(socket);
-    if (slot != nullptr && !slot->closing && slot->recv_wanted && !slot->recv_armed) arm_recv(*slot, socket.index);
+    if (slot == nullptr || slot->closing || !slot->recv_wanted || slot->recv_armed) continue;
+    const ProvidedBufferRing& pool = *recv_pools_[slot->recv_pool];
+    if (pool.in_use() >= pool.count()) {
+      starved_[kept++] = socket;
+      continue;
+    }
+    arm_recv(*slot, socket.index);
   }
-  starved.clear();
-  if (starved_.empty()) starved_.swap(starved);  // keep the capacity
+  starved_.resize(kept);
 }
 
 void Loop::reap_closed() noexcept {
@@ -747,7 +784,7 @@ void Loop::free_slot(std::uint32_t index) noexcept {
     int none = -1;
     io_uring_register_files_update(&ring_, index, &none, 1);
   }
-  ::close(slot.fd);
+  if (!slot.keep_fd) ::close(slot.fd);
   SocketHandler* handler = slot.handler;
   // The generation moves on before the handler hears of it, so the old id is stale inside on_close too.
   slot.generation = (slot.generation + 1) & UserData::kGenerationMask;

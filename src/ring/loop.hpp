@@ -63,11 +63,19 @@ struct SocketId {
   }
 };
 
-// A received chunk lent by the provided buffer ring. Return it with Loop::recycle() exactly once.
+// A received chunk lent by one of the loop's provided buffer rings. Return it with Loop::recycle() exactly once.
 struct RecvBuffer {
   std::uint8_t* data = nullptr;
   std::uint32_t size = 0;  // bytes received into it
   std::uint16_t id = 0;
+  std::uint8_t pool = 0;   // which receive pool lent it
+};
+
+inline constexpr unsigned kMaxRecvPools = 4;
+
+struct RecvPoolOptions {
+  std::uint32_t buffers = 0;  // power of two; 0 = this pool does not exist
+  std::uint32_t buffer_size = 16384;
 };
 
 // Implemented by whoever owns a socket. Callbacks run on the loop thread, from the loop (never re-entrantly from
@@ -105,8 +113,9 @@ struct LoopOptions {
   unsigned sq_entries = 1024;            // submission queue; the loop submits when full
   unsigned cq_entries = 16384;           // large enough that multishot bursts do not overflow
   std::uint32_t max_sockets = 16384;     // socket slots = fixed-file table size
-  std::uint32_t recv_buffers = 1024;     // provided buffer ring entries (power of two)
-  std::uint32_t recv_buffer_size = 16384;
+  // Provided buffer rings for multishot recv. Separate pools keep one class of sockets from starving another: a
+  // tunnel connection must always be able to receive the window updates that let stalled streams drain.
+  RecvPoolOptions recv_pools[kMaxRecvPools] = {{1024, 16384}, {}, {}, {}};
   std::uint32_t fixed_buffers = 64;      // registered fixed-buffer slab (0 = none)
   std::uint32_t fixed_buffer_size = 65536;
   std::uint32_t send_zc_threshold = 16384;  // bytes; 0 disables zero-copy send
@@ -166,7 +175,8 @@ class Loop {
   // Creates a non-blocking TCP socket and connects it to `addr`; on_connect() reports the result.
   Result<SocketId> connect(const sockaddr* addr, socklen_t addr_len, std::uint32_t timeout_ms,
                            SocketHandler* handler) noexcept;
-  Status recv_start(SocketId socket) noexcept;
+  // Arms multishot recv drawing buffers from receive pool `pool` (which must exist).
+  Status recv_start(SocketId socket, unsigned pool = 0) noexcept;
   Status recv_stop(SocketId socket) noexcept;
   bool recv_armed(SocketId socket) const noexcept;
   Status send(SocketId socket, iovec* iov, unsigned iov_count) noexcept;
@@ -175,6 +185,11 @@ class Loop {
   bool send_busy(SocketId socket) const noexcept;
   Status shutdown_write(SocketId socket) noexcept;
   void close(SocketId socket) noexcept;
+  // Like close(), but the fd stays open: when on_close() runs, the fd (read it with fd() before detaching) belongs
+  // to the caller again, e.g. to hand it to another core.
+  void detach(SocketId socket) noexcept;
+  // Hands the socket's callbacks to another handler (e.g. from a connector to the connection it became).
+  Status set_handler(SocketId socket, SocketHandler* handler) noexcept;
   void request_flush(SocketId socket) noexcept;
   // Zero-copy send for this socket (default: on unless the peer is on loopback).
   Status set_send_zc(SocketId socket, bool allowed) noexcept;
@@ -184,7 +199,8 @@ class Loop {
 
   // ---- buffers ----
   void recycle(const RecvBuffer& buffer) noexcept;
-  ProvidedBufferRing& recv_pool() noexcept { return *recv_pool_; }
+  ProvidedBufferRing& recv_pool(unsigned pool = 0) noexcept { return *recv_pools_[pool]; }
+  bool has_recv_pool(unsigned pool) const noexcept { return pool < kMaxRecvPools && recv_pools_[pool] != nullptr; }
   FixedBufferPool* fixed_pool() noexcept { return fixed_pool_.get(); }
 
   // ---- timers ----
@@ -250,7 +266,7 @@ class Loop {
   LoopFeatures features_;
   LoopStats stats_;
 
-  std::unique_ptr<ProvidedBufferRing> recv_pool_;
+  std::unique_ptr<ProvidedBufferRing> recv_pools_[kMaxRecvPools];
   std::unique_ptr<FixedBufferPool> fixed_pool_;
   TimerWheel timers_;
   std::uint64_t now_ms_ = 0;

@@ -40,6 +40,7 @@ void Runtime::stop(int exit_code) noexcept {
   bool expected = false;
   if (stop_requested_.compare_exchange_strong(expected, true)) exit_code_.store(exit_code);
   // Loops may not exist yet (stop during start-up); run() checks the flag before and after starting them.
+  std::lock_guard lock(loops_mutex_);
   for (auto& loop : loops_) {
     if (loop) loop->request_stop();
   }
@@ -118,6 +119,7 @@ Result<int> Runtime::run(const LoopInit& init) {
       std::vector<Loop*> peers;
       for (auto& loop : created) peers.push_back(loop.get());
       for (auto& loop : created) loop->set_peers(peers);
+      std::lock_guard loops_lock(loops_mutex_);
       loops_ = std::move(created);
     } else {
       stop_requested_.store(true);
@@ -142,7 +144,10 @@ Result<int> Runtime::run(const LoopInit& init) {
   }
   for (auto& thread : threads_) thread.join();
   threads_.clear();
-  loops_.clear();
+  {
+    std::lock_guard lock(loops_mutex_);
+    loops_.clear();
+  }
   if (options_.handle_signals) pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (start_failed) return Unexpected{first_error};
   return exit_code_.load();

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -50,6 +51,7 @@ class Runtime {
  private:
   RuntimeOptions options_;
   unsigned thread_count_;
+  std::mutex loops_mutex_;  // guards loops_ between stop() on any thread and run() creating/destroying them
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_requested_{false};

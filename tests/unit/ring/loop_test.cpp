@@ -175,8 +175,7 @@ TEST_CASE("accept + connect + echo of random sizes, checksummed, over loopback")
 
 TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
   ring::LoopOptions options;
-  options.recv_buffers = 4;
-  options.recv_buffer_size = 4096;
+  options.recv_pools[0] = {4, 4096};
   auto loop = test::make_loop(options);
   auto [client, server] = test::tcp_pair();
   test::set_nonblocking(server);
@@ -215,9 +214,9 @@ TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
 
   std::uint64_t starvations = 0;
   REQUIRE(test::run_until(*loop, [&] {
-    if (hoarder.held.size() == options.recv_buffers) {
+    if (hoarder.held.size() == options.recv_pools[0].buffers) {
       // The ring is empty and recv has stopped: give everything back; the loop must re-arm by itself.
-      CHECK(loop->recv_pool().in_use() == options.recv_buffers);
+      CHECK(loop->recv_pool().in_use() == options.recv_pools[0].buffers);
       for (auto& b : hoarder.held) loop->recycle(b);
       hoarder.held.clear();
       ++starvations;
@@ -230,7 +229,7 @@ TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
   CHECK(loop->stats().enobufs > 0);
   CHECK(hoarder.sum.bytes == expected.bytes);
   CHECK(hoarder.sum.value == expected.value);
-  CHECK(loop->recv_pool().high_water() == options.recv_buffers);
+  CHECK(loop->recv_pool().high_water() == options.recv_pools[0].buffers);
   loop->close(*id);
   REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
   ::close(client);
@@ -485,4 +484,57 @@ TEST_CASE("request_flush runs on_flush once per turn, after the handlers of that
   loop->close(*id);
   REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
   ::close(client);
+}
+
+TEST_CASE("receive pools are isolated: an exhausted pool does not starve sockets on another") {
+  ring::LoopOptions options;
+  options.recv_pools[0] = {8, 4096};
+  options.recv_pools[1] = {2, 4096};
+  auto loop = test::make_loop(options);
+  auto [client_a, server_a] = test::tcp_pair();
+  auto [client_b, server_b] = test::tcp_pair();
+  struct Collector : ring::SocketHandler {
+    std::vector<RecvBuffer> held;
+    std::uint64_t bytes = 0;
+    bool hoard = false;
+    void on_recv(Loop& loop, SocketId, int res, const RecvBuffer& b) override {
+      if (res <= 0) return;
+      bytes += b.size;
+      if (hoard) {
+        held.push_back(b);
+      } else {
+        loop.recycle(b);
+      }
+    }
+  } hoarder, reader;
+  hoarder.hoard = true;
+  auto a = loop->adopt(server_a, &hoarder);
+  auto b = loop->adopt(server_b, &reader);
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(loop->recv_start(*a, 1));
+  REQUIRE(loop->recv_start(*b, 0));
+  CHECK_FALSE(loop->recv_start(*b, 3));  // a pool that does not exist
+  std::vector<std::uint8_t> chunk(4096, 1);
+  // Exhaust pool 1 through socket a, then keep socket b busy on pool 0.
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(::write(client_a, chunk.data(), chunk.size()) == 4096);
+    loop->run_once(5);
+  }
+  REQUIRE(test::run_until(*loop, [&] { return loop->recv_pool(1).in_use() == 2; }));
+  for (int i = 0; i < 32; ++i) {
+    REQUIRE(::write(client_b, chunk.data(), chunk.size()) == 4096);
+    loop->run_once(1);
+  }
+  REQUIRE(test::run_until(*loop, [&] { return reader.bytes == 32 * 4096; }));
+  CHECK(hoarder.held.front().pool == 1);
+  CHECK(loop->recv_pool(0).in_use() == 0);
+  for (auto& buf : hoarder.held) loop->recycle(buf);
+  hoarder.hoard = false;
+  REQUIRE(test::run_until(*loop, [&] { return hoarder.bytes == 4 * 4096; }));
+  loop->close(*a);
+  loop->close(*b);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client_a);
+  ::close(client_b);
 }

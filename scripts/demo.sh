@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The main job: installs what ringtun needs from Debian, builds it, and runs the demo on loopback.
+# The main job: installs what ringtun needs from Debian, builds it, and runs a gateway, an agent and a demo service
+# on loopback, showing traffic going through the tunnel (scripts/demo.py).
 #   bash scripts/demo.sh            run the demonstration and exit
-#   bash scripts/demo.sh --forever  keep the demo server running until Ctrl-C
+#   bash scripts/demo.sh --forever  keep everything running until Ctrl-C
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_packages "${RINGTUN_BUILD_PACKAGES[@]}"
 configure_build build -Dbuildtype=debugoptimized
 build build
-say "running the demo (perf/echo: an echo service on the io_uring loop, and a client through real sockets)"
-exec "$RINGTUN_ROOT/build/perf/echo/ringtun-echo" demo "$@"
+say "running the demo: gateway + agent + demo service on 127.0.0.1"
+exec python3 "$RINGTUN_ROOT/scripts/demo.py" "$@"

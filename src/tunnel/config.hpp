@@ -1,0 +1,85 @@
+// Settings of ringtun-gateway and ringtun-agent, from command-line flags and/or a JSON file (--config FILE).
+//
+// Both programs accept the same settings either way: a flag and the JSON key of the same name (dashes become
+// underscores). Flags given on the command line override the file. Every problem is reported as one line that
+// names it (for JSON: what, and where: the key path and, for syntax errors, line and column) and the caller exits
+// with status 2. Parsing is start-up work: it may allocate; it never throws out of these functions.
+// Thread rules: call from main before the runtime starts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log.hpp"
+#include "common/result.hpp"
+#include "ring/net.hpp"
+
+namespace ringtun::tunnel {
+
+// A token an agent may present, and the public ports it may claim with it (inclusive range).
+struct TokenRule {
+  std::string secret;
+  std::uint16_t port_low = 1;
+  std::uint16_t port_high = 65535;
+};
+
+// Settings both programs share.
+struct CommonConfig {
+  unsigned threads = 0;  // 0 = the CPUs this process may use
+  log::Level log_level = log::Level::kInfo;
+  std::uint32_t heartbeat_ms = 5'000;       // PING interval on an idle tunnel connection
+  std::uint32_t dead_peer_ms = 15'000;      // no bytes at all for this long: the peer is gone
+  std::uint32_t drain_timeout_ms = 10'000;  // SIGTERM: how long streams may finish before exit
+};
+
+struct GatewayConfig {
+  CommonConfig common;
+  ring::net::Address listen;           // tunnel port for agents (required)
+  std::string listen_text;             // as given, for messages
+  std::vector<TokenRule> tokens;       // at least one
+  std::uint32_t max_streams_per_connection = 1024;
+};
+
+struct ServiceConfig {
+  std::string name;             // defaults to "tcp-<public_port>"
+  std::uint16_t public_port = 0;
+  std::string local_text;       // "HOST:PORT" as given
+  ring::net::Address local;     // numeric address of the local service
+};
+
+struct AgentConfig {
+  CommonConfig common;
+  ring::net::Address gateway;   // required
+  std::string gateway_text;
+  std::string token;            // required
+  std::string agent_id;         // defaults to the host name
+  std::vector<ServiceConfig> services;  // at least one
+  std::uint32_t reconnect_max_ms = 30'000;  // cap of the exponential back-off
+  std::uint32_t connect_timeout_ms = 5'000;
+};
+
+// What a parse produced: a config to run with, or a request to print help/version and exit 0.
+enum class ParseOutcome { kRun, kHelp, kVersion };
+
+template <typename Config>
+struct Parsed {
+  ParseOutcome outcome = ParseOutcome::kRun;
+  Config config;
+};
+
+// argv as main() received it. On error: Errc::kParse / kInvalidArgument with a message in `error_text`.
+Result<Parsed<GatewayConfig>> parse_gateway_args(int argc, const char* const* argv, std::string* error_text);
+Result<Parsed<AgentConfig>> parse_agent_args(int argc, const char* const* argv, std::string* error_text);
+
+// The help texts printed by --help.
+std::string_view gateway_usage();
+std::string_view agent_usage();
+
+// Parses "tcp:[NAME@]PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT" (the --expose flag).
+Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_text);
+// Parses "LO-HI" or a single port (the --allow-ports flag).
+Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text);
+
+}  // namespace ringtun::tunnel

@@ -1,0 +1,681 @@
+// The --config file: reading it (bounded), parsing it with simdjson's DOM API, and storing what it sets.
+//
+// simdjson 3.0.1's DOM parser says what went wrong but not where, so on a syntax error a small strict scanner
+// (locate_json_error) walks the text to find the first offending byte and gives line, column and a specific
+// reason. The scanner runs only on the error path and is iterative (no recursion), bounded by the same depth limit.
+// Duplicate keys are legal for simdjson; we reject them, since with duplicates one of two settings would be
+// silently ignored.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <simdjson.h>
+
+#include "tunnel/config_internal.hpp"
+
+namespace ringtun::tunnel::detail {
+namespace {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading the file
+
+Status read_config_file(std::string_view path, std::string* contents, std::string* error_text) {
+  std::string name(path);
+  auto os_error = [&](int err, const char* what) {
+    char buf[128];
+    const char* msg = strerror_r(err, buf, sizeof buf);  // GNU variant returns the message
+    if (error_text != nullptr) *error_text = printable(path) + ": " + what + ": " + msg;
+    return fail_errno(err, "config file");
+  };
+  if (name.empty() || name.find('\0') != std::string::npos) {
+    return report(error_text, Errc::kInvalidArgument, "--config: expected a file name");
+  }
+  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return os_error(errno, "cannot open");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return os_error(err, "cannot stat");
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return os_error(EISDIR, "cannot read");
+  }
+  // Pipes and devices have no useful size: read until EOF, but never more than one byte past the cap.
+  contents->clear();
+  char buf[16384];
+  while (contents->size() <= kMaxConfigFileBytes) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return os_error(err, "cannot read");
+    }
+    if (n == 0) break;
+    contents->append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (contents->size() > kMaxConfigFileBytes) {
+    contents->clear();
+    return report(error_text, Errc::kInvalidArgument,
+                  printable(path) + ": config too large (over 1 MiB; a config is a few hundred bytes)");
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Locating a syntax error
+
+bool is_ws(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Length of the valid UTF-8 sequence at text[pos] (RFC 3629: no overlongs, no surrogates, <= U+10FFFF), 0 if bad.
+std::size_t utf8_length(std::string_view text, std::size_t pos) noexcept {
+  auto byte = [&](std::size_t i) { return i < text.size() ? static_cast<unsigned char>(text[i]) : 0u; };
+  auto cont = [&](std::size_t i, unsigned lo = 0x80, unsigned hi = 0xbf) {
+    unsigned b = byte(i);
+    return b >= lo && b <= hi;
+  };
+  unsigned b0 = byte(pos);
+  if (b0 < 0x80) return 1;
+  if (b0 >= 0xc2 && b0 <= 0xdf) return cont(pos + 1) ? 2 : 0;
+  if (b0 == 0xe0) return cont(pos + 1, 0xa0) && cont(pos + 2) ? 3 : 0;
+  if (b0 == 0xed) return cont(pos + 1, 0x80, 0x9f) && cont(pos + 2) ? 3 : 0;
+  if (b0 >= 0xe1 && b0 <= 0xef) return cont(pos + 1) && cont(pos + 2) ? 3 : 0;
+  if (b0 == 0xf0) return cont(pos + 1, 0x90) && cont(pos + 2) && cont(pos + 3) ? 4 : 0;
+  if (b0 >= 0xf1 && b0 <= 0xf3) return cont(pos + 1) && cont(pos + 2) && cont(pos + 3) ? 4 : 0;
+  if (b0 == 0xf4) return cont(pos + 1, 0x80, 0x8f) && cont(pos + 2) && cont(pos + 3) ? 4 : 0;
+  return 0;
+}
+
+class SyntaxScanner {
+ public:
+  SyntaxScanner(std::string_view text, std::size_t max_depth) : text_(text), max_depth_(max_depth) {}
+
+  JsonErrorLocation run() {
+    enum class Expect { kValue, kFirstKeyOrEnd, kKey, kColon, kFirstValueOrEnd, kValueAfterComma, kCommaOrEnd,
+                        kNothing };
+    Expect expect = Expect::kValue;
+    std::string stack;  // '{' / '[' per open container
+    auto after_value = [&] { expect = stack.empty() ? Expect::kNothing : Expect::kCommaOrEnd; };
+    for (;;) {
+      while (pos_ < text_.size() && is_ws(text_[pos_])) ++pos_;
+      if (pos_ == text_.size()) {
+        if (expect == Expect::kNothing) return result_;
+        if (stack.empty()) {
+          fail(pos_, "the document is empty");
+        } else if (expect == Expect::kCommaOrEnd || expect == Expect::kFirstKeyOrEnd ||
+                   expect == Expect::kFirstValueOrEnd) {
+          fail(pos_, std::string("unexpected end of the document: missing '") + (stack.back() == '{' ? '}' : ']') +
+                         "'");
+        } else {
+          fail(pos_, "unexpected end of the document");
+        }
+        return result_;
+      }
+      char c = text_[pos_];
+      if (c == '/' && expect != Expect::kNothing) return fail(pos_, "comments are not allowed in JSON");
+      switch (expect) {
+        case Expect::kNothing:
+          return fail(pos_, "unexpected content after the end of the document");
+        case Expect::kColon:
+          if (c != ':') return fail(pos_, "expected ':' after the key");
+          ++pos_;
+          expect = Expect::kValue;
+          break;
+        case Expect::kFirstKeyOrEnd:
+        case Expect::kKey:
+          if (c == '}') {
+            if (expect == Expect::kKey) return fail(pos_, "trailing comma before '}'");
+            stack.pop_back();
+            ++pos_;
+            after_value();
+            break;
+          }
+          if (c != '"') {
+            return fail(pos_, c == '\'' ? "strings need double quotes, not single quotes"
+                                        : "expected a key in double quotes");
+          }
+          if (!scan_string()) return result_;
+          expect = Expect::kColon;
+          break;
+        case Expect::kCommaOrEnd:
+          if (c == ',') {
+            ++pos_;
+            expect = stack.back() == '{' ? Expect::kKey : Expect::kValueAfterComma;
+          } else if (c == (stack.back() == '{' ? '}' : ']')) {
+            stack.pop_back();
+            ++pos_;
+            after_value();
+          } else {
+            return fail(pos_, stack.back() == '{' ? "expected ',' or '}' after a member (missing comma?)"
+                                                  : "expected ',' or ']' after an element (missing comma?)");
+          }
+          break;
+        case Expect::kFirstValueOrEnd:
+        case Expect::kValueAfterComma:
+          if (c == ']') {
+            if (expect == Expect::kValueAfterComma) return fail(pos_, "trailing comma before ']'");
+            stack.pop_back();
+            ++pos_;
+            after_value();
+            break;
+          }
+          [[fallthrough]];
+        case Expect::kValue:
+          if (c == '{' || c == '[') {
+            if (stack.size() >= max_depth_) {
+              return fail(pos_, "nested deeper than " + std::to_string(max_depth_) + " levels");
+            }
+            stack.push_back(c);
+            ++pos_;
+            expect = c == '{' ? Expect::kFirstKeyOrEnd : Expect::kFirstValueOrEnd;
+            break;
+          }
+          if (c == '"') {
+            if (!scan_string()) return result_;
+          } else if (c == '-' || is_digit(c)) {
+            if (!scan_number()) return result_;
+          } else if (std::isalpha(static_cast<unsigned char>(c)) != 0) {
+            if (!scan_literal()) return result_;
+          } else if (c == '\'') {
+            return fail(pos_, "strings need double quotes, not single quotes");
+          } else {
+            return fail(pos_, "expected a value (a string in double quotes, a number, true, false, null, an object "
+                              "or an array)");
+          }
+          after_value();
+          break;
+      }
+    }
+  }
+
+ private:
+  JsonErrorLocation& fail(std::size_t at, std::string reason) {
+    result_.found = true;
+    result_.offset = at;
+    result_.reason = std::move(reason);
+    for (std::size_t i = 0; i < at && i < text_.size(); ++i) {
+      if (text_[i] == '\n') {
+        ++result_.line;
+        result_.column = 1;
+      } else if ((static_cast<unsigned char>(text_[i]) & 0xc0) != 0x80) {
+        ++result_.column;  // count characters, not UTF-8 continuation bytes
+      }
+    }
+    return result_;
+  }
+
+  bool scan_string() {
+    const std::size_t start = pos_++;
+    while (pos_ < text_.size()) {
+      auto c = static_cast<unsigned char>(text_[pos_]);
+      if (c == '"') {
+        ++pos_;
+        return true;
+      }
+      if (c == '\\') {
+        if (!scan_escape()) return false;
+      } else if (c == '\n' || c == '\r') {
+        fail(start, "unterminated string (a line break inside a string must be written \\n)");
+        return false;
+      } else if (c < 0x20) {
+        char buf[80];
+        std::snprintf(buf, sizeof buf, "control character 0x%02x inside a string (write it as an escape)", c);
+        fail(pos_, buf);
+        return false;
+      } else if (c >= 0x80) {
+        std::size_t n = utf8_length(text_, pos_);
+        if (n == 0) {
+          fail(pos_, "invalid UTF-8");
+          return false;
+        }
+        pos_ += n;
+      } else {
+        ++pos_;
+      }
+    }
+    fail(start, "unterminated string");
+    return false;
+  }
+
+  // At a backslash inside a string.
+  bool scan_escape() {
+    const std::size_t at = pos_;
+    if (pos_ + 1 >= text_.size()) {
+      fail(at, "unterminated string");
+      return false;
+    }
+    char e = text_[pos_ + 1];
+    if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+      pos_ += 2;
+      return true;
+    }
+    if (e != 'u') {
+      fail(at, "invalid escape (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+      return false;
+    }
+    int unit = read_hex4(pos_ + 2);
+    if (unit < 0) {
+      fail(at, "\\u needs four hex digits");
+      return false;
+    }
+    pos_ += 6;
+    if (unit >= 0xdc00 && unit <= 0xdfff) {
+      fail(at, "unpaired UTF-16 surrogate escape");
+      return false;
+    }
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      int low = pos_ + 1 < text_.size() && text_[pos_] == '\\' && text_[pos_ + 1] == 'u' ? read_hex4(pos_ + 2) : -1;
+      if (low < 0xdc00 || low > 0xdfff) {
+        fail(at, "unpaired UTF-16 surrogate escape");
+        return false;
+      }
+      pos_ += 6;
+    }
+    return true;
+  }
+
+  int read_hex4(std::size_t at) const noexcept {
+    if (at + 4 > text_.size()) return -1;
+    int value = 0;
+    for (std::size_t i = at; i < at + 4; ++i) {
+      int h = hex_value(text_[i]);
+      if (h < 0) return -1;
+      value = value * 16 + h;
+    }
+    return value;
+  }
+
+  // RFC 8259 number grammar; then the range simdjson accepts (64-bit integers, finite doubles).
+  bool scan_number() {
+    const std::size_t start = pos_;
+    auto digits = [&] {
+      std::size_t from = pos_;
+      while (pos_ < text_.size() && is_digit(text_[pos_])) ++pos_;
+      return pos_ > from;
+    };
+    bool negative = text_[pos_] == '-';
+    if (negative) ++pos_;
+    if (pos_ < text_.size() && text_[pos_] == '0') {
+      ++pos_;
+      if (pos_ < text_.size() && is_digit(text_[pos_])) return fail_number(start, "numbers cannot have leading zeros");
+    } else if (!digits()) {
+      return fail_number(start, "expected a digit after '-'");
+    }
+    bool integer = true;
+    if (pos_ < text_.size() && text_[pos_] == '.') {
+      integer = false;
+      ++pos_;
+      if (!digits()) return fail_number(start, "expected a digit after '.'");
+    }
+    if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
+      integer = false;
+      ++pos_;
+      if (pos_ < text_.size() && (text_[pos_] == '+' || text_[pos_] == '-')) ++pos_;
+      if (!digits()) return fail_number(start, "expected a digit in the exponent");
+    }
+    std::string_view number = text_.substr(start, pos_ - start);
+    bool in_range = true;
+    if (integer && negative) {
+      std::int64_t v = 0;
+      in_range = std::from_chars(number.data(), number.data() + number.size(), v).ec == std::errc();
+    } else if (integer) {
+      std::uint64_t v = 0;
+      in_range = std::from_chars(number.data(), number.data() + number.size(), v).ec == std::errc();
+    } else {
+      std::string copy(number);
+      double v = std::strtod(copy.c_str(), nullptr);
+      in_range = v <= 1.7976931348623157e308 && v >= -1.7976931348623157e308;
+    }
+    if (!in_range) return fail_number(start, "number out of range");
+    return true;
+  }
+
+  bool fail_number(std::size_t at, const char* why) {
+    fail(at, std::string("invalid number: ") + why);
+    return false;
+  }
+
+  bool scan_literal() {
+    constexpr std::string_view kWords[] = {"true", "false", "null"};
+    for (std::string_view word : kWords) {
+      if (text_.substr(pos_, word.size()) == word) {
+        pos_ += word.size();
+        return true;
+      }
+    }
+    // Say what the word probably meant: True/NULL, or an unquoted string.
+    std::size_t end = pos_;
+    while (end < text_.size() && std::isalpha(static_cast<unsigned char>(text_[end])) != 0) ++end;
+    std::string lower(text_.substr(pos_, end - pos_));
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    bool literal_like = false;
+    for (std::string_view word : kWords) literal_like |= !lower.empty() && word.substr(0, lower.size()) == lower;
+    fail(pos_, literal_like ? "expected a value (true, false and null are lower case and spelled out)"
+                            : "expected a value (strings need double quotes)");
+    return false;
+  }
+
+  std::string_view text_;
+  std::size_t max_depth_;
+  std::size_t pos_ = 0;
+  JsonErrorLocation result_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Storing what the file says
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+std::string describe(const element& value) {
+  std::int64_t signed_value = 0;
+  std::uint64_t unsigned_value = 0;
+  bool flag = false;
+  switch (value.type()) {
+    case element_type::ARRAY: return "an array";
+    case element_type::OBJECT: return "an object";
+    case element_type::INT64:
+      return value.get(signed_value) == simdjson::SUCCESS ? std::to_string(signed_value) : "an integer";
+    case element_type::UINT64:
+      return value.get(unsigned_value) == simdjson::SUCCESS ? std::to_string(unsigned_value) : "an integer";
+    case element_type::DOUBLE: return "a number with a fraction or exponent";
+    case element_type::STRING: return "a string";
+    case element_type::BOOL:
+      return value.get(flag) == simdjson::SUCCESS && flag ? "true" : "false";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "a value of unknown type";
+}
+
+// The keys one object kind accepts: a bit per key, so duplicates are caught in one pass.
+struct KeySet {
+  const std::string_view* names;
+  std::size_t count;
+  int index_of(std::string_view key) const noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (names[i] == key) return static_cast<int>(i);
+    }
+    return -1;
+  }
+};
+
+constexpr std::string_view kTokenKeys[] = {"token", "allow_ports"};
+constexpr std::string_view kServiceKeys[] = {"name", "type", "public_port", "local"};
+
+class Loader {
+ public:
+  Loader(std::string_view path, Program program, std::string* error_text)
+      : file_(printable(path)), program_(program), error_text_(error_text) {}
+
+  // Parses `text`; on success `root` is the top-level object.
+  Status parse(std::string_view text, simdjson::dom::parser* parser, simdjson::dom::object* root) {
+    if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // editors on Windows add a UTF-8 BOM
+    if (parser->allocate(text.size() + 1, kMaxJsonDepth + 1) != simdjson::SUCCESS) {
+      return report(error_text_, Errc::kExhausted, file_ + ": out of memory for the JSON parser");
+    }
+    simdjson::padded_string padded(text.data(), text.size());
+    element doc;
+    simdjson::error_code err = parser->parse(padded).get(doc);
+    if (err != simdjson::SUCCESS) {
+      JsonErrorLocation where = locate_json_error(text, kMaxJsonDepth);
+      if (where.found) {
+        return report(error_text_, Errc::kParse,
+                      file_ + ": line " + std::to_string(where.line) + ", column " + std::to_string(where.column) +
+                          ": invalid JSON (" + where.reason + ")");
+      }
+      return report(error_text_, Errc::kParse,
+                    file_ + ": invalid JSON (" + simdjson::error_message(err) + ")");
+    }
+    if (doc.get(*root) != simdjson::SUCCESS) {
+      return report(error_text_, Errc::kParse,
+                    file_ + ": expected a JSON object {...} at the top level, got " + describe(doc));
+    }
+    return {};
+  }
+
+  template <typename Config>
+  Status load_top(const simdjson::dom::object& root, Config* config) {
+    bool seen[static_cast<std::size_t>(SettingId::kCount)] = {};
+    for (auto field : root) {
+      const SettingSpec* spec = find_json_key(program_, field.key);
+      if (spec == nullptr) {
+        return report(error_text_, Errc::kParse,
+                      file_ + ": unknown key " + in_quotes(field.key) + " at the top level" + key_hint(field.key));
+      }
+      auto id = static_cast<std::size_t>(spec->id);
+      if (seen[id]) {
+        return report(error_text_, Errc::kParse,
+                      file_ + ": duplicate key " + in_quotes(field.key) + " at the top level");
+      }
+      seen[id] = true;
+      const std::string where = file_ + ": " + std::string(field.key);
+      if (spec->kind == ValueKind::kList) {
+        RINGTUN_TRY(load_list(field.value, where, config));
+        continue;
+      }
+      SettingValue value;
+      if (spec->kind == ValueKind::kInteger) {
+        RINGTUN_TRY(read_integer(field.value, where, spec->min, spec->max, spec->range_text, &value.integer));
+      } else {
+        RINGTUN_TRY(read_string(field.value, where, &value.text));
+      }
+      RINGTUN_TRY(apply_setting(config, *spec, value, where, error_text_));
+    }
+    return {};
+  }
+
+ private:
+  std::string key_hint(std::string_view key) const {
+    if (program_ == Program::kGateway && (key == "token" || key == "allow_ports")) {
+      return " (use \"tokens\": [{\"token\": ..., \"allow_ports\": ...}])";
+    }
+    Program other = program_ == Program::kGateway ? Program::kAgent : Program::kGateway;
+    if (find_json_key(other, key) != nullptr) {
+      return program_ == Program::kGateway ? " (it is a ringtun-agent setting)" : " (it is a ringtun-gateway setting)";
+    }
+    if (program_ == Program::kAgent && key == "expose") {
+      return " (use \"services\": [{\"name\": ..., \"public_port\": ..., \"local\": ...}])";
+    }
+    if (key.find('-') != std::string_view::npos) return " (keys use _ where flags use -)";
+    return "";
+  }
+
+  Status read_integer(const element& value, const std::string& where, std::uint64_t min, std::uint64_t max,
+                      std::string_view range_text, std::uint64_t* out) {
+    std::string range = range_text.empty() ? std::to_string(min) + ".." + std::to_string(max) : std::string(range_text);
+    element_type type = value.type();
+    if (type != element_type::INT64 && type != element_type::UINT64) {
+      return report(error_text_, Errc::kParse, where + ": expected an integer " + range + ", got " + describe(value));
+    }
+    // simdjson types a non-negative integer as INT64 when it fits; get_uint64 reads both kinds if >= 0.
+    std::uint64_t number = 0;
+    bool negative = value.get(number) != simdjson::SUCCESS;
+    if (negative || number < min || number > max) {
+      return report(error_text_, Errc::kInvalidArgument,
+                    where + ": expected an integer " + range + ", got " + describe(value));
+    }
+    *out = number;
+    return {};
+  }
+
+  Status read_string(const element& value, const std::string& where, std::string_view* out) {
+    if (value.get(*out) != simdjson::SUCCESS) {
+      return report(error_text_, Errc::kParse, where + ": expected a string, got " + describe(value));
+    }
+    return {};
+  }
+
+  // Checks that `value` is an object whose keys all belong to `keys`, once each; fills `fields` (null if absent).
+  Status read_object(const element& value, const std::string& where, const KeySet& keys, const char* shape,
+                     element* fields, bool* present) {
+    simdjson::dom::object object;
+    if (value.get(object) != simdjson::SUCCESS) {
+      return report(error_text_, Errc::kParse, where + ": expected an object " + shape + ", got " + describe(value));
+    }
+    for (auto field : object) {
+      int i = keys.index_of(field.key);
+      if (i < 0) {
+        return report(error_text_, Errc::kParse, file_ + ": unknown key " + in_quotes(field.key) + " in " +
+                                                     where.substr(file_.size() + 2));
+      }
+      if (present[i]) {
+        return report(error_text_, Errc::kParse, file_ + ": duplicate key " + in_quotes(field.key) + " in " +
+                                                     where.substr(file_.size() + 2));
+      }
+      present[i] = true;
+      fields[i] = field.value;
+    }
+    return {};
+  }
+
+  Status read_array(const element& value, const std::string& where, const char* shape,
+                    simdjson::dom::array* out) {
+    if (value.get(*out) != simdjson::SUCCESS) {
+      return report(error_text_, Errc::kParse, where + ": expected an array " + shape + ", got " + describe(value));
+    }
+    return {};
+  }
+
+  Status load_list(const element& value, const std::string& where, GatewayConfig* config) {
+    static constexpr char kShape[] = "[{\"token\": ..., \"allow_ports\": \"LO-HI\"}, ...]";
+    simdjson::dom::array array;
+    RINGTUN_TRY(read_array(value, where, kShape, &array));
+    config->tokens.clear();
+    SeenSet secrets;
+    std::size_t index = 0;
+    for (element entry : array) {
+      const std::string entry_where = where + "[" + std::to_string(index) + "]";
+      element fields[2];
+      bool present[2] = {};
+      RINGTUN_TRY(read_object(entry, entry_where, KeySet{kTokenKeys, 2}, "{\"token\": ..., \"allow_ports\": ...}",
+                              fields, present));
+      if (!present[0]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"token\"");
+      TokenRule rule;
+      std::string_view secret;
+      RINGTUN_TRY(read_string(fields[0], entry_where + ".token", &secret));
+      RINGTUN_TRY(check_token(entry_where + ".token", secret, error_text_));
+      std::size_t first = secrets.add(secret, index);
+      if (first != SeenSet::kNone) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      entry_where + ".token: the same secret as " + where.substr(file_.size() + 2) + "[" +
+                          std::to_string(first) + "]");
+      }
+      rule.secret = std::string(secret);
+      if (present[1]) {
+        std::string_view ports;
+        RINGTUN_TRY(read_string(fields[1], entry_where + ".allow_ports", &ports));
+        RINGTUN_TRY(check_port_range(entry_where + ".allow_ports", ports, &rule, error_text_));
+      }
+      config->tokens.push_back(std::move(rule));
+      ++index;
+    }
+    return {};
+  }
+
+  Status load_list(const element& value, const std::string& where, AgentConfig* config) {
+    static constexpr char kShape[] =
+        "[{\"name\": ..., \"type\": \"tcp\", \"public_port\": PORT, \"local\": \"HOST:PORT\"}, ...]";
+    simdjson::dom::array array;
+    RINGTUN_TRY(read_array(value, where, kShape, &array));
+    config->services.clear();
+    SeenSet ports;
+    SeenSet names;
+    const std::string list = where.substr(file_.size() + 2);
+    std::size_t index = 0;
+    for (element entry : array) {
+      const std::string entry_where = where + "[" + std::to_string(index) + "]";
+      element fields[4];
+      bool present[4] = {};
+      RINGTUN_TRY(read_object(entry, entry_where, KeySet{kServiceKeys, 4},
+                              "{\"name\": ..., \"type\": \"tcp\", \"public_port\": ..., \"local\": ...}", fields,
+                              present));
+      if (!present[2]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"public_port\"");
+      if (!present[3]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"local\"");
+      ServiceConfig service;
+      if (present[1]) {
+        std::string_view type;
+        RINGTUN_TRY(read_string(fields[1], entry_where + ".type", &type));
+        if (type != "tcp") {
+          return report(error_text_, Errc::kInvalidArgument,
+                        entry_where + ".type: " + in_quotes(type) + " is not supported (only \"tcp\")");
+        }
+      }
+      std::uint64_t port = 0;
+      RINGTUN_TRY(read_integer(fields[2], entry_where + ".public_port", 1, 65535, "", &port));
+      service.public_port = static_cast<std::uint16_t>(port);
+      if (present[0]) {
+        std::string_view name;
+        RINGTUN_TRY(read_string(fields[0], entry_where + ".name", &name));
+        RINGTUN_TRY(check_service_name(entry_where + ".name", name, error_text_));
+        service.name = std::string(name);
+      } else {
+        service.name = "tcp-" + std::to_string(service.public_port);
+      }
+      std::string_view local;
+      RINGTUN_TRY(read_string(fields[3], entry_where + ".local", &local));
+      RINGTUN_TRY(check_local_address(entry_where + ".local", local, &service.local, error_text_));
+      service.local_text = std::string(local);
+      std::size_t first = ports.add(std::to_string(service.public_port), index);
+      if (first != SeenSet::kNone) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      entry_where + ".public_port: " + std::to_string(service.public_port) + " is already used by " +
+                          list + "[" + std::to_string(first) + "]");
+      }
+      first = names.add(service.name, index);
+      if (first != SeenSet::kNone) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      entry_where + (present[0] ? ".name: " : ": default name ") + in_quotes(service.name) +
+                          " is already used by " + list + "[" + std::to_string(first) + "]");
+      }
+      config->services.push_back(std::move(service));
+      ++index;
+    }
+    return {};
+  }
+
+  std::string file_;
+  Program program_;
+  std::string* error_text_;
+};
+
+template <typename Config>
+Status load_file(std::string_view path, Program program, Config* config, std::string* error_text) {
+  std::string text;
+  RINGTUN_TRY(read_config_file(path, &text, error_text));
+  simdjson::dom::parser parser;
+  simdjson::dom::object root;
+  Loader loader(path, program, error_text);
+  RINGTUN_TRY(loader.parse(text, &parser, &root));
+  return loader.load_top(root, config);
+}
+
+}  // namespace
+
+JsonErrorLocation locate_json_error(std::string_view text, std::size_t max_depth) {
+  return SyntaxScanner(text, max_depth).run();
+}
+
+Status load_gateway_file(std::string_view path, GatewayConfig* config, std::string* error_text) {
+  return load_file(path, Program::kGateway, config, error_text);
+}
+
+Status load_agent_file(std::string_view path, AgentConfig* config, std::string* error_text) {
+  return load_file(path, Program::kAgent, config, error_text);
+}
+
+}  // namespace ringtun::tunnel::detail

@@ -1,0 +1,374 @@
+// TunnelConn: the session over a tunnel socket. See tunnel_conn.hpp for the data paths and lifetimes.
+#include "tunnel/tunnel_conn.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.hpp"
+
+namespace ringtun::tunnel {
+
+namespace {
+
+// A DATA payload queued from an edge buffer is named by a cookie that finds both the buffer (to recycle it) and the
+// stream (to lift its back-pressure): [stream slot:20][generation:10][pool:2][length:16][buffer id:16].
+constexpr std::uint64_t make_cookie(std::uint32_t slot, std::uint32_t generation, const ring::RecvBuffer& b) {
+  return (static_cast<std::uint64_t>(slot & 0xFFFFF) << 44) | (static_cast<std::uint64_t>(generation & 0x3FF) << 34) |
+         (static_cast<std::uint64_t>(b.pool & 0x3) << 32) | (static_cast<std::uint64_t>(b.size & 0xFFFF) << 16) | b.id;
+}
+struct CookieParts {
+  std::uint32_t slot, generation, length;
+  ring::RecvBuffer buffer;
+};
+constexpr CookieParts split_cookie(std::uint64_t c) {
+  CookieParts p{};
+  p.slot = static_cast<std::uint32_t>(c >> 44) & 0xFFFFF;
+  p.generation = static_cast<std::uint32_t>(c >> 34) & 0x3FF;
+  p.buffer.pool = static_cast<std::uint8_t>((c >> 32) & 0x3);
+  p.length = static_cast<std::uint32_t>(c >> 16) & 0xFFFF;
+  p.buffer.id = static_cast<std::uint16_t>(c);
+  return p;
+}
+
+}  // namespace
+
+void TunnelEvents::on_stream_open(TunnelConn& conn, frame::StreamHandle stream, std::span<const std::byte>) {
+  conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
+}
+
+// ---------------------------------------------------------------- set-up and teardown
+
+TunnelConn::TunnelConn(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
+                       TunnelEvents& events)
+    : core_(core),
+      loop_(core.loop),
+      socket_(socket),
+      options_(options),
+      events_(events),
+      session_([&] {
+        frame::SessionOptions s = options.session;
+        s.role = role;
+        return s;
+      }(),
+               *this) {
+  heartbeat_.set_callback([](void* self) { static_cast<TunnelConn*>(self)->on_heartbeat(); }, this);
+}
+
+TunnelConn::~TunnelConn() { --core_.stats.tunnels_open; }
+
+TunnelConn* TunnelConn::start(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
+                              TunnelEvents& events, std::span<const std::byte> replay) {
+  auto* conn = new TunnelConn(core, socket, role, options, events);
+  ++core.stats.tunnels_open;
+  ring::Loop& loop = core.loop;
+  (void)loop.set_handler(socket, conn);
+  const int fd = loop.fd(socket);
+  if (auto peer = ring::net::peer_address(fd)) conn->peer_ = *peer;
+  (void)ring::net::set_nodelay(fd);
+  conn->last_rx_ms_ = conn->last_tx_ms_ = loop.now_ms();
+  if (!replay.empty()) conn->feed(replay);
+  if (!conn->closing_) {
+    if (auto status = loop.recv_start(socket, kTunnelPool); !status) conn->close("could not start receiving");
+  }
+  const std::uint32_t tick = std::max<std::uint32_t>(50, std::min(options.heartbeat_ms, options.dead_peer_ms / 3));
+  loop.timers().schedule(conn->heartbeat_, tick);
+  conn->schedule_flush();  // preface and SETTINGS go out at once
+  return conn;
+}
+
+void TunnelConn::close(const char* reason) noexcept {
+  if (closing_) return;
+  closing_ = true;
+  close_reason_ = reason;
+  loop_.timers().cancel(heartbeat_);
+  // Streams are torn down in on_close(), once the kernel no longer reads any buffer a batch points at.
+  loop_.close(socket_);
+}
+
+void TunnelConn::close_after_flush(const char* reason) noexcept {
+  if (closing_) return;
+  flush_then_close_ = true;
+  close_reason_ = reason;
+  schedule_flush();
+  maybe_finish_close();
+}
+
+void TunnelConn::maybe_finish_close() noexcept {
+  if (closing_) return;
+  if ((flush_then_close_ || session_.failed()) && !send_busy_ && !session_.wants_write()) close(close_reason_);
+  else if (session_.drained() && !send_busy_) close("drained after GOAWAY");
+}
+
+void TunnelConn::on_close(ring::Loop&, ring::SocketId) {
+  closing_ = true;
+  // Every stream goes now: abort_all() fires on_closed for each (their edge sockets close) and hands back every
+  // queued edge buffer through on_send_released.
+  session_.abort_all();
+  for (EdgeStream* stream : streams_) {
+    RINGTUN_CHECK(stream == nullptr, "a stream outlived abort_all()");
+  }
+  events_.on_tunnel_closed(*this, close_reason_);
+  delete this;
+}
+
+// ---------------------------------------------------------------- I/O
+
+void TunnelConn::sync_time() noexcept { session_.set_time(loop_.now_ms() * 1000); }
+
+void TunnelConn::schedule_flush() noexcept {
+  if (!closing_ && !send_busy_ && session_.wants_write()) loop_.request_flush(socket_);
+}
+
+void TunnelConn::feed(std::span<const std::byte> bytes) noexcept {
+  sync_time();
+  Status status = session_.feed(bytes);
+  if (!status) {
+    char buf[160];
+    LOG_WARN("tunnel %s: closing: %s (%s)", peer_.to_string().c_str(), status.error().describe(buf, sizeof buf),
+             frame::error_code_name(session_.error_code()));
+    close_after_flush("protocol error from the peer");
+  }
+}
+
+void TunnelConn::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
+  if (res <= 0) {
+    if (closing_) return;
+    if (session_.goaway_sent() || session_.goaway_received()) {
+      close("peer closed the connection after GOAWAY");
+    } else {
+      close(res == 0 ? "peer closed the connection" : "connection error");
+    }
+    return;
+  }
+  last_rx_ms_ = loop.now_ms();
+  if (!closing_) feed({reinterpret_cast<const std::byte*>(buffer.data), buffer.size});
+  // DATA was copied into stream queues and control payloads into the session: the buffer is free at once.
+  loop.recycle(buffer);
+  schedule_flush();
+  maybe_finish_close();
+}
+
+void TunnelConn::on_flush(ring::Loop& loop, ring::SocketId socket) {
+  if (closing_ || send_busy_) return;
+  sync_time();
+  batch_.clear();
+  session_.build_batch(batch_);
+  if (batch_.empty()) {
+    maybe_finish_close();
+    return;
+  }
+  Status status = loop.send(socket, batch_.iov(), static_cast<unsigned>(batch_.iov_count()));
+  if (!status) {
+    close("send failed");
+    return;
+  }
+  send_busy_ = true;
+  last_tx_ms_ = loop.now_ms();
+}
+
+void TunnelConn::on_send(ring::Loop&, ring::SocketId, int res) {
+  send_busy_ = false;
+  if (closing_) return;
+  if (res < 0) {
+    close("send error");
+    return;
+  }
+  sync_time();
+  session_.sent(static_cast<std::size_t>(res));
+  schedule_flush();
+  maybe_finish_close();
+}
+
+void TunnelConn::on_heartbeat() noexcept {
+  if (closing_) return;
+  const std::uint64_t now = loop_.now_ms();
+  if (now - last_rx_ms_ >= options_.dead_peer_ms) {
+    LOG_WARN("tunnel %s: no bytes for %u ms: peer presumed dead", peer_.to_string().c_str(), options_.dead_peer_ms);
+    close("dead peer (heartbeat timeout)");
+    return;
+  }
+  if (flush_then_close_ && now - last_tx_ms_ >= options_.heartbeat_ms) {
+    close(close_reason_);  // the peer stopped reading our last words
+    return;
+  }
+  sync_time();
+  if (now - std::max(last_rx_ms_, last_tx_ms_) >= options_.heartbeat_ms || now - last_rx_ms_ >= options_.heartbeat_ms) {
+    (void)session_.ping();  // kExhausted if one is outstanding: fine
+  }
+  session_.flush_credit();
+  schedule_flush();
+  const std::uint32_t tick = std::max<std::uint32_t>(50, std::min(options_.heartbeat_ms, options_.dead_peer_ms / 3));
+  loop_.timers().schedule(heartbeat_, tick);
+}
+
+Status TunnelConn::send_control(std::string_view json) noexcept {
+  if (closing_) return ringtun::fail(Errc::kClosed, "tunnel closing");
+  sync_time();
+  RINGTUN_TRY(session_.send_control({reinterpret_cast<const std::byte*>(json.data()), json.size()}));
+  schedule_flush();
+  return {};
+}
+
+void TunnelConn::goaway() noexcept {
+  if (closing_ || session_.goaway_sent()) return;
+  sync_time();
+  (void)session_.goaway(frame::ErrorCode::kNoError);
+  schedule_flush();
+  maybe_finish_close();
+}
+
+// ---------------------------------------------------------------- streams
+
+// Streams are filed under the session's own stream index: unique among live streams, and the handle's generation
+// tells a stale handle (on_closed() runs after the session freed the slot) from the current one.
+std::uint32_t TunnelConn::register_stream(EdgeStream* stream) noexcept {
+  const frame::StreamHandle h = stream->handle();
+  if (h.index >= streams_.size()) streams_.resize(h.index + 1, nullptr);
+  RINGTUN_CHECK(streams_[h.index] == nullptr, "two live streams in one session slot");
+  streams_[h.index] = stream;
+  stream->slot = h.index;
+  stream->generation = h.generation;
+  ++core_.stats.streams_open;
+  return h.index;
+}
+
+void TunnelConn::unregister_stream(EdgeStream& stream) noexcept {
+  streams_[stream.slot] = nullptr;
+  --core_.stats.streams_open;
+}
+
+EdgeStream* TunnelConn::stream_of(frame::StreamHandle h) noexcept {
+  if (h.index >= streams_.size()) return nullptr;
+  EdgeStream* stream = streams_[h.index];
+  return stream != nullptr && stream->handle() == h ? stream : nullptr;
+}
+
+Status TunnelConn::open_stream(int edge_fd, std::span<const std::byte> metadata) noexcept {
+  if (closing_ || session_.goaway_sent() || session_.goaway_received()) {
+    ::close(edge_fd);
+    return ringtun::fail(Errc::kClosed, "tunnel closing");
+  }
+  sync_time();
+  auto handle = session_.open_stream(metadata);
+  if (!handle) {
+    ::close(edge_fd);
+    return Unexpected{handle.error()};
+  }
+  auto* stream = new EdgeStream(*this, *handle);
+  register_stream(stream);
+  ++core_.stats.streams_opened;
+  auto socket = loop_.adopt(edge_fd, stream);
+  if (!socket) {
+    edge_failed(*stream, frame::ErrorCode::kInternalError);
+    return Unexpected{socket.error()};
+  }
+  (void)ring::net::set_nodelay(edge_fd);
+  stream->attach_socket(*socket, false);
+  stream->start_reading();
+  schedule_flush();
+  return {};
+}
+
+void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address& target) noexcept {
+  if (closing_) return;
+  auto* stream = new EdgeStream(*this, h);
+  register_stream(stream);
+  ++core_.stats.streams_opened;
+  auto socket = loop_.connect(target.get(), target.length, options_.connect_timeout_ms, stream);
+  if (!socket) {
+    char buf[160];
+    LOG_WARN("stream to %s: %s", target.to_string().c_str(), socket.error().describe(buf, sizeof buf));
+    edge_failed(*stream, frame::ErrorCode::kConnectFailed);
+    return;
+  }
+  stream->attach_socket(*socket, true);
+}
+
+void TunnelConn::refuse_stream(frame::StreamHandle h, frame::ErrorCode code) noexcept {
+  ++core_.stats.streams_refused;
+  sync_time();
+  (void)session_.reset_stream(h, code);
+  schedule_flush();
+}
+
+Status TunnelConn::queue_edge_data(EdgeStream& stream, const ring::RecvBuffer& buffer) noexcept {
+  if (closing_) return ringtun::fail(Errc::kClosed, "tunnel closing");
+  sync_time();
+  const std::uint64_t cookie = make_cookie(stream.slot, stream.generation, buffer);
+  RINGTUN_TRY(session_.queue_data(stream.handle(), {reinterpret_cast<const std::byte*>(buffer.data), buffer.size},
+                                  cookie));
+  core_.stats.bytes_to_tunnel += buffer.size;
+  schedule_flush();
+  return {};
+}
+
+void TunnelConn::edge_fin(EdgeStream& stream) noexcept {
+  if (closing_) return;
+  sync_time();
+  (void)session_.close_stream(stream.handle());
+  schedule_flush();
+}
+
+void TunnelConn::edge_delivered(EdgeStream& stream, std::size_t bytes) noexcept {
+  core_.stats.bytes_from_tunnel += bytes;
+  if (closing_) return;
+  sync_time();
+  (void)session_.consumed(stream.handle(), bytes);
+  schedule_flush();
+}
+
+void TunnelConn::edge_failed(EdgeStream& stream, frame::ErrorCode code) noexcept {
+  if (closing_) {
+    stream.stream_closed();  // abort_all() will not know it: the handle may already be stale
+    return;
+  }
+  sync_time();
+  // reset_stream() fires on_closed() synchronously, which detaches the stream.
+  if (!session_.reset_stream(stream.handle(), code)) stream.stream_closed();
+  schedule_flush();
+}
+
+// ---------------------------------------------------------------- session events
+
+void TunnelConn::on_open(frame::StreamHandle h, frame::StreamId, std::span<const std::byte> metadata) {
+  events_.on_stream_open(*this, h, metadata);
+}
+
+void TunnelConn::on_data(frame::StreamHandle h, std::span<const std::byte> bytes) {
+  if (EdgeStream* stream = stream_of(h)) stream->deliver(bytes);
+}
+
+void TunnelConn::on_fin(frame::StreamHandle h) {
+  if (EdgeStream* stream = stream_of(h)) stream->peer_fin();
+}
+
+void TunnelConn::on_reset(frame::StreamHandle h, frame::ErrorCode code) {
+  if (EdgeStream* stream = stream_of(h)) {
+    LOG_DEBUG("stream reset by the peer: %s", frame::error_code_name(code));
+    stream->peer_reset();
+  }
+}
+
+void TunnelConn::on_closed(frame::StreamHandle h) {
+  if (EdgeStream* stream = stream_of(h)) {
+    unregister_stream(*stream);
+    stream->stream_closed();
+  }
+}
+
+void TunnelConn::on_goaway(frame::StreamId, frame::ErrorCode code) {
+  LOG_INFO("tunnel %s: peer sent GOAWAY (%s)", peer_.to_string().c_str(), frame::error_code_name(code));
+}
+
+void TunnelConn::on_control(std::span<const std::byte> json) { events_.on_control(*this, json); }
+
+void TunnelConn::on_send_released(std::uint64_t cookie) {
+  const CookieParts parts = split_cookie(cookie);
+  loop_.recycle(parts.buffer);
+  if (parts.slot < streams_.size() && streams_[parts.slot] != nullptr &&
+      (streams_[parts.slot]->generation & 0x3FF) == parts.generation) {
+    streams_[parts.slot]->ingress_released(parts.length);
+  }
+}
+
+}  // namespace ringtun::tunnel

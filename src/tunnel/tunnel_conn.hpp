@@ -1,0 +1,232 @@
+// TunnelConn: one tunnel connection between the gateway and an agent: a frame::Session driven over a ring socket,
+// plus the edge streams it carries (EdgeStream: a stream pumped to and from a public client on the gateway, or a
+// local service on the agent). Both programs use it unchanged; they differ only in the TunnelEvents they implement
+// (handshake and routing) and in who opens streams.
+//
+// Data paths and memory:
+//  * edge -> tunnel: an edge socket's receive buffer (pool kEdgePool) is queued into the session as a DATA payload by
+//    reference and recycled when the session reports it sent (zero copy). Each stream stops reading its socket once
+//    `edge_ingress_limit` bytes wait, so one stream holds a bounded number of buffers.
+//  * tunnel -> edge: the tunnel's receive buffer (pool kTunnelPool) is fed to the session and recycled at once;
+//    DATA payloads are copied into the stream's ByteQueue (blocks from the core's BlockPool) and written to the edge
+//    socket from there. Stream credit goes back to the peer only when bytes reached the edge socket, so a stream
+//    holds at most its window. The tunnel socket therefore always has receive buffers for PINGs and window updates.
+//  * Frames produced during a loop turn leave in one gathered send per tunnel connection (request_flush/on_flush).
+//
+// Lifetime: a TunnelConn owns itself. It ends by close() or by the peer; then every stream is torn down, the socket is
+// closed and reaped, TunnelEvents::on_tunnel_closed() runs, and the object deletes itself. EdgeStreams likewise free
+// themselves once both their socket and their session stream are gone.
+// Thread rules: one core's loop thread; nothing here is shared across cores.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "frame/session.hpp"
+#include "ring/loop.hpp"
+#include "ring/net.hpp"
+#include "ring/timer_wheel.hpp"
+#include "tunnel/byte_queue.hpp"
+
+namespace ringtun::tunnel {
+
+inline constexpr unsigned kTunnelPool = 0;  // receive pool of tunnel sockets
+inline constexpr unsigned kEdgePool = 1;    // receive pool of public clients and local services
+
+struct TunnelOptions {
+  frame::SessionOptions session;
+  std::uint32_t heartbeat_ms = 5'000;          // PING after this long without traffic
+  std::uint32_t dead_peer_ms = 15'000;         // close after this long without receiving a byte
+  std::uint32_t connect_timeout_ms = 5'000;    // agent: connecting to a local service
+  std::uint32_t edge_ingress_limit = 256 * 1024;  // per stream: bytes read from the edge, not yet sent on the tunnel
+};
+
+// Per-core counters, readable by whoever owns the core (metrics, tests).
+struct TunnelStats {
+  std::uint64_t streams_opened = 0;
+  std::uint64_t streams_refused = 0;
+  std::uint64_t bytes_to_tunnel = 0;   // edge payload queued into sessions
+  std::uint64_t bytes_from_tunnel = 0; // payload delivered to edge sockets
+  std::uint32_t tunnels_open = 0;
+  std::uint32_t streams_open = 0;
+};
+
+// What the streams and connections of one core share.
+struct TunnelCore {
+  TunnelCore(ring::Loop& l, std::uint64_t stream_buffer_budget) : loop(l), blocks(stream_buffer_budget) {}
+  ring::Loop& loop;
+  BlockPool blocks;
+  TunnelStats stats;
+};
+
+class TunnelConn;
+class EdgeStream;
+
+class TunnelEvents {
+ public:
+  virtual ~TunnelEvents() = default;
+  // A CONTROL frame arrived (the handshake). The JSON is valid during the call.
+  virtual void on_control(TunnelConn& conn, std::span<const std::byte> json) = 0;
+  // The peer opened a stream. Answer with conn.connect_stream() or conn.refuse_stream(), now or later.
+  virtual void on_stream_open(TunnelConn& conn, frame::StreamHandle stream, std::span<const std::byte> metadata);
+  // The connection is closed and every stream is gone; `conn` is deleted right after this returns.
+  virtual void on_tunnel_closed(TunnelConn& conn, const char* reason) = 0;
+};
+
+class TunnelConn final : public ring::SocketHandler, public frame::SessionHandler {
+ public:
+  // Takes over a connected socket (its handler becomes the TunnelConn) and starts the session. `replay` holds bytes
+  // already read from the socket by someone else (the gateway's handshake reader); they are processed first.
+  static TunnelConn* start(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
+                           TunnelEvents& events, std::span<const std::byte> replay = {});
+
+  // ---- handshake ----
+  Status send_control(std::string_view json) noexcept;
+
+  // ---- streams ----
+  // Gateway: opens a stream for an accepted public connection. Takes `edge_fd` (closed on failure).
+  Status open_stream(int edge_fd, std::span<const std::byte> metadata) noexcept;
+  // Agent: answers on_stream_open by connecting to `target` and pumping the stream through it.
+  void connect_stream(frame::StreamHandle stream, const ring::net::Address& target) noexcept;
+  void refuse_stream(frame::StreamHandle stream, frame::ErrorCode code) noexcept;
+
+  // ---- connection ----
+  // Graceful: GOAWAY, existing streams finish, then the connection closes by itself.
+  void goaway() noexcept;
+  // Abortive: every stream is reset and the socket closed. `reason` must be a static string (it is logged later).
+  void close(const char* reason) noexcept;
+  // Sends what is queued (e.g. a refusal), then closes.
+  void close_after_flush(const char* reason) noexcept;
+
+  bool closing() const noexcept { return closing_; }
+  std::uint32_t live_streams() const noexcept { return session_.live_streams(); }
+  const frame::Session& session() const noexcept { return session_; }
+  const ring::net::Address& peer() const noexcept { return peer_; }
+  TunnelCore& core() noexcept { return core_; }
+  const TunnelOptions& options() const noexcept { return options_; }
+
+  // Free for the application (e.g. which agent this connection belongs to).
+  std::uint64_t app_tag = 0;
+  std::string app_name;
+
+  // ---- for EdgeStream ----
+  Status queue_edge_data(EdgeStream& stream, const ring::RecvBuffer& buffer) noexcept;
+  void edge_fin(EdgeStream& stream) noexcept;
+  void edge_delivered(EdgeStream& stream, std::size_t bytes) noexcept;
+  void edge_failed(EdgeStream& stream, frame::ErrorCode code) noexcept;
+  void schedule_flush() noexcept;
+
+ private:
+  TunnelConn(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
+             TunnelEvents& events);
+  ~TunnelConn() override;
+
+  // ring::SocketHandler (the tunnel socket)
+  void on_recv(ring::Loop& loop, ring::SocketId socket, int res, const ring::RecvBuffer& buffer) override;
+  void on_send(ring::Loop& loop, ring::SocketId socket, int res) override;
+  void on_flush(ring::Loop& loop, ring::SocketId socket) override;
+  void on_close(ring::Loop& loop, ring::SocketId socket) override;
+
+  // frame::SessionHandler
+  void on_open(frame::StreamHandle h, frame::StreamId id, std::span<const std::byte> metadata) override;
+  void on_data(frame::StreamHandle h, std::span<const std::byte> bytes) override;
+  void on_fin(frame::StreamHandle h) override;
+  void on_reset(frame::StreamHandle h, frame::ErrorCode code) override;
+  void on_closed(frame::StreamHandle h) override;
+  void on_goaway(frame::StreamId last_stream_id, frame::ErrorCode code) override;
+  void on_control(std::span<const std::byte> json) override;
+  void on_send_released(std::uint64_t cookie) override;
+
+  void feed(std::span<const std::byte> bytes) noexcept;
+  void on_heartbeat() noexcept;
+  void sync_time() noexcept;
+  EdgeStream* stream_of(frame::StreamHandle h) noexcept;
+  std::uint32_t register_stream(EdgeStream* stream) noexcept;
+  void unregister_stream(EdgeStream& stream) noexcept;
+  void maybe_finish_close() noexcept;
+
+  TunnelCore& core_;
+  ring::Loop& loop_;
+  ring::SocketId socket_;
+  ring::net::Address peer_;
+  TunnelOptions options_;
+  TunnelEvents& events_;
+  frame::Session session_;
+  frame::FrameBatch batch_;
+  ring::Timer heartbeat_;
+  std::uint64_t last_rx_ms_ = 0;
+  std::uint64_t last_tx_ms_ = 0;
+  bool send_busy_ = false;
+  bool closing_ = false;         // close() called: the socket is being closed
+  bool flush_then_close_ = false;
+  const char* close_reason_ = "closed";
+
+  // Streams by the session's stream index; cookies name (index, generation) so that a release arriving after its
+  // stream was freed (and the index reused) is recognised.
+  std::vector<EdgeStream*> streams_;
+};
+
+// One stream's edge side. Created and owned through TunnelConn; see tunnel_conn.cpp for its state machine.
+class EdgeStream final : public ring::SocketHandler {
+ public:
+  EdgeStream(TunnelConn& conn, frame::StreamHandle handle);
+
+  // Tunnel -> edge.
+  void deliver(std::span<const std::byte> bytes) noexcept;
+  void peer_fin() noexcept;
+  void peer_reset() noexcept;
+  void stream_closed() noexcept;  // the session freed the stream; the connection may be going away
+  // Edge -> tunnel: `bytes` queued into the session were sent (their buffer is recycled by the connection).
+  void ingress_released(std::size_t bytes) noexcept;
+
+  void attach_socket(ring::SocketId socket, bool connecting) noexcept;
+  void start_reading() noexcept;
+
+  frame::StreamHandle handle() const noexcept { return handle_; }
+  ring::SocketId socket() const noexcept { return socket_; }
+  std::uint32_t slot = 0;        // the session's stream index
+  std::uint32_t generation = 0;  // the session's generation of that index
+
+ private:
+  ~EdgeStream() override = default;
+  void on_connect(ring::Loop& loop, ring::SocketId socket, int res) override;
+  void on_recv(ring::Loop& loop, ring::SocketId socket, int res, const ring::RecvBuffer& buffer) override;
+  void on_send(ring::Loop& loop, ring::SocketId socket, int res) override;
+  void on_shutdown(ring::Loop& loop, ring::SocketId socket, int res) override;
+  void on_close(ring::Loop& loop, ring::SocketId socket) override;
+
+  void send_more() noexcept;
+  void close_socket(bool abortive) noexcept;
+  void fail(frame::ErrorCode code) noexcept;
+  void maybe_done() noexcept;
+  void maybe_free() noexcept;
+
+  static constexpr std::size_t kMaxIov = 16;
+
+  TunnelConn* conn_;           // null once the session stream is gone
+  ring::Loop& loop_;
+  frame::StreamHandle handle_;
+  ring::SocketId socket_;
+  ByteQueue out_;              // tunnel -> edge bytes not yet written
+  iovec iov_[kMaxIov];
+  std::size_t in_flight_ = 0;  // bytes of the send in flight
+  std::size_t ingress_pending_ = 0;
+  std::uint32_t ingress_limit_;
+  bool connecting_ = false;
+  bool reading_ = false;
+  bool read_paused_ = false;
+  bool edge_eof_ = false;       // the edge sent FIN (passed on as FIN on the stream)
+  bool peer_fin_ = false;       // the stream's FIN arrived from the tunnel
+  bool shutdown_sent_ = false;  // FIN passed on to the edge
+  bool shutdown_done_ = false;
+  bool socket_closing_ = false;
+  bool socket_closed_ = true;   // until a socket is attached
+  bool stream_gone_ = false;
+  int depth_ = 0;               // entry points on the stack (see EdgeStreamGuard)
+};
+
+}  // namespace ringtun::tunnel

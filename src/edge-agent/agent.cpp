@@ -19,6 +19,7 @@ AgentCore& core_of(ring::Loop& loop) { return *g_agent->cores[loop.core()]; }
 
 constexpr std::uint32_t kFirstBackoffMs = 100;
 constexpr int kExitRefused = 3;
+constexpr std::uint32_t kAgentMaxStreams = 16384;
 
 struct StartConnection {
   std::uint32_t index = 0;
@@ -275,16 +276,13 @@ void AgentCore::connection_stopped() {
 int run_agent(const tunnel::AgentConfig& config) {
   Agent agent;
   agent.config = config;
-  agent.tunnel_options.heartbeat_ms = config.common.heartbeat_ms;
-  agent.tunnel_options.dead_peer_ms = config.common.dead_peer_ms;
+  // The gateway decides how many streams it opens (its --max-streams); the agent accepts up to the protocol's
+  // practical bound so that it is never the tighter limit.
+  agent.tunnel_options = tunnel::tunnel_options(config.common, kAgentMaxStreams);
   agent.tunnel_options.connect_timeout_ms = config.connect_timeout_ms;
 
-  ring::RuntimeOptions options;
-  options.threads = config.common.threads;
-  options.loop.recv_pools[tunnel::kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed
-  options.loop.recv_pools[tunnel::kEdgePool] = {1024, 16384};   // 16 MiB per core at most, resident as used
   (void)ring::net::raise_fd_limit();
-  ring::Runtime runtime(options);
+  ring::Runtime runtime(tunnel::runtime_options(config.common));
   agent.runtime = &runtime;
   agent.threads = runtime.thread_count();
   agent.cores.assign(agent.threads, nullptr);

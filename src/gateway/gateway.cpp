@@ -461,19 +461,12 @@ void GatewayCore::unbind_port(UnbindPort& message) {
 int run_gateway(const tunnel::GatewayConfig& config) {
   Gateway gateway;
   gateway.config = config;
-  gateway.tunnel_options.heartbeat_ms = config.common.heartbeat_ms;
-  gateway.tunnel_options.dead_peer_ms = config.common.dead_peer_ms;
-  gateway.tunnel_options.session.max_concurrent_streams = config.max_streams_per_connection;
-  gateway.tunnel_options.session.max_local_streams = config.max_streams_per_connection;
+  gateway.tunnel_options = tunnel::tunnel_options(config.common, config.max_streams_per_connection);
   gateway.public_bind = config.listen;
   gateway.public_bind.set_port(0);
 
-  ring::RuntimeOptions options;
-  options.threads = config.common.threads;
-  options.loop.recv_pools[tunnel::kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed
-  options.loop.recv_pools[tunnel::kEdgePool] = {1024, 16384};   // 16 MiB per core at most, resident as used
   (void)ring::net::raise_fd_limit();
-  ring::Runtime runtime(options);
+  ring::Runtime runtime(tunnel::runtime_options(config.common));
   gateway.runtime = &runtime;
   gateway.core_count = runtime.thread_count();
   gateway.cores.assign(gateway.core_count, nullptr);

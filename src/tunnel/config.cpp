@@ -34,8 +34,8 @@ constexpr SettingSpec kSettings[] = {
      kMaxDurationMs, "1..86400000"},
     {SettingId::kDeadPeerMs, Program::kBoth, "--dead-peer-ms", "dead_peer_ms", ValueKind::kInteger, false, 1,
      kMaxDurationMs, "1..86400000"},
-    {SettingId::kDrainTimeoutMs, Program::kBoth, "--drain-timeout-ms", "drain_timeout_ms", ValueKind::kInteger,
-     false, 0, kMaxDurationMs, "0..86400000"},
+    {SettingId::kDrainTimeoutMs, Program::kBoth, "--drain-timeout-ms", "drain_timeout_ms", ValueKind::kInteger, false,
+     0, kMaxDurationMs, "0..86400000"},
     // ringtun-gateway
     {SettingId::kListen, Program::kGateway, "--listen", "listen", ValueKind::kText, false, 0, 0, ""},
     {SettingId::kToken, Program::kGateway, "--token", "", ValueKind::kText, true, 0, 0, ""},
@@ -49,10 +49,10 @@ constexpr SettingSpec kSettings[] = {
     {SettingId::kAgentId, Program::kAgent, "--agent-id", "agent_id", ValueKind::kText, false, 0, 0, ""},
     {SettingId::kExpose, Program::kAgent, "--expose", "", ValueKind::kText, true, 0, 0, ""},
     {SettingId::kServices, Program::kAgent, "", "services", ValueKind::kList, false, 0, 0, ""},
-    {SettingId::kReconnectMaxMs, Program::kAgent, "--reconnect-max-ms", "reconnect_max_ms", ValueKind::kInteger,
+    {SettingId::kReconnectMaxMs, Program::kAgent, "--reconnect-max-ms", "reconnect_max_ms", ValueKind::kInteger, false,
+     1, kMaxDurationMs, "1..86400000"},
+    {SettingId::kConnectTimeoutMs, Program::kAgent, "--connect-timeout-ms", "connect_timeout_ms", ValueKind::kInteger,
      false, 1, kMaxDurationMs, "1..86400000"},
-    {SettingId::kConnectTimeoutMs, Program::kAgent, "--connect-timeout-ms", "connect_timeout_ms",
-     ValueKind::kInteger, false, 1, kMaxDurationMs, "1..86400000"},
 };
 
 bool serves(const SettingSpec& spec, Program program) noexcept {
@@ -60,8 +60,7 @@ bool serves(const SettingSpec& spec, Program program) noexcept {
 }
 
 bool is_name_char(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-         c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
 bool valid_name(std::string_view name) noexcept {
@@ -124,8 +123,7 @@ Status check_address(std::string_view where, std::string_view text, AddressUse u
   }
   if (use == AddressUse::kConnect) {
     if (is_unspecified(*parsed)) {
-      return report(error_text, Errc::kInvalidArgument,
-                    prefix + " has no host to connect to (e.g. " + example + ")");
+      return report(error_text, Errc::kInvalidArgument, prefix + " has no host to connect to (e.g. " + example + ")");
     }
     if (parsed->port() == 0) {
       return report(error_text, Errc::kInvalidArgument, prefix + " needs a port 1..65535 (e.g. " + example + ")");
@@ -135,36 +133,42 @@ Status check_address(std::string_view where, std::string_view text, AddressUse u
   return {};
 }
 
-Status check_integer_text(const SettingSpec& spec, std::string_view text, std::uint64_t* out,
-                          std::string* error_text) {
+Status check_integer_text(const SettingSpec& spec, std::string_view text, std::uint64_t* out, std::string* error_text) {
   bool is_number = parse_decimal(text, out);
   if (!is_number || *out < spec.min || *out > spec.max) {
-    return report(error_text, is_number ? Errc::kInvalidArgument : Errc::kParse,
-                  std::string(spec.flag) + ": " + in_quotes(text) + " is not a number in " +
-                      std::string(spec.range_text));
+    return report(
+        error_text, is_number ? Errc::kInvalidArgument : Errc::kParse,
+        std::string(spec.flag) + ": " + in_quotes(text) + " is not a number in " + std::string(spec.range_text));
   }
   return {};
 }
 
-Status apply_common(CommonConfig* common, const SettingSpec& spec, const SettingValue& value,
-                    std::string_view where, std::string* error_text) {
+Status apply_common(CommonConfig* common, const SettingSpec& spec, const SettingValue& value, std::string_view where,
+                    std::string* error_text) {
   switch (spec.id) {
-    case SettingId::kThreads: common->threads = static_cast<unsigned>(value.integer); return {};
-    case SettingId::kHeartbeatMs: common->heartbeat_ms = static_cast<std::uint32_t>(value.integer); return {};
-    case SettingId::kDeadPeerMs: common->dead_peer_ms = static_cast<std::uint32_t>(value.integer); return {};
+    case SettingId::kThreads:
+      common->threads = static_cast<unsigned>(value.integer);
+      return {};
+    case SettingId::kHeartbeatMs:
+      common->heartbeat_ms = static_cast<std::uint32_t>(value.integer);
+      return {};
+    case SettingId::kDeadPeerMs:
+      common->dead_peer_ms = static_cast<std::uint32_t>(value.integer);
+      return {};
     case SettingId::kDrainTimeoutMs:
       common->drain_timeout_ms = static_cast<std::uint32_t>(value.integer);
       return {};
     case SettingId::kLogLevel: {
       std::string text(value.text);
       if (text.find('\0') != std::string::npos || !log::parse_level(text.c_str(), &common->log_level)) {
-        return report(error_text, Errc::kParse,
-                      std::string(where) + ": " + in_quotes(value.text) +
-                          " is not one of trace|debug|info|warn|error|off");
+        return report(
+            error_text, Errc::kParse,
+            std::string(where) + ": " + in_quotes(value.text) + " is not one of trace|debug|info|warn|error|off");
       }
       return {};
     }
-    default: break;
+    default:
+      break;
   }
   RINGTUN_CHECK(false, "apply_setting: a setting without a scalar handler");
   return {};
@@ -214,7 +218,9 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-std::string in_quotes(std::string_view text) { return "\"" + printable(text) + "\""; }
+std::string in_quotes(std::string_view text) {
+  return "\"" + printable(text) + "\"";
+}
 
 Unexpected report(std::string* error_text, Errc code, std::string message) {
   if (error_text != nullptr) *error_text = std::move(message);
@@ -229,9 +235,9 @@ Status check_port_range(std::string_view where, std::string_view text, TokenRule
                 ? parse_port(text, &low) && (high = low, true)
                 : parse_port(text.substr(0, dash), &low) && parse_port(text.substr(dash + 1), &high);
   if (!ok) {
-    return report(error_text, Errc::kParse,
-                  std::string(where) + ": " + in_quotes(text) +
-                      " is not a port range (expected LO-HI or PORT, ports 1..65535)");
+    return report(
+        error_text, Errc::kParse,
+        std::string(where) + ": " + in_quotes(text) + " is not a port range (expected LO-HI or PORT, ports 1..65535)");
   }
   if (low > high) {
     return report(error_text, Errc::kInvalidArgument,
@@ -268,27 +274,27 @@ Status check_local_address(std::string_view where, std::string_view text, ring::
   return check_address(where, text, AddressUse::kConnect, "127.0.0.1:80", out, error_text);
 }
 
-Status apply_setting(GatewayConfig* config, const SettingSpec& spec, const SettingValue& value,
-                     std::string_view where, std::string* error_text) {
+Status apply_setting(GatewayConfig* config, const SettingSpec& spec, const SettingValue& value, std::string_view where,
+                     std::string* error_text) {
   switch (spec.id) {
     case SettingId::kListen:
-      RINGTUN_TRY(check_address(where, value.text, AddressUse::kListen, "0.0.0.0:7000", &config->listen,
-                                error_text));
+      RINGTUN_TRY(check_address(where, value.text, AddressUse::kListen, "0.0.0.0:7000", &config->listen, error_text));
       config->listen_text = std::string(value.text);
       return {};
     case SettingId::kMaxStreams:
       config->max_streams_per_connection = static_cast<std::uint32_t>(value.integer);
       return {};
-    default: return apply_common(&config->common, spec, value, where, error_text);
+    default:
+      return apply_common(&config->common, spec, value, where, error_text);
   }
 }
 
-Status apply_setting(AgentConfig* config, const SettingSpec& spec, const SettingValue& value,
-                     std::string_view where, std::string* error_text) {
+Status apply_setting(AgentConfig* config, const SettingSpec& spec, const SettingValue& value, std::string_view where,
+                     std::string* error_text) {
   switch (spec.id) {
     case SettingId::kGateway:
-      RINGTUN_TRY(check_address(where, value.text, AddressUse::kConnect, "203.0.113.7:7000", &config->gateway,
-                                error_text));
+      RINGTUN_TRY(
+          check_address(where, value.text, AddressUse::kConnect, "203.0.113.7:7000", &config->gateway, error_text));
       config->gateway_text = std::string(value.text);
       return {};
     case SettingId::kToken:
@@ -305,7 +311,8 @@ Status apply_setting(AgentConfig* config, const SettingSpec& spec, const Setting
     case SettingId::kConnectTimeoutMs:
       config->connect_timeout_ms = static_cast<std::uint32_t>(value.integer);
       return {};
-    default: return apply_common(&config->common, spec, value, where, error_text);
+    default:
+      return apply_common(&config->common, spec, value, where, error_text);
   }
 }
 
@@ -363,9 +370,9 @@ Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& a
                   "--allow-ports: comes before any --token (it applies to the --token just before it)");
   }
   if (state->last_has_ports) {
-    return report(error_text, Errc::kInvalidArgument,
-                  "--allow-ports: given twice for token " + std::to_string(config->tokens.size()) +
-                      " (one range per --token)");
+    return report(
+        error_text, Errc::kInvalidArgument,
+        "--allow-ports: given twice for token " + std::to_string(config->tokens.size()) + " (one range per --token)");
   }
   RINGTUN_TRY(detail::check_port_range("--allow-ports", arg.value, &config->tokens.back(), error_text));
   state->last_has_ports = true;
@@ -489,8 +496,8 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
     if (spec == nullptr) {
       std::string shown = detail::printable(name);
       if (detail::find_flag(other, name) != nullptr) {
-        note_error(Errc::kParse, "unknown flag " + shown + " (it is a " + detail::program_name(other) +
-                                     " flag; see --help)");
+        note_error(Errc::kParse,
+                   "unknown flag " + shown + " (it is a " + detail::program_name(other) + " flag; see --help)");
       } else {
         note_error(Errc::kParse, "unknown flag " + shown + " (see --help)");
       }
@@ -652,22 +659,22 @@ void add_common_lines(std::string* out) {
            "no bytes for this long: the peer is gone; above --heartbeat-ms (default " +
                std::to_string(defaults.dead_peer_ms) + ")");
   add_line(out, "--drain-timeout-ms N",
-           "on SIGTERM, how long open streams may finish (default " + std::to_string(defaults.drain_timeout_ms) +
-               ")");
+           "on SIGTERM, how long open streams may finish (default " + std::to_string(defaults.drain_timeout_ms) + ")");
   add_line(out, "-h, --help", "print this help and exit");
   add_line(out, "-V, --version", "print the version and exit");
-  *out += "Flags take \"--flag value\" or \"--flag=value\". Durations are in milliseconds, 1..86400000\n"
-          "(--drain-timeout-ms may be 0). Problems are reported on one line; the exit status is then 2.\n";
+  *out +=
+      "Flags take \"--flag value\" or \"--flag=value\". Durations are in milliseconds, 1..86400000\n"
+      "(--drain-timeout-ms may be 0). Problems are reported on one line; the exit status is then 2.\n";
 }
 
 std::string make_gateway_usage() {
   const GatewayConfig defaults;
-  std::string out =
-      "ringtun-gateway " RINGTUN_VERSION ": the public side of a ringtun reverse tunnel. Agents connect to\n"
-      "--listen, present a token, and the gateway opens the public ports their services ask for.\n\n"
-      "Usage: ringtun-gateway --listen ADDR:PORT --token SECRET [--allow-ports LO-HI] [options]\n"
-      "       ringtun-gateway --config FILE [options]\n\n"
-      "Tunnel:\n";
+  std::string out = "ringtun-gateway " RINGTUN_VERSION
+                    ": the public side of a ringtun reverse tunnel. Agents connect to\n"
+                    "--listen, present a token, and the gateway opens the public ports their services ask for.\n\n"
+                    "Usage: ringtun-gateway --listen ADDR:PORT --token SECRET [--allow-ports LO-HI] [options]\n"
+                    "       ringtun-gateway --config FILE [options]\n\n"
+                    "Tunnel:\n";
   add_line(&out, "--listen ADDR:PORT", "address agents connect to (required), e.g. 0.0.0.0:7000 or [::]:7000");
   add_line(&out, "--token SECRET", "a key an agent may present; repeat for several keys (at least one)");
   add_line(&out, "--allow-ports LO-HI",
@@ -689,7 +696,8 @@ std::string make_gateway_usage() {
 std::string make_agent_usage() {
   const AgentConfig defaults;
   std::string out =
-      "ringtun-agent " RINGTUN_VERSION ": the private side of a ringtun reverse tunnel. It connects out to a\n"
+      "ringtun-agent " RINGTUN_VERSION
+      ": the private side of a ringtun reverse tunnel. It connects out to a\n"
       "gateway and serves the gateway's public ports from local services.\n\n"
       "Usage: ringtun-agent --gateway HOST:PORT --token SECRET --expose tcp:PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT\n"
       "                     [--expose ...] [options]\n"
@@ -704,16 +712,17 @@ std::string make_agent_usage() {
   add_line(&out, "--agent-id ID", "how the gateway names this agent (default: the host name)");
   add_line(&out, "--reconnect-max-ms N",
            "cap of the reconnect back-off (default " + std::to_string(defaults.reconnect_max_ms) + ")");
-  add_line(&out, "--connect-timeout-ms N",
-           "give up a connection attempt after this long (default " + std::to_string(defaults.connect_timeout_ms) +
-               ")");
+  add_line(
+      &out, "--connect-timeout-ms N",
+      "give up a connection attempt after this long (default " + std::to_string(defaults.connect_timeout_ms) + ")");
   add_common_lines(&out);
   out +=
       "\nExample:\n"
       "  ringtun-agent --gateway 203.0.113.7:7000 --token s3cret --expose tcp:web@8080=127.0.0.1:80\n\n"
       "The same as a --config file (the first --expose on the command line replaces \"services\"):\n"
       "  {\"gateway\": \"203.0.113.7:7000\", \"token\": \"s3cret\", \"agent_id\": \"edge-1\",\n"
-      "   \"services\": [{\"name\": \"web\", \"type\": \"tcp\", \"public_port\": 8080, \"local\": \"127.0.0.1:80\"}]}\n";
+      "   \"services\": [{\"name\": \"web\", \"type\": \"tcp\", \"public_port\": 8080, \"local\": "
+      "\"127.0.0.1:80\"}]}\n";
   return out;
 }
 

@@ -21,13 +21,14 @@ inline constexpr std::size_t kMaxConfigFileBytes = 1u << 20;  // 1 MiB: a config
 // the limit bounds both simdjson's and the error locator's work on hostile files. It counts open objects/arrays;
 // simdjson's max_depth counts one more (the document itself), so its parser is allocated with kMaxJsonDepth + 1.
 inline constexpr std::size_t kMaxJsonDepth = 32;
-inline constexpr std::size_t kMaxNameLength = 64;      // service names and agent ids
+inline constexpr std::size_t kMaxNameLength = 64;            // service names and agent ids
 inline constexpr std::uint32_t kMaxDurationMs = 86'400'000;  // one day: anything longer is a typo
 inline constexpr std::uint32_t kMaxStreamsLimit = 1u << 20;
 inline constexpr unsigned kMaxThreads = 1024;
 
 enum class Program : std::uint8_t { kGateway = 1, kAgent = 2, kBoth = 3 };
 
+// clang-format off
 enum class SettingId : std::uint8_t {
   kConfig, kHelp, kVersion,
   kThreads, kLogLevel, kHeartbeatMs, kDeadPeerMs, kDrainTimeoutMs,
@@ -35,6 +36,7 @@ enum class SettingId : std::uint8_t {
   kGateway, kAgentId, kExpose, kServices, kReconnectMaxMs, kConnectTimeoutMs,  // agent
   kCount,
 };
+// clang-format on
 
 enum class ValueKind : std::uint8_t {
   kNone,     // --help, --version: no value
@@ -49,8 +51,8 @@ struct SettingSpec {
   std::string_view flag;      // "--heartbeat-ms"; empty: JSON only
   std::string_view json_key;  // "heartbeat_ms"; empty: flag only
   ValueKind kind;
-  bool repeatable;            // may be given several times on the command line
-  std::uint64_t min;          // kInteger bounds, inclusive
+  bool repeatable;    // may be given several times on the command line
+  std::uint64_t min;  // kInteger bounds, inclusive
   std::uint64_t max;
   std::string_view range_text;  // how messages describe [min, max], e.g. "1..1024 (or 0 for all CPUs)"
 };
@@ -66,10 +68,10 @@ struct SettingValue {
 
 // Stores one scalar setting (kInteger or kText). kText values are parsed and checked here, so flags and JSON give
 // the same message after their different <where>. Errors: kParse (malformed text), kInvalidArgument.
-Status apply_setting(GatewayConfig* config, const SettingSpec& spec, const SettingValue& value,
-                     std::string_view where, std::string* error_text);
-Status apply_setting(AgentConfig* config, const SettingSpec& spec, const SettingValue& value,
-                     std::string_view where, std::string* error_text);
+Status apply_setting(GatewayConfig* config, const SettingSpec& spec, const SettingValue& value, std::string_view where,
+                     std::string* error_text);
+Status apply_setting(AgentConfig* config, const SettingSpec& spec, const SettingValue& value, std::string_view where,
+                     std::string* error_text);
 
 // Shared value checks. Each writes "<where>: <problem>" to *error_text on failure.
 Status check_port_range(std::string_view where, std::string_view text, TokenRule* rule, std::string* error_text);

@@ -9,12 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <simdjson.h>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <simdjson.h>
 
 #include "tunnel/config_internal.hpp"
 
@@ -73,8 +73,12 @@ Status read_config_file(std::string_view path, std::string* contents, std::strin
 // ---------------------------------------------------------------------------------------------------------------
 // Locating a syntax error
 
-bool is_ws(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_ws(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -106,8 +110,16 @@ class SyntaxScanner {
   SyntaxScanner(std::string_view text, std::size_t max_depth) : text_(text), max_depth_(max_depth) {}
 
   JsonErrorLocation run() {
-    enum class Expect { kValue, kFirstKeyOrEnd, kKey, kColon, kFirstValueOrEnd, kValueAfterComma, kCommaOrEnd,
-                        kNothing };
+    enum class Expect {
+      kValue,
+      kFirstKeyOrEnd,
+      kKey,
+      kColon,
+      kFirstValueOrEnd,
+      kValueAfterComma,
+      kCommaOrEnd,
+      kNothing
+    };
     Expect expect = Expect::kValue;
     std::string stack;  // '{' / '[' per open container
     auto after_value = [&] { expect = stack.empty() ? Expect::kNothing : Expect::kCommaOrEnd; };
@@ -119,8 +131,8 @@ class SyntaxScanner {
           fail(pos_, "the document is empty");
         } else if (expect == Expect::kCommaOrEnd || expect == Expect::kFirstKeyOrEnd ||
                    expect == Expect::kFirstValueOrEnd) {
-          fail(pos_, std::string("unexpected end of the document: missing '") + (stack.back() == '{' ? '}' : ']') +
-                         "'");
+          fail(pos_,
+               std::string("unexpected end of the document: missing '") + (stack.back() == '{' ? '}' : ']') + "'");
         } else {
           fail(pos_, "unexpected end of the document");
         }
@@ -146,8 +158,8 @@ class SyntaxScanner {
             break;
           }
           if (c != '"') {
-            return fail(pos_, c == '\'' ? "strings need double quotes, not single quotes"
-                                        : "expected a key in double quotes");
+            return fail(
+                pos_, c == '\'' ? "strings need double quotes, not single quotes" : "expected a key in double quotes");
           }
           if (!scan_string()) return result_;
           expect = Expect::kColon;
@@ -194,8 +206,9 @@ class SyntaxScanner {
           } else if (c == '\'') {
             return fail(pos_, "strings need double quotes, not single quotes");
           } else {
-            return fail(pos_, "expected a value (a string in double quotes, a number, true, false, null, an object "
-                              "or an array)");
+            return fail(pos_,
+                        "expected a value (a string in double quotes, a number, true, false, null, an object "
+                        "or an array)");
           }
           after_value();
           break;
@@ -387,22 +400,27 @@ std::string describe(const element& value) {
   std::uint64_t unsigned_value = 0;
   bool flag = false;
   switch (value.type()) {
-    case element_type::ARRAY: return "an array";
-    case element_type::OBJECT: return "an object";
+    case element_type::ARRAY:
+      return "an array";
+    case element_type::OBJECT:
+      return "an object";
     case element_type::INT64:
       return value.get(signed_value) == simdjson::SUCCESS ? std::to_string(signed_value) : "an integer";
     case element_type::UINT64:
       return value.get(unsigned_value) == simdjson::SUCCESS ? std::to_string(unsigned_value) : "an integer";
-    case element_type::DOUBLE: return "a number with a fraction or exponent";
-    case element_type::STRING: return "a string";
+    case element_type::DOUBLE:
+      return "a number with a fraction or exponent";
+    case element_type::STRING:
+      return "a string";
     case element_type::BOOL:
       return value.get(flag) == simdjson::SUCCESS && flag ? "true" : "false";
-    case element_type::NULL_VALUE: return "null";
+    case element_type::NULL_VALUE:
+      return "null";
   }
   return "a value of unknown type";
 }
 
-// The keys one object kind accepts: a bit per key, so duplicates are caught in one pass.
+// The keys one object kind accepts, by index: the caller marks each one seen, so duplicates show in one pass.
 struct KeySet {
   const std::string_view* names;
   std::size_t count;
@@ -438,8 +456,7 @@ class Loader {
                       file_ + ": line " + std::to_string(where.line) + ", column " + std::to_string(where.column) +
                           ": invalid JSON (" + where.reason + ")");
       }
-      return report(error_text_, Errc::kParse,
-                    file_ + ": invalid JSON (" + simdjson::error_message(err) + ")");
+      return report(error_text_, Errc::kParse, file_ + ": invalid JSON (" + simdjson::error_message(err) + ")");
     }
     if (doc.get(*root) != simdjson::SUCCESS) {
       return report(error_text_, Errc::kParse,
@@ -530,12 +547,12 @@ class Loader {
     for (auto field : object) {
       int i = keys.index_of(field.key);
       if (i < 0) {
-        return report(error_text_, Errc::kParse, file_ + ": unknown key " + in_quotes(field.key) + " in " +
-                                                     where.substr(file_.size() + 2));
+        return report(error_text_, Errc::kParse,
+                      file_ + ": unknown key " + in_quotes(field.key) + " in " + where.substr(file_.size() + 2));
       }
       if (present[i]) {
-        return report(error_text_, Errc::kParse, file_ + ": duplicate key " + in_quotes(field.key) + " in " +
-                                                     where.substr(file_.size() + 2));
+        return report(error_text_, Errc::kParse,
+                      file_ + ": duplicate key " + in_quotes(field.key) + " in " + where.substr(file_.size() + 2));
       }
       present[i] = true;
       fields[i] = field.value;
@@ -543,8 +560,7 @@ class Loader {
     return {};
   }
 
-  Status read_array(const element& value, const std::string& where, const char* shape,
-                    simdjson::dom::array* out) {
+  Status read_array(const element& value, const std::string& where, const char* shape, simdjson::dom::array* out) {
     if (value.get(*out) != simdjson::SUCCESS) {
       return report(error_text_, Errc::kParse, where + ": expected an array " + shape + ", got " + describe(value));
     }

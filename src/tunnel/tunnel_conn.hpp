@@ -29,6 +29,7 @@
 #include "frame/session.hpp"
 #include "ring/loop.hpp"
 #include "ring/net.hpp"
+#include "ring/runtime.hpp"
 #include "ring/timer_wheel.hpp"
 #include "tunnel/byte_queue.hpp"
 
@@ -44,6 +45,12 @@ struct TunnelOptions {
   std::uint32_t connect_timeout_ms = 5'000;    // agent: connecting to a local service
   std::uint32_t edge_ingress_limit = 256 * 1024;  // per stream: bytes read from the edge, not yet sent on the tunnel
 };
+
+// The runtime and tunnel settings both programs derive from their shared configuration: one loop per core with
+// a receive pool for tunnel sockets and one for edge sockets, and the heartbeat / stream limits.
+struct CommonConfig;
+ring::RuntimeOptions runtime_options(const CommonConfig& config);
+TunnelOptions tunnel_options(const CommonConfig& config, std::uint32_t max_streams);
 
 // Per-core counters, readable by whoever owns the core (metrics, tests).
 struct TunnelStats {

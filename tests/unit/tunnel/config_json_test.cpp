@@ -136,11 +136,11 @@ TEST_CASE("json: flags override the file whatever their position") {
   for (const auto& line : lines) {
     auto r = gateway(line);
     REQUIRE_MESSAGE(r.ok(), r.error);
-    CHECK(r.config().common.threads == 4);                           // flag
-    CHECK(r.config().max_streams_per_connection == 9);               // flag
-    CHECK(r.config().common.log_level == log::Level::kDebug);        // file
-    CHECK(r.config().listen_text == "0.0.0.0:7000");                  // file
-    CHECK(r.config().tokens.size() == 2);                             // file
+    CHECK(r.config().common.threads == 4);                     // flag
+    CHECK(r.config().max_streams_per_connection == 9);         // flag
+    CHECK(r.config().common.log_level == log::Level::kDebug);  // file
+    CHECK(r.config().listen_text == "0.0.0.0:7000");           // file
+    CHECK(r.config().tokens.size() == 2);                      // file
   }
   // The first --token replaces the file's tokens (no merging of two lists).
   auto tokens = gateway({"--token", "cli", "--allow-ports", "5-6", "--config", file.path()});
@@ -204,8 +204,7 @@ TEST_CASE("json: gateway keys, types and ranges") {
       {R"({"help": true})", "unknown key \"help\" at the top level", Errc::kParse},
       {R"({"listen": "0.0.0.0:7000", "listen": "0.0.0.0:7001"})", "duplicate key \"listen\" at the top level",
        Errc::kParse},
-      {R"({"threads": "2"})", "threads: expected an integer 1..1024 (or 0 for all CPUs), got a string",
-       Errc::kParse},
+      {R"({"threads": "2"})", "threads: expected an integer 1..1024 (or 0 for all CPUs), got a string", Errc::kParse},
       {R"({"threads": 2.0})", "threads: expected an integer 1..1024 (or 0 for all CPUs), got a number with a fraction",
        Errc::kParse},
       {R"({"threads": 1e2})", "got a number with a fraction or exponent", Errc::kParse},
@@ -223,16 +222,13 @@ TEST_CASE("json: gateway keys, types and ranges") {
       {R"({"heartbeat_ms": 0})", "heartbeat_ms: expected an integer 1..86400000, got 0", Errc::kInvalidArgument},
       {R"({"listen": 7000})", "listen: expected a string, got 7000", Errc::kParse},
       {R"({"listen": "gw.example.com:7000"})",
-       "listen: \"gw.example.com:7000\" is a host name; names are not resolved: use a numeric address",
-       Errc::kParse},
-      {R"({"log_level": "loud"})", "log_level: \"loud\" is not one of trace|debug|info|warn|error|off",
-       Errc::kParse},
+       "listen: \"gw.example.com:7000\" is a host name; names are not resolved: use a numeric address", Errc::kParse},
+      {R"({"log_level": "loud"})", "log_level: \"loud\" is not one of trace|debug|info|warn|error|off", Errc::kParse},
       {R"({"tokens": "a"})", "tokens: expected an array [{\"token\": ...", Errc::kParse},
       {R"({"tokens": {"token": "a"}})", "tokens: expected an array", Errc::kParse},
       {R"({"tokens": ["a"]})", "tokens[0]: expected an object {\"token\": ..., \"allow_ports\": ...}, got a string",
        Errc::kParse},
-      {R"({"tokens": [{"token": "a", "allow_port": "1-2"}]})", "unknown key \"allow_port\" in tokens[0]",
-       Errc::kParse},
+      {R"({"tokens": [{"token": "a", "allow_port": "1-2"}]})", "unknown key \"allow_port\" in tokens[0]", Errc::kParse},
       {R"({"tokens": [{"token": "a"}, {"token": "b", "token": "c"}]})", "duplicate key \"token\" in tokens[1]",
        Errc::kParse},
       {R"({"tokens": [{"allow_ports": "1-2"}]})", "tokens[0]: missing \"token\"", Errc::kInvalidArgument},
@@ -274,8 +270,7 @@ TEST_CASE("json: agent keys, types and ranges") {
        "services[0].public_port: expected an integer 1..65535, got a string", Errc::kParse},
       {R"({"services": [{"public_port": 0, "local": "127.0.0.1:80"}]})",
        "services[0].public_port: expected an integer 1..65535, got 0", Errc::kInvalidArgument},
-      {R"({"services": [{"local": "127.0.0.1:80"}]})", "services[0]: missing \"public_port\"",
-       Errc::kInvalidArgument},
+      {R"({"services": [{"local": "127.0.0.1:80"}]})", "services[0]: missing \"public_port\"", Errc::kInvalidArgument},
       {R"({"services": [{"public_port": 80}]})", "services[0]: missing \"local\"", Errc::kInvalidArgument},
       {R"({"services": [{"public_port": 80, "local": "127.0.0.1:80", "type": "udp"}]})",
        "services[0].type: \"udp\" is not supported (only \"tcp\")", Errc::kInvalidArgument},
@@ -306,8 +301,7 @@ TEST_CASE("json: agent keys, types and ranges") {
       {R"({"listen": "0.0.0.0:7000"})", "unknown key \"listen\" at the top level (it is a ringtun-gateway setting)",
        Errc::kParse},
       {R"({"gateway": "gw.example.com:7000"})", "gateway: \"gw.example.com:7000\" is a host name", Errc::kParse},
-      {R"({"gateway": "0.0.0.0:7000"})", "gateway: \"0.0.0.0:7000\" has no host to connect to",
-       Errc::kInvalidArgument},
+      {R"({"gateway": "0.0.0.0:7000"})", "gateway: \"0.0.0.0:7000\" has no host to connect to", Errc::kInvalidArgument},
       {R"({"token": ""})", "token: empty", Errc::kInvalidArgument},
       {R"({"token": ["a"]})", "token: expected a string, got an array", Errc::kParse},
       {R"({"agent_id": "edge/1"})", "agent_id: \"edge/1\" is not a valid name", Errc::kInvalidArgument},
@@ -336,7 +330,8 @@ TEST_CASE("json: syntax errors name line, column and the reason") {
     const char* message;  // after "<path>: "
   };
   const Case cases[] = {
-      {"{\n  \"listen\": \"0.0.0.0:7000\",\n  \"threads\": 2,\n}", "line 4, column 1: invalid JSON (trailing comma before '}')"},
+      {"{\n  \"listen\": \"0.0.0.0:7000\",\n  \"threads\": 2,\n}",
+       "line 4, column 1: invalid JSON (trailing comma before '}')"},
       {"{\"tokens\": [{\"token\": \"a\"},]}", "line 1, column 28: invalid JSON (trailing comma before ']')"},
       {"{\n  \"listen\": \"0.0.0.0:7000\"\n  \"threads\": 2\n}",
        "line 3, column 3: invalid JSON (expected ',' or '}' after a member (missing comma?))"},
@@ -348,7 +343,8 @@ TEST_CASE("json: syntax errors name line, column and the reason") {
       {"{'listen': 1}", "line 1, column 2: invalid JSON (strings need double quotes, not single quotes)"},
       {"{\"threads\": 'x'}", "line 1, column 13: invalid JSON (strings need double quotes, not single quotes)"},
       {"{listen: 1}", "line 1, column 2: invalid JSON (expected a key in double quotes)"},
-      {"{\n  // the port\n  \"listen\": \"0.0.0.0:7000\"\n}", "line 2, column 3: invalid JSON (comments are not allowed in JSON)"},
+      {"{\n  // the port\n  \"listen\": \"0.0.0.0:7000\"\n}",
+       "line 2, column 3: invalid JSON (comments are not allowed in JSON)"},
       {"", "line 1, column 1: invalid JSON (the document is empty)"},
       {"  \n\t ", "line 2, column 3: invalid JSON (the document is empty)"},
       {"{} {}", "line 1, column 4: invalid JSON (unexpected content after the end of the document)"},
@@ -357,7 +353,8 @@ TEST_CASE("json: syntax errors name line, column and the reason") {
       {"{\"threads\": 1.}", "line 1, column 13: invalid JSON (invalid number: expected a digit after '.')"},
       {"{\"threads\": -}", "line 1, column 13: invalid JSON (invalid number: expected a digit after '-')"},
       {"{\"threads\": 1e}", "line 1, column 13: invalid JSON (invalid number: expected a digit in the exponent)"},
-      {"{\"threads\": 123456789012345678901234}", "line 1, column 13: invalid JSON (invalid number: number out of range)"},
+      {"{\"threads\": 123456789012345678901234}",
+       "line 1, column 13: invalid JSON (invalid number: number out of range)"},
       {"{\"threads\": -9223372036854775809}", "line 1, column 13: invalid JSON (invalid number: number out of range)"},
       {"{\"threads\": 1e400}", "line 1, column 13: invalid JSON (invalid number: number out of range)"},
       {"{\"threads\": +1}", "line 1, column 13: invalid JSON (expected a value"},
@@ -372,9 +369,9 @@ TEST_CASE("json: syntax errors name line, column and the reason") {
       {"{\"listen\": \"a\tb\"}", "line 1, column 14: invalid JSON (control character 0x09 inside a string"},
       {"{\"listen\": \"\xC3\xA9\", x}", "line 1, column 17: invalid JSON (expected a key in double quotes)"},
       {"{\"listen\": \"a\xFF\"}", "line 1, column 14: invalid JSON (invalid UTF-8)"},
-      {"{\"listen\": \"\xC0\xAF\"}", "line 1, column 13: invalid JSON (invalid UTF-8)"},           // overlong '/'
-      {"{\"listen\": \"\xED\xA0\x80\"}", "line 1, column 13: invalid JSON (invalid UTF-8)"},       // encoded surrogate
-      {"{\"listen\": \"\xF4\x90\x80\x80\"}", "line 1, column 13: invalid JSON (invalid UTF-8)"},   // above U+10FFFF
+      {"{\"listen\": \"\xC0\xAF\"}", "line 1, column 13: invalid JSON (invalid UTF-8)"},          // overlong '/'
+      {"{\"listen\": \"\xED\xA0\x80\"}", "line 1, column 13: invalid JSON (invalid UTF-8)"},      // encoded surrogate
+      {"{\"listen\": \"\xF4\x90\x80\x80\"}", "line 1, column 13: invalid JSON (invalid UTF-8)"},  // above U+10FFFF
       {"{\"li\xFFsten\": 1}", "line 1, column 5: invalid JSON (invalid UTF-8)"},
       {"{\"threads\": 1", "line 1, column 14: invalid JSON (unexpected end of the document: missing '}')"},
       {"{\"tokens\": [", "line 1, column 13: invalid JSON (unexpected end of the document"},
@@ -429,9 +426,15 @@ TEST_CASE("json: the error locator agrees with simdjson on seeded mutations of v
       std::size_t at = rng() % (doc.size() + 1);
       char c = alphabet[rng() % alphabet.size()];
       switch (rng() % 3) {
-        case 0: if (at < doc.size()) doc[at] = c; break;
-        case 1: doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), c); break;
-        default: if (at < doc.size()) doc.erase(at, 1); break;
+        case 0:
+          if (at < doc.size()) doc[at] = c;
+          break;
+        case 1:
+          doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        default:
+          if (at < doc.size()) doc.erase(at, 1);
+          break;
       }
     }
     simdjson::padded_string padded(doc);
@@ -472,12 +475,26 @@ TEST_CASE("json: depth limit agrees with simdjson at the boundary") {
 
 TEST_CASE("json: numbers at the edge of range agree with simdjson") {
   simdjson::dom::parser parser;
-  for (const char* number :
-       {"1e-400", "-1e-400", "4.9e-324", "2.4e-324", "1.7976931348623157e308", "1.797693134862315807e308",
-        "1.797693134862315808e308", "1.7976931348623159e308", "-1.7976931348623159e308",
-        "100000000000000000000000000000000000000e300", "123456789012345678901234.5", "9223372036854775808",
-        "18446744073709551615", "18446744073709551616", "-9223372036854775808", "-9223372036854775809",
-        "-18446744073709551615", "-0", "0e0", "-0.0E-0"}) {
+  for (const char* number : {"1e-400",
+                             "-1e-400",
+                             "4.9e-324",
+                             "2.4e-324",
+                             "1.7976931348623157e308",
+                             "1.797693134862315807e308",
+                             "1.797693134862315808e308",
+                             "1.7976931348623159e308",
+                             "-1.7976931348623159e308",
+                             "100000000000000000000000000000000000000e300",
+                             "123456789012345678901234.5",
+                             "9223372036854775808",
+                             "18446744073709551615",
+                             "18446744073709551616",
+                             "-9223372036854775808",
+                             "-9223372036854775809",
+                             "-18446744073709551615",
+                             "-0",
+                             "0e0",
+                             "-0.0E-0"}) {
     std::string doc = std::string("[") + number + "]";
     CAPTURE(doc);
     simdjson::padded_string padded(doc);

@@ -70,7 +70,9 @@ inline Outcome<AgentConfig> agent(const std::vector<std::string>& args) {
   return Outcome<AgentConfig>{std::move(result), std::move(error)};
 }
 
-inline bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+inline bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
 
 // Every message is one line: the caller prints "ringtun-gateway: <message>".
 inline bool one_line(std::string_view text) {

@@ -50,3 +50,13 @@ build() {
   ninja -C "$RINGTUN_ROOT/$dir" "$@" >"$RINGTUN_ROOT/$dir/ninja.log" 2>&1 || {
     grep -E "error|FAILED" -A3 "$RINGTUN_ROOT/$dir/ninja.log" | head -40 >&2; die "build of $dir failed (log: $dir/ninja.log)"; }
 }
+
+# suite_targets DIR SUITE: the ninja targets (paths relative to DIR) of the executables that SUITE's tests run.
+suite_targets() {
+  meson introspect "$RINGTUN_ROOT/$1" --tests | python3 -c '
+import json, os, sys
+build, suite = sys.argv[1], sys.argv[2]
+for t in json.load(sys.stdin):
+    if any(s.endswith(suite) for s in t["suite"]):
+        print(os.path.relpath(t["cmd"][0], build))' "$RINGTUN_ROOT/$1" "$2" | sort -u
+}

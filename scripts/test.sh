@@ -16,14 +16,15 @@ set -e
 configure_build build -Dbuildtype=debugoptimized -Dwerror=true
 build build
 if [ $fast = 0 ]; then
+  # The sanitizer and fuzz builds compile only what their suites run, not the programs and benchmarks again.
   configure_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
     -Dmimalloc=disabled -Dwerror=true
-  build build-asan
+  build build-asan $(suite_targets build-asan unit)
   if [ ! -f "$RINGTUN_ROOT/build-fuzz/build.ninja" ]; then
     CXX=clang++ CC=clang configure_build build-fuzz -Dbuildtype=debugoptimized -Dfuzz=true -Dtests=false \
       -Db_sanitize=address,undefined -Db_lundef=false -Dmimalloc=disabled
   fi
-  build build-fuzz
+  build build-fuzz $(suite_targets build-fuzz fuzz)
 fi
 set +e
 
@@ -37,8 +38,8 @@ run_suite() {
 run_suite build
 if [ $fast = 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_suite build-asan --suite unit
-  run_suite build-fuzz --suite fuzz
+    run_suite build-asan --suite unit --no-rebuild
+  run_suite build-fuzz --suite fuzz --no-rebuild
 fi
 
 dirs=(build)

@@ -127,7 +127,12 @@ void Session::free_stream(std::uint32_t index, bool notify_reset, ErrorCode rese
   if (s.queue_kind == kQueueOpen) open_queue_.remove(streams_, index);
   if (s.queue_kind == kQueueClosing) closing_.remove(streams_, index);
   s.queue_kind = kQueueNone;
-  if (s.id != 0) streams_.unbind(s.id);
+  if (s.id != 0) {
+    streams_.unbind(s.id);
+    // A stream that closed normally may still see the peer's in-flight frames (a WINDOW_UPDATE crossing our FIN):
+    // a race, not a flood. After the peer's own RST, its further frames are its fault and stay counted.
+    if (!notify_reset && !recently_reset(s.id)) remember_reset(s.id);
+  }
   if (s.local) {
     if (s.open_sent) --local_open_count_;
   } else {
@@ -173,7 +178,7 @@ void Session::note_credit(std::uint32_t index) noexcept {
 
 void Session::remember_reset(StreamId id) noexcept {
   recent_resets_[recent_reset_pos_] = id;
-  recent_reset_pos_ = (recent_reset_pos_ + 1) % kRecentResets;
+  recent_reset_pos_ = (recent_reset_pos_ + 1) % kRecentlyClosed;
 }
 
 bool Session::recently_reset(StreamId id) const noexcept {

@@ -265,10 +265,12 @@ class Session {
   bool in_feed_ = false;
   ErrorCode error_code_ = ErrorCode::kNoError;
 
-  // Data on a stream we reset recently is expected (it was in flight) and dropped silently; other data for a
-  // closed stream is answered with RST STREAM_CLOSED.
-  static constexpr std::size_t kRecentResets = 64;
-  StreamId recent_resets_[kRecentResets] = {};
+  // Frames for a stream that closed or was reset recently are a normal race (they were in flight), even in bursts
+  // when hundreds of streams end at once: they are dropped silently and not counted as a flood. Frames for other
+  // closed streams are answered with RST STREAM_CLOSED (once) and counted. The memory is a ring of the last
+  // kRecentlyClosed ids (16 KiB per connection).
+  static constexpr std::size_t kRecentlyClosed = 4096;
+  StreamId recent_resets_[kRecentlyClosed] = {};
   std::size_t recent_reset_pos_ = 0;
 
   // The DATA frame being received: its stream (kNoIndex/stale = discard the remaining fragments).

@@ -107,9 +107,10 @@ Status Session::handle_data(const DecodedFrame& f) noexcept {
     if (index != kNoIndex && streams_.at(index).local && !streams_.at(index).open_sent) index = kNoIndex;
     if (index == kNoIndex) {
       if (is_idle_id(h.stream)) return connection_error(ErrorCode::kProtocolError, "frame: DATA on an idle stream");
-      RINGTUN_TRY(flood(Flood::kClosedStreamFrame));
-      // Data racing with our RST is expected; anything else on a closed stream is answered once.
+      // Data racing with the stream's close is expected; anything else on a closed stream is counted and answered
+      // once.
       if (!recently_reset(h.stream)) {
+        RINGTUN_TRY(flood(Flood::kClosedStreamFrame));
         if (!queue_rst(h.stream, ErrorCode::kStreamClosed)) {
           return connection_error(ErrorCode::kEnhanceYourCalm, "frame: control queue full");
         }
@@ -208,7 +209,8 @@ Status Session::handle_window_update(const FrameHeader& h) noexcept {
     if (is_idle_id(h.stream)) {
       return connection_error(ErrorCode::kProtocolError, "frame: WINDOW_UPDATE on an idle stream");
     }
-    return flood(Flood::kClosedStreamFrame);  // credit racing with the stream's close: harmless, but counted
+    // Credit racing with the stream's close is harmless; for a stream closed long ago it is counted.
+    return recently_reset(h.stream) ? Status{} : flood(Flood::kClosedStreamFrame);
   }
   if (!streams_.at(index).send.grant(h.arg)) {
     stream_error(index, ErrorCode::kFlowControlError);
@@ -224,7 +226,7 @@ Status Session::handle_rst(const FrameHeader& h) noexcept {
   if (index != kNoIndex && streams_.at(index).local && !streams_.at(index).open_sent) index = kNoIndex;
   if (index == kNoIndex) {
     if (is_idle_id(h.stream)) return connection_error(ErrorCode::kProtocolError, "frame: RST on an idle stream");
-    return flood(Flood::kClosedStreamFrame);
+    return recently_reset(h.stream) ? Status{} : flood(Flood::kClosedStreamFrame);
   }
   bool peer_opened = !streams_.at(index).local;
   free_stream(index, true, static_cast<ErrorCode>(h.arg));

@@ -160,9 +160,15 @@ void GatewayCore::route_public(PublicPort& port, int fd) {
   }
   const std::string metadata = stream_metadata(port.port, port.service);
   if (auto status = conn->second->open_stream(fd, tunnel::as_bytes(metadata)); !status) {
-    char buf[160];
-    LOG_WARN("port %u: cannot open a stream to agent '%s': %s", port.port, port.agent_id.c_str(),
-             status.error().describe(buf, sizeof buf));
+    ++refused_since_log_;
+    if (loop_.now_ms() - refused_log_ms_ >= 1000) {
+      char buf[160];
+      LOG_WARN("port %u: %llu client(s) closed: cannot open a stream to agent '%s': %s", port.port,
+               static_cast<unsigned long long>(refused_since_log_), port.agent_id.c_str(),
+               status.error().describe(buf, sizeof buf));
+      refused_log_ms_ = loop_.now_ms();
+      refused_since_log_ = 0;
+    }
   }
 }
 

@@ -112,6 +112,10 @@ class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvent
   std::uint64_t next_tag_ = 1;
   bool stopping_ = false;
   ring::Timer drain_deadline_;
+  // Public clients that cannot get a stream are logged at most once a second per core, with a count: a burst of
+  // clients must not turn into a burst of log lines.
+  std::uint64_t refused_log_ms_ = 0;
+  std::uint64_t refused_since_log_ = 0;
 
   // Registry (core 0).
   std::map<std::string, AgentRecord> agents_;

@@ -386,3 +386,31 @@ TEST_CASE("peer GOAWAY with an error code refuses our unprocessed streams") {
   CHECK(v.handler.of(*b).reset_code == ErrorCode::kRefusedStream);
   CHECK(v.session.open_stream({}).error().code() == ringtun::Errc::kClosed);
 }
+
+// Regression (found by perf/run_loopback.sh): when many streams end at once, the peer's frames already in flight for
+// them (DATA, WINDOW_UPDATE, its own RST) are a race, not a flood, however many streams there were. With a memory
+// of only 64 recent resets, 1,024 streams reset together tripped the closed-stream flood limit and the whole tunnel
+// connection was torn down by GOAWAY ENHANCE_YOUR_CALM.
+TEST_CASE("a burst of streams reset by us: the peer's in-flight frames for all of them are not a flood") {
+  SessionOptions o = options_for(Role::kAgent);
+  o.max_concurrent_streams = 2000;
+  Victim v(o);
+  constexpr StreamId kStreams = 1500;
+  Raw opens;
+  opens.hello();
+  for (StreamId i = 0; i < kStreams; ++i) opens.open(2 * i + 1);
+  REQUIRE(v.feed(opens).has_value());
+  REQUIRE(v.handler.opened.size() == kStreams);
+  // Resets leave in batches, as a loop turn would send them (the control queue is bounded).
+  for (std::size_t i = 0; i < v.handler.opened.size(); ++i) {
+    REQUIRE(v.session.reset_stream(v.handler.opened[i], ErrorCode::kCancel));
+    if (i % 100 == 99) v.flush();
+  }
+  v.flush();
+  Raw late;
+  for (StreamId i = 0; i < kStreams; ++i) late.data(2 * i + 1, 100).window(2 * i + 1, 5000).rst(2 * i + 1, ErrorCode::kCancel);
+  REQUIRE(v.feed(late).has_value());
+  CHECK_FALSE(v.session.failed());
+  CHECK(v.goaway_code() == -1);
+  CHECK(v.out.count(FrameType::kRst) == kStreams);  // our resets only: no STREAM_CLOSED answers to the race
+}

@@ -1,0 +1,349 @@
+"""The systems perf/run_loopback.sh compares, each with a small start function.
+
+Every system relays three public ports (echo, sink, http) to the local services; all of them listen on 127.0.0.1
+only, with encryption and compression off and TCP_NODELAY on. A start function writes its configuration into a
+temporary directory, starts the server side and the client side, and returns a Running whose `ports` map each
+service to the port a load client should use and whose `pids` are the processes to measure (RSS, CPU).
+
+direct    no relay: the services themselves (the reference)
+ringtun   ringtun-gateway + ringtun-agent from the release build (--threads: RINGTUN_THREADS, default CPUs)
+ringtun-1t  the same with --threads 1
+haproxy2  two haproxy relays in a row (TCP mode): the same three TCP hops as a tunnel, no framing
+rathole   rathole --server + rathole --client (RATHOLE_BIN or PATH)
+frp       frps + frpc (FRPS_BIN / FRPC_BIN or PATH), tcp_mux on (frp's default); TOML for frp >= 0.52, INI before
+
+A peer that is not installed is reported and skipped, never faked.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+TOKEN = "ringtun-bench-token"
+SERVICES = ("echo", "sink", "http")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_after_listen(server, port, client_argv, workdir, env=None):
+    """Starts the client side once the server side accepts on `port` (clients that give up on a refused first
+    connection, like frpc with login_fail_exit, would otherwise race the server)."""
+    try:
+        wait_for(lambda: server.alive() and port_open(port), 10, f"{server.name} to listen")
+        return Process(client_argv[0], client_argv[1:], workdir, env)
+    except Exception:
+        server.stop()
+        raise
+
+
+def echo_works(port):
+    """One verified round trip through `port` (the relay is up end to end)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+            c.sendall(b"ringtun-probe")
+            got = b""
+            while len(got) < 13:
+                chunk = c.recv(64)
+                if not chunk:
+                    return False
+                got += chunk
+            return got == b"ringtun-probe"
+    except OSError:
+        return False
+
+
+class Process:
+    def __init__(self, name, argv, workdir, env=None):
+        self.name = name
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=workdir, env=env)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class Running:
+    def __init__(self, name, ports, processes=(), version=""):
+        self.name = name
+        self.ports = ports            # service -> public port
+        self.processes = list(processes)
+        self.version = version
+
+    @property
+    def pids(self):
+        return [p.pid for p in self.processes]
+
+    def check_alive(self):
+        dead = [p.name for p in self.processes if not p.alive()]
+        if dead:
+            raise RuntimeError(f"{self.name}: {', '.join(dead)} exited (logs in {os.path.dirname(self.processes[0].log_path)})")
+
+    def stop(self):
+        for p in reversed(self.processes):
+            p.stop()
+
+
+def _ready(running, timeout=15):
+    try:
+        wait_for(lambda: running.check_alive() or echo_works(running.ports["echo"]), timeout,
+                 f"{running.name} to relay the echo service")
+    except Exception:
+        running.stop()
+        raise
+    return running
+
+
+def _version(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+        text = [l.strip() for l in (out.stdout or out.stderr).splitlines() if l.strip()]
+        build = [l.split(":", 1)[1].strip() for l in text if l.startswith("Build Version:")]  # rathole's vergen block
+        if build:
+            return f"{text[0]} {build[0]}"
+        return text[0] if text else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+# ---- direct ----
+
+def start_direct(local, workdir, cfg):
+    return Running("direct", dict(local), version="")
+
+
+# ---- ringtun ----
+
+def find_ringtun(cfg):
+    build = cfg["ringtun_build"]
+    gateway = os.path.join(build, "src/gateway/ringtun-gateway")
+    agent = os.path.join(build, "src/edge-agent/ringtun-agent")
+    if os.access(gateway, os.X_OK) and os.access(agent, os.X_OK):
+        return {"gateway": gateway, "agent": agent}, None
+    return None, f"ringtun: not built in {build}"
+
+
+def start_ringtun(local, workdir, cfg, name="ringtun", threads=None):
+    bins = cfg["bins"][name]
+    threads = str(threads or cfg["ringtun_threads"])
+    gateway = Process("ringtun-gateway", [bins["gateway"], "--listen", "127.0.0.1:0", "--token", TOKEN,
+                                          "--threads", threads, "--log-level", "warn"], workdir)
+    procs = [gateway]
+    try:
+        # The gateway prints its port at info level; ask for it once with a second, quiet start would race, so
+        # read the port from /proc instead when the log is quiet.
+        port = wait_for(lambda: _listening_port(gateway), 10, "ringtun-gateway to listen")
+        public = {s: free_port() for s in SERVICES}
+        argv = [bins["agent"], "--gateway", f"127.0.0.1:{port}", "--token", TOKEN, "--threads", threads,
+                "--agent-id", "bench", "--log-level", "warn"]
+        for s in SERVICES:
+            argv += ["--expose", f"tcp:{s}@{public[s]}=127.0.0.1:{local[s]}"]
+        procs.append(Process("ringtun-agent", argv, workdir))
+    except Exception:
+        for p in procs:
+            p.stop()
+        raise
+    version = _version([bins["gateway"], "--version"]) + f", --threads {threads}"
+    return _ready(Running(name, public, procs, version))
+
+
+def _listening_port(process):
+    """The TCP port a process listens on (from /proc/net/tcp and its fds), or None."""
+    match = re.search(r"\(port (\d+)\)", process.text())
+    if match:
+        return int(match.group(1))
+    try:
+        inodes = set()
+        fd_dir = f"/proc/{process.pid}/fd"
+        for fd in os.listdir(fd_dir):
+            target = os.readlink(os.path.join(fd_dir, fd))
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if parts[3] == "0A" and parts[9] in inodes:  # LISTEN
+                    return int(parts[1].split(":")[1], 16)
+    except OSError:
+        return None
+    return None
+
+
+# ---- haproxy2 ----
+
+def find_haproxy(cfg):
+    path = os.environ.get("HAPROXY_BIN") or shutil.which("haproxy")
+    if path:
+        return {"haproxy": path}, None
+    return None, "haproxy2: not found, set HAPROXY_BIN (Debian: apt-get install haproxy)"
+
+
+def _haproxy_config(workdir, name, routes):
+    lines = ["global", "  maxconn 8000", "  log stdout format raw local0 err", "defaults", "  mode tcp",
+             "  timeout connect 5s", "  timeout client 120s", "  timeout server 120s", "  option dontlognull"]
+    for i, (listen, target) in enumerate(routes):
+        # HAProxy sets TCP_NODELAY on every TCP socket it uses; MSG_MORE does its batching.
+        lines += [f"listen r{i}", f"  bind 127.0.0.1:{listen}", f"  server s{i} 127.0.0.1:{target}"]
+    path = os.path.join(workdir, name + ".cfg")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def start_haproxy2(local, workdir, cfg):
+    binary = cfg["bins"]["haproxy2"]["haproxy"]
+    public = {s: free_port() for s in SERVICES}
+    middle = {s: free_port() for s in SERVICES}
+    edge_cfg = _haproxy_config(workdir, "haproxy-edge", [(middle[s], local[s]) for s in SERVICES])
+    front_cfg = _haproxy_config(workdir, "haproxy-front", [(public[s], middle[s]) for s in SERVICES])
+    procs = [Process("haproxy-edge", [binary, "-db", "-f", edge_cfg], workdir)]
+    procs.append(Process("haproxy-front", [binary, "-db", "-f", front_cfg], workdir))
+    return _ready(Running("haproxy2", public, procs, _version([binary, "-v"])))
+
+
+# ---- rathole ----
+
+def find_rathole(cfg):
+    path = os.environ.get("RATHOLE_BIN") or shutil.which("rathole")
+    if path:
+        return {"rathole": path}, None
+    return None, "rathole: not found, set RATHOLE_BIN"
+
+
+def start_rathole(local, workdir, cfg):
+    binary = cfg["bins"]["rathole"]["rathole"]
+    control = free_port()
+    public = {s: free_port() for s in SERVICES}
+    server = [f'[server]\nbind_addr = "127.0.0.1:{control}"\ndefault_token = "{TOKEN}"\n',
+              '[server.transport]\ntype = "tcp"\n[server.transport.tcp]\nnodelay = true\n']
+    client = [f'[client]\nremote_addr = "127.0.0.1:{control}"\ndefault_token = "{TOKEN}"\n',
+              '[client.transport]\ntype = "tcp"\n[client.transport.tcp]\nnodelay = true\n']
+    for s in SERVICES:
+        server.append(f'[server.services.{s}]\ntype = "tcp"\nbind_addr = "127.0.0.1:{public[s]}"\nnodelay = true\n')
+        client.append(f'[client.services.{s}]\ntype = "tcp"\nlocal_addr = "127.0.0.1:{local[s]}"\nnodelay = true\n')
+    server_path = os.path.join(workdir, "rathole-server.toml")
+    client_path = os.path.join(workdir, "rathole-client.toml")
+    with open(server_path, "w") as f:
+        f.write("\n".join(server))
+    with open(client_path, "w") as f:
+        f.write("\n".join(client))
+    env = dict(os.environ, RUST_LOG="warn")
+    server_proc = Process("rathole-server", [binary, "--server", server_path], workdir, env)
+    procs = [server_proc, start_after_listen(server_proc, control, ["rathole-client", binary, "--client", client_path],
+                                             workdir, env)]
+    return _ready(Running("rathole", public, procs, _version([binary, "--version"])))
+
+
+# ---- frp ----
+
+def find_frp(cfg):
+    frps = os.environ.get("FRPS_BIN") or shutil.which("frps")
+    frpc = os.environ.get("FRPC_BIN") or shutil.which("frpc")
+    if frps and frpc:
+        return {"frps": frps, "frpc": frpc}, None
+    missing = " and ".join(n for n, p in (("frps", frps), ("frpc", frpc)) if not p)
+    return None, f"frp: {missing} not found, set FRPS_BIN and FRPC_BIN"
+
+
+def _frp_uses_ini(version):
+    """frp reads TOML from 0.52 on; older releases (e.g. the last one with vendored sources, 0.31) read INI."""
+    try:
+        major, minor = (int(x) for x in version.strip().lstrip("v").split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) < (0, 52)
+
+
+def start_frp(local, workdir, cfg):
+    bins = cfg["bins"]["frp"]
+    version = _version([bins["frps"], "--version"])
+    control = free_port()
+    public = {s: free_port() for s in SERVICES}
+    if _frp_uses_ini(version):
+        server = ["[common]", "bind_addr = 127.0.0.1", f"bind_port = {control}", "proxy_bind_addr = 127.0.0.1",
+                  f"token = {TOKEN}", "tcp_mux = true", "log_file = console", "log_level = warn"]
+        client = ["[common]", "server_addr = 127.0.0.1", f"server_port = {control}", f"token = {TOKEN}",
+                  "tcp_mux = true", "protocol = tcp", "login_fail_exit = true", "log_file = console",
+                  "log_level = warn"]
+        for s in SERVICES:
+            client += ["", f"[{s}]", "type = tcp", "local_ip = 127.0.0.1", f"local_port = {local[s]}",
+                       f"remote_port = {public[s]}", "use_encryption = false", "use_compression = false"]
+        ext = "ini"
+    else:
+        server = ['bindAddr = "127.0.0.1"', f"bindPort = {control}", 'proxyBindAddr = "127.0.0.1"',
+                  'auth.method = "token"', f'auth.token = "{TOKEN}"', "transport.tcpMux = true",
+                  'log.to = "console"', 'log.level = "warn"']
+        client = ['serverAddr = "127.0.0.1"', f"serverPort = {control}", 'auth.method = "token"',
+                  f'auth.token = "{TOKEN}"', "transport.tcpMux = true", 'transport.protocol = "tcp"',
+                  "loginFailExit = true", 'log.to = "console"', 'log.level = "warn"']
+        for s in SERVICES:
+            client += ["", "[[proxies]]", f'name = "{s}"', 'type = "tcp"', 'localIP = "127.0.0.1"',
+                       f"localPort = {local[s]}", f"remotePort = {public[s]}", "transport.useEncryption = false",
+                       "transport.useCompression = false"]
+        ext = "toml"
+    server_path = os.path.join(workdir, "frps." + ext)
+    client_path = os.path.join(workdir, "frpc." + ext)
+    with open(server_path, "w") as f:
+        f.write("\n".join(server) + "\n")
+    with open(client_path, "w") as f:
+        f.write("\n".join(client) + "\n")
+    server_proc = Process("frps", [bins["frps"], "-c", server_path], workdir)
+    procs = [server_proc, start_after_listen(server_proc, control, ["frpc", bins["frpc"], "-c", client_path], workdir)]
+    return _ready(Running("frp", public, procs, "frp " + version))
+
+
+# name -> (finder, starter). Order is the interleaving order within a round.
+SYSTEMS = {
+    "direct": (lambda cfg: ({}, None), start_direct),
+    "ringtun": (find_ringtun, start_ringtun),
+    # The same binaries with one loop each: on a small shared machine, fewer pinned threads than CPUs.
+    "ringtun-1t": (find_ringtun, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-1t", 1)),
+    "haproxy2": (find_haproxy, start_haproxy2),
+    "rathole": (find_rathole, start_rathole),
+    "frp": (find_frp, start_frp),
+}

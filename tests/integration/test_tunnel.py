@@ -778,6 +778,65 @@ def gateway_restart(h):
 
 
 @scenario(budget_s=55)
+def graceful_drain(h):
+    """SIGTERM the gateway mid-transfer: the transfer still finishes intact, new clients are turned away meanwhile,
+    and the gateway exits 0 once the stream is done (GOAWAY, then drain, within --drain-timeout-ms)."""
+    echo = h.service('echo', free_port())
+    gw = h.gateway(extra=['--drain-timeout-ms', '20000'])
+    pub = free_port()
+    agent = h.agent(gw.port, [(pub, echo.port)])
+    h.wait_agent_ready(agent)
+    total = 48 * MIB
+    s = connect(pub, timeout=20)
+    sent = {'error': None}
+
+    def send():
+        try:
+            for chunk in stream_chunks(total):
+                s.sendall(chunk)
+                time.sleep(0.003)  # spread over ~2 s so that the SIGTERM lands mid-transfer
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            sent['error'] = e
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    got = hashlib.sha256()
+    n = 0
+    buf = bytearray(256 * KIB)
+    signalled = None
+    while True:
+        k = s.recv_into(buf)
+        if k == 0:
+            break
+        got.update(memoryview(buf)[:k])
+        n += k
+        if signalled is None and n >= 4 * MIB:
+            gw.signal(signal.SIGTERM)
+            signalled = now()
+            # While draining, the public port no longer accepts.
+            refused = False
+            for _ in range(50):
+                try:
+                    connect(pub, timeout=1).close()
+                except OSError:
+                    refused = True
+                    break
+                time.sleep(0.02)
+            assert refused, 'a new client was still accepted while the gateway drained'
+    s.close()
+    sender.join(10)
+    assert signalled is not None, 'the transfer ended before the SIGTERM was sent'
+    assert sent['error'] is None, 'sending failed during the drain: %s' % sent['error']
+    assert n == total, 'received %d bytes after SIGTERM, want %d' % (n, total)
+    assert got.hexdigest() == stream_sha(total), 'the echo differs (sha256) after a drain'
+    status = gw.wait_exit(10)
+    assert status == 0, 'the gateway exit status after draining is %s, want 0' % status
+    gw.wait_log(r'ringtun-gateway stopped', 2)
+    say('transfer completed %.2f s after SIGTERM; gateway exited 0' % (now() - signalled))
+
+
+@scenario(budget_s=55)
 def bad_token(h):
     """A wrong token: the agent exits 3 saying so; the gateway logs it and keeps serving a correct agent."""
     echo = h.service('echo', free_port())

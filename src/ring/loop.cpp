@@ -61,6 +61,7 @@ struct Loop::Slot {
 
   std::uint16_t fixed_index = 0;
   int zc_result = 0;
+  int direct_result = 0;       // on_send()'s value for a send finished by try_send_now()
   iovec* send_iov = nullptr;
   std::uint32_t send_iov_count = 0;
   std::uint64_t send_total = 0;
@@ -387,8 +388,49 @@ Status Loop::send(SocketId socket, iovec* iov, unsigned iov_count) noexcept {
   slot->send_total = total;
   slot->send_is_fixed = false;
   slot->send_busy = true;
-  submit_send(*slot, socket.index);
+  if (!try_send_now(*slot, socket.index)) submit_send(*slot, socket.index);
   return {};
+}
+
+bool Loop::try_send_now(Slot& slot, std::uint32_t index) noexcept {
+  if (direct_sends_this_turn_ >= options_.direct_sends_per_turn) return false;
+  const std::uint32_t count = std::min(slot.send_iov_count, kMaxIovPerSend);
+  std::uint64_t bytes = 0;
+  for (std::uint32_t i = 0; i < count; ++i) bytes += slot.send_iov[i].iov_len;
+  if (slot.zc_allowed && bytes >= options_.send_zc_threshold) return false;  // large: zero-copy through the ring
+  ++direct_sends_this_turn_;
+  ++stats_.send_direct;
+  msghdr msg{};
+  msg.msg_iov = slot.send_iov;
+  msg.msg_iovlen = count;
+  const ssize_t n = ::sendmsg(slot.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;  // the ring waits for room
+    slot.direct_result = -errno;
+  } else if (advance_send(slot, static_cast<std::uint64_t>(n))) {
+    slot.direct_result = static_cast<int>(std::min<std::uint64_t>(slot.send_total, INT_MAX));
+  } else {
+    ++stats_.send_partial;
+    return false;  // the rest goes through the ring
+  }
+  // Finished here, but reported from the loop: callbacks never run inside a call the handler made.
+  direct_done_.push_back(SocketId{index, slot.generation});
+  return true;
+}
+
+void Loop::finish_direct_sends() noexcept {
+  // on_send() may send again (its direct attempt is counted against this turn), so walk by index.
+  for (std::size_t i = 0; i < direct_done_.size(); ++i) {
+    const SocketId socket = direct_done_[i];
+    Slot* slot = lookup(socket);
+    if (slot == nullptr) continue;  // closed and freed meanwhile
+    if (slot->closing) {
+      slot->send_busy = false;
+      continue;
+    }
+    finish_send(*slot, socket.index, slot->direct_result);
+  }
+  direct_done_.clear();
 }
 
 Status Loop::send_fixed(SocketId socket, const FixedBuffer& buffer, std::uint32_t length) noexcept {
@@ -692,8 +734,16 @@ void Loop::on_send_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe)
     finish_send(slot, index, res);
     return;
   }
-  // Advance the caller's iovec array past what left, then continue with the rest.
-  auto sent = static_cast<std::uint64_t>(res);
+  if (advance_send(slot, static_cast<std::uint64_t>(res))) {
+    finish_send(slot, index, static_cast<int>(std::min<std::uint64_t>(slot.send_total, INT_MAX)));
+    return;
+  }
+  ++stats_.send_partial;
+  submit_send(slot, index);
+}
+
+// Advances the caller's iovec array past `sent` bytes; true when nothing is left to send.
+bool Loop::advance_send(Slot& slot, std::uint64_t sent) noexcept {
   while (slot.send_iov_count > 0 && sent >= slot.send_iov[0].iov_len) {
     sent -= slot.send_iov[0].iov_len;
     ++slot.send_iov;
@@ -707,16 +757,7 @@ void Loop::on_send_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe)
     ++slot.send_iov;
     --slot.send_iov_count;
   }
-  if (slot.send_iov_count == 0) {
-    finish_send(slot, index, static_cast<int>(std::min<std::uint64_t>(slot.send_total, INT_MAX)));
-    return;
-  }
-  if (slot.send_is_fixed && slot.send_iov == &slot.single_iov + 1) {
-    finish_send(slot, index, static_cast<int>(std::min<std::uint64_t>(slot.send_total, INT_MAX)));
-    return;
-  }
-  ++stats_.send_partial;
-  submit_send(slot, index);
+  return slot.send_iov_count == 0 || (slot.send_is_fixed && slot.send_iov == &slot.single_iov + 1);
 }
 
 void Loop::finish_send(Slot& slot, std::uint32_t index, int res) noexcept {
@@ -889,7 +930,7 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   if (auto next = timers_.next_expiry_ms()) {
     wait_ms = *next <= now_ms_ ? 0 : std::min<std::uint64_t>(wait_ms, *next - now_ms_);
   }
-  if (!flush_list_.empty() || !closing_.empty()) wait_ms = 0;
+  if (!flush_list_.empty() || !closing_.empty() || !direct_done_.empty()) wait_ms = 0;
   if (wait_ms > 0) {
     sleeping_.store(true, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -921,9 +962,11 @@ void Loop::process_completions() noexcept {
 
 void Loop::turn(std::uint32_t max_wait_ms) noexcept {
   ++stats_.turns;
+  direct_sends_this_turn_ = 0;
   run_flushes();
   wait_for_completions(max_wait_ms);
   process_completions();
+  finish_direct_sends();
   now_ms_ = monotonic_ms();
   timers_.advance(now_ms_);
   drain_mailboxes();

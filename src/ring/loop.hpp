@@ -122,6 +122,10 @@ struct LoopOptions {
   std::uint32_t fixed_buffers = 64;      // registered fixed-buffer slab (0 = none)
   std::uint32_t fixed_buffer_size = 65536;
   std::uint32_t send_zc_threshold = 16384;  // bytes; 0 disables zero-copy send
+  // The first sends of each turn try a plain sendmsg(MSG_DONTWAIT) before queueing to the ring: a send that fits in
+  // the socket buffer then costs one syscall and no completion to reap (a lone ping-pong otherwise pays a second
+  // io_uring_enter). Past this many per turn, sends are queued and submitted together. 0 = always queue.
+  std::uint32_t direct_sends_per_turn = 8;
   std::uint32_t mailbox_capacity = 4096;    // per source core
   bool use_fixed_files = true;
   bool try_defer_taskrun = true;          // SINGLE_ISSUER|DEFER_TASKRUN when the kernel has it
@@ -142,6 +146,7 @@ struct LoopStats {
   std::uint64_t stale_cqes = 0;   // completions for a slot whose generation moved on (should stay 0)
   std::uint64_t enobufs = 0;      // multishot recvs ended by an empty buffer ring
   std::uint64_t send_partial = 0; // sends that needed a resubmit
+  std::uint64_t send_direct = 0;  // sendmsg calls made directly (see LoopOptions::direct_sends_per_turn)
   std::uint64_t send_zc = 0;      // sends that went zero-copy
   std::uint64_t doorbells = 0;    // wake-ups by another core
   std::uint32_t sockets_open = 0;
@@ -250,6 +255,9 @@ class Loop {
   void on_op_done(Slot& slot, std::uint32_t index) noexcept;
   void finish_send(Slot& slot, std::uint32_t index, int res) noexcept;
   void reap_closed() noexcept;
+  bool try_send_now(Slot& slot, std::uint32_t index) noexcept;
+  bool advance_send(Slot& slot, std::uint64_t sent) noexcept;
+  void finish_direct_sends() noexcept;
   void free_slot(std::uint32_t index) noexcept;
   void run_flushes() noexcept;
   void rearm_starved() noexcept;
@@ -285,6 +293,8 @@ class Loop {
   std::vector<SocketId> accept_retry_;     // listeners waiting out EMFILE and friends
   Timer accept_retry_timer_;
   std::vector<std::uint32_t> closing_;     // closed, waiting for their last op
+  std::vector<SocketId> direct_done_;      // sends finished by a direct sendmsg: on_send() runs from the loop
+  std::uint32_t direct_sends_this_turn_ = 0;
   std::uint32_t ops_in_flight_ = 0;        // all ops, socket and loop-level
 
   // Cross-core: inbox_[source] is written by core `source` only. peers_ are the other loops.

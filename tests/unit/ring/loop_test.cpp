@@ -604,3 +604,51 @@ TEST_CASE("zero-copy send: forced on a loopback socket, the notification path co
   REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
   ::close(client);
 }
+
+TEST_CASE("direct sends: a small send completes without a ring round trip, but on_send still runs from the loop") {
+  ring::LoopOptions options;
+  options.direct_sends_per_turn = 2;
+  auto loop = test::make_loop(options);
+  std::vector<std::pair<int, int>> pairs;
+  struct Recorder : ring::SocketHandler {
+    bool inside_send = false;
+    int called_inside = 0;
+    std::vector<int> results;
+    void on_send(Loop&, SocketId, int res) override {
+      called_inside += inside_send;
+      results.push_back(res);
+    }
+  } h;
+  std::vector<SocketId> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto [client, server] = test::tcp_pair();
+    pairs.emplace_back(client, server);
+    auto id = loop->adopt(server, &h);
+    REQUIRE(id);
+    ids.push_back(*id);
+  }
+  loop->run_once(0);
+  const auto cqes_before = loop->stats().cqes;
+  char msg[3][16] = {"first", "second", "third"};
+  iovec iov[3];
+  for (int i = 0; i < 3; ++i) {
+    iov[i] = iovec{msg[i], 16};
+    h.inside_send = true;
+    REQUIRE(loop->send(ids[i], &iov[i], 1));
+    h.inside_send = false;
+  }
+  CHECK(h.results.empty());  // never reported from inside send()
+  CHECK(loop->stats().send_direct == 2);  // the third exceeded this turn's budget and went through the ring
+  REQUIRE(test::run_until(*loop, [&] { return h.results.size() == 3; }));
+  CHECK(h.called_inside == 0);
+  for (int r : h.results) CHECK(r == 16);
+  CHECK(loop->stats().cqes - cqes_before == 1);  // only the queued send produced a completion
+  for (int i = 0; i < 3; ++i) {
+    char in[16];
+    REQUIRE(::read(pairs[i].first, in, 16) == 16);
+    CHECK(std::memcmp(in, msg[i], 16) == 0);
+    loop->close(ids[i]);
+  }
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  for (auto& p : pairs) ::close(p.first);
+}

@@ -244,19 +244,9 @@ Result<ConnectRateReport> run_connect_rate(const ConnectRateOptions& options) {
   const unsigned threads = std::clamp<unsigned>(options.common.threads, 1, options.concurrency);
   std::vector<std::unique_ptr<ConnectRateReport>> per_thread;
   for (unsigned t = 0; t < threads; ++t) per_thread.push_back(std::make_unique<ConnectRateReport>());
-  std::mutex error_mutex;
-  Error setup_error;
-  bool setup_failed = false;
   const std::uint64_t start = now_ns();
   const std::uint64_t deadline = start + static_cast<std::uint64_t>(options.seconds * 1e9);
-  run_threads(threads, [&](unsigned t) {
-    auto client = ClientLoop::create();
-    if (!client) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      setup_failed = true;
-      setup_error = client.error();
-      return;
-    }
+  auto status = run_client_threads(threads, [&](unsigned t, ClientLoop& client) {
     RateShared shared;
     shared.deadline_ns = deadline;
     shared.seed = std::uint64_t{t} << 40;
@@ -266,13 +256,13 @@ Result<ConnectRateReport> run_connect_rate(const ConnectRateOptions& options) {
       workers.push_back(std::make_unique<RateWorker>(options, shared));
       ++shared.active;
     }
-    for (auto& w : workers) w->cycle(client->loop());
+    for (auto& w : workers) w->cycle(client.loop());
     // Attempts started before the deadline may finish up to one I/O timeout later.
-    (void)client->drive([&] { return shared.active == 0; },
+    (void)client.drive([&] { return shared.active == 0; },
                         deadline + options.common.io_timeout_ms * 1'000'000ULL + 1'000'000'000ULL);
-    client->finish();
+    client.finish();
   });
-  if (setup_failed) return Unexpected{setup_error};
+  if (!status) return Unexpected{status.error()};
   ConnectRateReport total = std::move(*per_thread[0]);
   for (unsigned t = 1; t < threads; ++t) {
     total.completed += per_thread[t]->completed;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -73,6 +74,27 @@ inline void run_threads(unsigned threads, const std::function<void(unsigned)>& f
   std::vector<std::thread> pool;
   for (unsigned i = 0; i < threads; ++i) pool.emplace_back(fn, i);
   for (auto& t : pool) t.join();
+}
+
+// Runs fn(thread_index, client) on `threads` threads, each driving a ClientLoop of its own. fn must call
+// client.finish() before the handlers it owns go out of scope (finishing delivers their on_close()). A loop that
+// cannot be created fails the whole run.
+inline Status run_client_threads(unsigned threads, const std::function<void(unsigned, ClientLoop&)>& fn) {
+  std::mutex mutex;
+  Error error;
+  bool failed = false;
+  run_threads(threads, [&](unsigned t) {
+    auto client = ClientLoop::create();
+    if (!client) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!failed) error = client.error();
+      failed = true;
+      return;
+    }
+    fn(t, *client);
+  });
+  if (failed) return Unexpected{error};
+  return {};
 }
 
 // The share of `total` that thread `index` of `threads` gets (the first ones get the remainder).

@@ -125,18 +125,8 @@ Result<LatencyReport> run_latency(const LatencyOptions& options) {
   const unsigned threads = std::clamp<unsigned>(options.common.threads, 1, options.connections);
   std::vector<std::unique_ptr<LatencyReport>> per_thread;
   for (unsigned t = 0; t < threads; ++t) per_thread.push_back(std::make_unique<LatencyReport>());
-  std::mutex error_mutex;
-  Error setup_error;
-  bool setup_failed = false;
   const std::uint64_t start = now_ns();
-  run_threads(threads, [&](unsigned t) {
-    auto client = ClientLoop::create();
-    if (!client) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      setup_failed = true;
-      setup_error = client.error();
-      return;
-    }
+  auto status = run_client_threads(threads, [&](unsigned t, ClientLoop& client) {
     LatencyReport& report = *per_thread[t];
     std::vector<std::unique_ptr<PingPong>> conns;
     std::uint64_t connection = t;
@@ -144,22 +134,22 @@ Result<LatencyReport> run_latency(const LatencyOptions& options) {
       const std::uint32_t c = static_cast<std::uint32_t>(connection);
       conns.push_back(std::make_unique<PingPong>(options, connection, share(options.requests, options.connections, c),
                                                  share(options.warmup, options.connections, c), report));
-      conns.back()->start(client->loop());
+      conns.back()->start(client.loop());
     }
     // Bounded: every round trip may take up to the I/O timeout, but the whole run no more than 10 minutes.
     const std::uint64_t budget_ns = std::min<std::uint64_t>(
         600'000'000'000ULL, options.common.io_timeout_ms * 1'000'000ULL +
                                 std::uint64_t{options.requests + options.warmup} * 10'000'000ULL);
-    const bool finished = client->drive([&] {
+    const bool finished = client.drive([&] {
       return std::all_of(conns.begin(), conns.end(), [](const auto& c) { return c->done(); });
     }, start + budget_ns);
     if (!finished) {
       ++report.errors;
       note_error(report.first_error, "timed out", 0);
     }
-    client->finish();
+    client.finish();
   });
-  if (setup_failed) return Unexpected{setup_error};
+  if (!status) return Unexpected{status.error()};
   LatencyReport total = std::move(*per_thread[0]);
   for (unsigned t = 1; t < threads; ++t) {
     total.histogram.merge(per_thread[t]->histogram);

@@ -136,28 +136,18 @@ Result<ThroughputReport> run_throughput(const ThroughputOptions& options) {
   fill_stream(shared.data(), shared.size(), 0, 0);
   const unsigned threads = std::min<unsigned>(options.common.threads, options.streams);
   std::vector<ThreadResult> results(threads);
-  std::mutex error_mutex;
-  Error setup_error;
-  bool setup_failed = false;
   const std::uint64_t start = now_ns();
-  run_threads(threads, [&](unsigned t) {
-    auto client = ClientLoop::create();
-    if (!client) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      setup_failed = true;
-      setup_error = client.error();
-      return;
-    }
+  auto status = run_client_threads(threads, [&](unsigned t, ClientLoop& client) {
     std::vector<std::unique_ptr<SinkStream>> streams;
     std::uint64_t stream_id = t;
     for (std::uint32_t i = 0; i < share(options.streams, threads, t); ++i, stream_id += threads) {
       streams.push_back(std::make_unique<SinkStream>(options, stream_id, shared.data(), results[t]));
-      streams.back()->start(client->loop());
+      streams.back()->start(client.loop());
     }
     // Generous bound: 10 MB/s at least, plus the I/O timeout.
     const std::uint64_t budget_ns = options.common.io_timeout_ms * 1'000'000ULL +
                                     options.bytes * options.streams * 100ULL;
-    const bool finished = client->drive([&] {
+    const bool finished = client.drive([&] {
       return std::all_of(streams.begin(), streams.end(), [](const auto& s) { return s->done(); });
     }, start + budget_ns);
     if (!finished) {
@@ -166,9 +156,9 @@ Result<ThroughputReport> run_throughput(const ThroughputOptions& options) {
       }
       note_error(results[t].first_error, "timed out", 0);
     }
-    client->finish();
+    client.finish();
   });
-  if (setup_failed) return Unexpected{setup_error};
+  if (!status) return Unexpected{status.error()};
   ThroughputReport report;
   std::uint64_t last = start;
   for (const auto& r : results) {

@@ -93,7 +93,6 @@ void AgentConn::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> 
   }
   if (message->type == tunnel::ControlMessage::Type::kWelcome && state_ == State::kHandshaking) {
     state_ = State::kReady;
-    was_ready_ = true;
     backoff_ms_ = 0;
     LOG_INFO("connection %u/%u to gateway %s ready", index_ + 1, message->welcome.gateway_cores,
              conn.peer().to_string().c_str());

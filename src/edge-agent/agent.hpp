@@ -65,7 +65,6 @@ class AgentConn final : public ring::SocketHandler {
   ring::Timer retry_;
   std::uint32_t backoff_ms_ = 0;
   bool stopped_ = false;
-  bool was_ready_ = false;
 };
 
 class AgentCore final : public tunnel::TunnelEvents {

@@ -51,8 +51,6 @@ struct Loop::Slot {
   bool send_busy = false;
   bool send_is_fixed = false;
   bool zc_allowed = false;
-  bool zc_in_flight = false;   // the current submission is zero-copy
-  bool zc_waiting_notif = false;
   bool shutdown_pending = false;
   bool flush_requested = false;
   bool connect_timed_out = false;
@@ -482,7 +480,6 @@ void Loop::submit_send(Slot& slot, std::uint32_t index) noexcept {
   }
   set_target(sqe, features_.fixed_files, index, slot.fd);
   io_uring_sqe_set_data64(sqe, user_data(Op::kSend, index));
-  slot.zc_in_flight = zc;
   if (zc) ++stats_.send_zc;
   ++slot.in_flight;
   ++ops_in_flight_;
@@ -712,10 +709,9 @@ void Loop::on_send_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe)
   int res;
   if ((cqe->flags & IORING_CQE_F_NOTIF) != 0) {
     // Zero-copy: the kernel no longer references the memory; now the send counts as done.
-    slot.zc_waiting_notif = false;
     res = slot.zc_result;
   } else if ((cqe->flags & IORING_CQE_F_MORE) != 0) {
-    slot.zc_waiting_notif = true;  // the result; a notification follows for the same submission
+    // The result; a notification follows for the same submission.
     slot.zc_result = cqe->res;
     return;
   } else {

@@ -241,7 +241,7 @@ void TunnelConn::goaway() noexcept {
 
 // Streams are filed under the session's own stream index: unique among live streams, and the handle's generation
 // tells a stale handle (on_closed() runs after the session freed the slot) from the current one.
-std::uint32_t TunnelConn::register_stream(EdgeStream* stream) noexcept {
+void TunnelConn::register_stream(EdgeStream* stream) noexcept {
   const frame::StreamHandle h = stream->handle();
   if (h.index >= streams_.size()) streams_.resize(h.index + 1, nullptr);
   RINGTUN_CHECK(streams_[h.index] == nullptr, "two live streams in one session slot");
@@ -249,7 +249,6 @@ std::uint32_t TunnelConn::register_stream(EdgeStream* stream) noexcept {
   stream->slot = h.index;
   stream->generation = h.generation;
   ++core_.stats.streams_open;
-  return h.index;
 }
 
 void TunnelConn::unregister_stream(EdgeStream& stream) noexcept {

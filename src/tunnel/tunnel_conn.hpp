@@ -152,7 +152,7 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   void on_heartbeat() noexcept;
   void sync_time() noexcept;
   EdgeStream* stream_of(frame::StreamHandle h) noexcept;
-  std::uint32_t register_stream(EdgeStream* stream) noexcept;
+  void register_stream(EdgeStream* stream) noexcept;
   void unregister_stream(EdgeStream& stream) noexcept;
   void maybe_finish_close() noexcept;
 

@@ -59,8 +59,19 @@ void AgentConn::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
   }
   connecting_ = {};
   state_ = State::kHandshaking;
+  std::unique_ptr<tls::Session> tls;
+  if (core_.agent().tls) {
+    auto session = tls::Session::create(core_.agent().tls);
+    if (!session) {
+      LOG_ERROR("connection %u: cannot create a TLS session", index_);
+      loop.close(socket);
+      return;
+    }
+    tls = std::move(*session);
+  }
+  // With TLS, the hello queued below leaves only once the gateway is verified.
   conn_ = tunnel::TunnelConn::start(core_.tunnel_core(), socket, frame::Role::kAgent, core_.agent().tunnel_options,
-                                    core_);
+                                    core_, {}, std::move(tls));
   conn_->app_tag = index_;
   const tunnel::AgentConfig& config = core_.agent().config;
   tunnel::Hello hello;
@@ -279,6 +290,24 @@ int run_agent(const tunnel::AgentConfig& config) {
   // practical bound so that it is never the tighter limit.
   agent.tunnel_options = tunnel::tunnel_options(config.common, kAgentMaxStreams);
   agent.tunnel_options.connect_timeout_ms = config.connect_timeout_ms;
+  if (config.common.insecure_plaintext) {
+    LOG_WARN("--insecure-plaintext: tunnel traffic is NOT encrypted and the gateway is NOT verified; use it on "
+             "trusted links and for benchmarks only");
+  } else {
+    tls::ClientSettings settings;
+    settings.ca_file = config.ca_file;
+    settings.fingerprint = config.gateway_fingerprint;
+    settings.server_name = config.server_name;
+    settings.cert_file = config.common.cert_file;
+    settings.key_file = config.common.key_file;
+    std::string error;
+    auto context = tls::Context::client(settings, &error);
+    if (!context) {
+      LOG_ERROR("%s", error.c_str());
+      return 2;
+    }
+    agent.tls = std::move(*context);
+  }
 
   (void)ring::net::raise_fd_limit();
   ring::Runtime runtime(tunnel::runtime_options(config.common));

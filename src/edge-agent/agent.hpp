@@ -18,6 +18,7 @@
 
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
+#include "tls/tls.hpp"
 #include "tunnel/config.hpp"
 #include "tunnel/handshake.hpp"
 #include "tunnel/tunnel_conn.hpp"
@@ -33,6 +34,7 @@ struct Agent {
   std::atomic<std::uint32_t> gateway_cores{1};  // from connection 0's welcome; what hellos report as conn_count
   std::vector<AgentCore*> cores;
   ring::Runtime* runtime = nullptr;
+  std::shared_ptr<const tls::Context> tls;  // null: --insecure-plaintext
 };
 
 // Runs the agent until SIGINT/SIGTERM or a fatal refusal; returns the exit code.

@@ -16,7 +16,8 @@ namespace ringtun::gateway {
 
 struct GatewayCore::Handoff {
   int fd = -1;
-  std::string bytes;
+  std::string bytes;                 // plaintext read so far
+  std::unique_ptr<tls::Session> tls; // the open TLS session (null: plaintext)
 };
 struct GatewayCore::RegisterRequest {
   unsigned reply_core = 0;
@@ -137,7 +138,8 @@ void GatewayCore::on_accept(ring::Loop& loop, ring::SocketId listener, int res) 
     if (auto address = ring::net::peer_address(loop.fd(*socket))) peer = address->to_string();
     // The reader is its socket's handler from here on; it deletes itself when done.
     // A peer that says nothing for dead_peer_ms is as dead during the handshake as after it.
-    auto* reader = new HandshakeReader(*this, *socket, std::move(peer), gateway_.config.common.dead_peer_ms);
+    auto* reader =
+        new HandshakeReader(*this, *socket, std::move(peer), gateway_.config.common.dead_peer_ms, gateway_.tls);
     (void)loop.set_handler(*socket, reader);
     readers_.push_back(reader);
     return;
@@ -177,11 +179,13 @@ void GatewayCore::handshake_gone(HandshakeReader& reader) {
   check_stopped();
 }
 
-void GatewayCore::handshake_done(HandshakeReader& reader, int fd, unsigned target, std::string&& bytes) {
+void GatewayCore::handshake_done(HandshakeReader& reader, int fd, unsigned target, std::string&& bytes,
+                                 std::unique_ptr<tls::Session> tls) {
   readers_.erase(std::remove(readers_.begin(), readers_.end(), &reader), readers_.end());
   auto message = std::make_unique<Handoff>();
   message->fd = fd;
   message->bytes = std::move(bytes);
+  message->tls = std::move(tls);
   if (target == loop_.core()) {
     adopt_handoff(*message);
   } else if (!ring::post_owned<Handoff>(loop_, target, message, [](ring::Loop& loop, Handoff& m) {
@@ -201,7 +205,7 @@ void GatewayCore::adopt_handoff(Handoff& message) {
   auto socket = loop_.adopt(message.fd, this);
   if (!socket) return;
   auto* conn = tunnel::TunnelConn::start(tcore_, *socket, frame::Role::kGateway, gateway_.tunnel_options, *this,
-                                         tunnel::as_bytes(message.bytes));
+                                         tunnel::as_bytes(message.bytes), std::move(message.tls));
   conn->app_tag = next_tag_++;
 }
 
@@ -470,6 +474,9 @@ int run_gateway(const tunnel::GatewayConfig& config) {
   gateway.tunnel_options = tunnel::tunnel_options(config.common, config.max_streams_per_connection);
   gateway.public_bind = config.listen;
   gateway.public_bind.set_port(0);
+  auto tls = make_gateway_tls(config);
+  if (!tls) return 2;
+  gateway.tls = std::move(*tls);
 
   (void)ring::net::raise_fd_limit();
   ring::Runtime runtime(tunnel::runtime_options(config.common));

@@ -21,6 +21,7 @@
 
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
+#include "tls/tls.hpp"
 #include "tunnel/config.hpp"
 #include "tunnel/handshake.hpp"
 #include "tunnel/tunnel_conn.hpp"
@@ -38,7 +39,11 @@ struct Gateway {
   unsigned core_count = 1;
   std::vector<GatewayCore*> cores;        // by core index
   ring::Runtime* runtime = nullptr;
+  std::shared_ptr<const tls::Context> tls;  // null: --insecure-plaintext
 };
+
+// The gateway's TLS context (null with --insecure-plaintext); logs the certificate's fingerprint. Errors are logged.
+Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const tunnel::GatewayConfig& config);
 
 // Runs the gateway until SIGINT/SIGTERM; returns the exit code.
 int run_gateway(const tunnel::GatewayConfig& config);
@@ -64,10 +69,12 @@ class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvent
   void registry_register(RegisterRequest& message);
   void registry_conn_change(ConnChange& message);
 
-  void handshake_done(class HandshakeReader& reader, int fd, unsigned target, std::string&& bytes);
+  void handshake_done(class HandshakeReader& reader, int fd, unsigned target, std::string&& bytes,
+                      std::unique_ptr<tls::Session> tls);
   void handshake_gone(class HandshakeReader& reader);
   ring::Loop& loop() noexcept { return loop_; }
   tunnel::TunnelCore& tunnel_core() noexcept { return tcore_; }
+  const Gateway& gateway() const noexcept { return gateway_; }
 
  private:
   struct PublicPort {

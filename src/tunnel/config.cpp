@@ -13,6 +13,7 @@
 #include <new>
 #include <unordered_map>
 
+#include "tls/tls.hpp"
 #include "tunnel/config_internal.hpp"
 
 #ifndef RINGTUN_VERSION
@@ -54,6 +55,17 @@ constexpr SettingSpec kSettings[] = {
      1, kMaxDurationMs, "1..86400000"},
     {SettingId::kConnectTimeoutMs, Program::kAgent, "--connect-timeout-ms", "connect_timeout_ms", ValueKind::kInteger,
      false, 1, kMaxDurationMs, "1..86400000"},
+    // TLS
+    {SettingId::kInsecurePlaintext, Program::kBoth, "--insecure-plaintext", "insecure_plaintext", ValueKind::kSwitch,
+     false, 0, 1, ""},
+    {SettingId::kCert, Program::kBoth, "--cert", "cert", ValueKind::kText, false, 0, 0, ""},
+    {SettingId::kKey, Program::kBoth, "--key", "key", ValueKind::kText, false, 0, 0, ""},
+    {SettingId::kClientCa, Program::kGateway, "--client-ca", "client_ca", ValueKind::kText, false, 0, 0, ""},
+    {SettingId::kStateDir, Program::kGateway, "--state-dir", "state_dir", ValueKind::kText, false, 0, 0, ""},
+    {SettingId::kCa, Program::kAgent, "--ca", "ca", ValueKind::kText, false, 0, 0, ""},
+    {SettingId::kGatewayFingerprint, Program::kAgent, "--gateway-fingerprint", "gateway_fingerprint",
+     ValueKind::kText, false, 0, 0, ""},
+    {SettingId::kServerName, Program::kAgent, "--server-name", "server_name", ValueKind::kText, false, 0, 0, ""},
 };
 
 bool serves(const SettingSpec& spec, Program program) noexcept {
@@ -62,6 +74,13 @@ bool serves(const SettingSpec& spec, Program program) noexcept {
 
 bool is_name_char(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+bool valid_host_name(std::string_view name) noexcept {
+  for (char c : name) {
+    if (!is_name_char(c) && c != ':') return false;  // ':' for IPv6 literals
+  }
+  return true;
 }
 
 bool valid_name(std::string_view name) noexcept {
@@ -144,6 +163,16 @@ Status check_integer_text(const SettingSpec& spec, std::string_view text, std::u
   return {};
 }
 
+// A file or directory name: stored as given (the program opens it and says what is wrong with it).
+Status check_path(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
+  if (text.empty() || text.size() > 4096 || text.find('\0') != std::string_view::npos) {
+    return report(error_text, Errc::kInvalidArgument, std::string(where) + ": " + in_quotes(text) +
+                                                          " is not a usable path");
+  }
+  *out = std::string(text);
+  return {};
+}
+
 Status apply_common(CommonConfig* common, const SettingSpec& spec, const SettingValue& value, std::string_view where,
                     std::string* error_text) {
   switch (spec.id) {
@@ -159,6 +188,13 @@ Status apply_common(CommonConfig* common, const SettingSpec& spec, const Setting
     case SettingId::kDrainTimeoutMs:
       common->drain_timeout_ms = static_cast<std::uint32_t>(value.integer);
       return {};
+    case SettingId::kInsecurePlaintext:
+      common->insecure_plaintext = value.integer != 0;
+      return {};
+    case SettingId::kCert:
+      return check_path(where, value.text, &common->cert_file, error_text);
+    case SettingId::kKey:
+      return check_path(where, value.text, &common->key_file, error_text);
     case SettingId::kLogLevel: {
       std::string text(value.text);
       if (text.find('\0') != std::string::npos || !log::parse_level(text.c_str(), &common->log_level)) {
@@ -289,6 +325,10 @@ Status apply_setting(GatewayConfig* config, const SettingSpec& spec, const Setti
     case SettingId::kMaxStreams:
       config->max_streams_per_connection = static_cast<std::uint32_t>(value.integer);
       return {};
+    case SettingId::kClientCa:
+      return check_path(where, value.text, &config->client_ca_file, error_text);
+    case SettingId::kStateDir:
+      return check_path(where, value.text, &config->state_dir, error_text);
     default:
       return apply_common(&config->common, spec, value, where, error_text);
   }
@@ -315,6 +355,27 @@ Status apply_setting(AgentConfig* config, const SettingSpec& spec, const Setting
       return {};
     case SettingId::kConnectTimeoutMs:
       config->connect_timeout_ms = static_cast<std::uint32_t>(value.integer);
+      return {};
+    case SettingId::kCa:
+      return check_path(where, value.text, &config->ca_file, error_text);
+    case SettingId::kGatewayFingerprint: {
+      std::string why;
+      auto canonical = tls::parse_fingerprint(std::string(value.text), &why);
+      if (!canonical) {
+        // parse_fingerprint words it for the flag; name the real source.
+        const std::string prefix = "--gateway-fingerprint: ";
+        if (why.compare(0, prefix.size(), prefix) == 0) why.erase(0, prefix.size());
+        return report(error_text, Errc::kInvalidArgument, std::string(where) + ": " + why);
+      }
+      config->gateway_fingerprint = std::move(*canonical);
+      return {};
+    }
+    case SettingId::kServerName:
+      if (value.text.empty() || value.text.size() > 253 || !valid_host_name(value.text)) {
+        return report(error_text, Errc::kInvalidArgument,
+                      std::string(where) + ": " + in_quotes(value.text) + " is not a host name");
+      }
+      config->server_name = std::string(value.text);
       return {};
     default:
       return apply_common(&config->common, spec, value, where, error_text);
@@ -423,6 +484,32 @@ Status check_timing(const CommonConfig& common, std::string* error_text) {
   return {};
 }
 
+// Certificate and plaintext settings that contradict each other.
+Status check_tls_pairs(const CommonConfig& common, bool verifies, const char* verify_flags, std::string* error_text) {
+  if (common.cert_file.empty() != common.key_file.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  common.cert_file.empty() ? "--key: given without --cert (a certificate needs its key and the key "
+                                             "its certificate)"
+                                           : "--cert: given without --key (a certificate needs its key and the key "
+                                             "its certificate)");
+  }
+  if (common.insecure_plaintext && (!common.cert_file.empty() || verifies)) {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string("--insecure-plaintext: cannot be combined with --cert/--key or ") + verify_flags +
+                      " (TLS settings); drop one or the other");
+  }
+  return {};
+}
+
+// "203.0.113.7" of "203.0.113.7:7000", "::1" of "[::1]:7000": the name the agent expects in the certificate.
+std::string host_part(std::string_view address) {
+  if (!address.empty() && address.front() == '[') {
+    const std::size_t close = address.find(']');
+    return std::string(address.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
+  }
+  return std::string(address.substr(0, address.rfind(':')));
+}
+
 Status finish(GatewayConfig* config, std::string* error_text) {
   if (config->listen_text.empty()) {
     return report(error_text, Errc::kInvalidArgument,
@@ -433,6 +520,7 @@ Status finish(GatewayConfig* config, std::string* error_text) {
                   "--token: missing (at least one key agents present, e.g. --token s3cret, or \"tokens\" in "
                   "--config)");
   }
+  RINGTUN_TRY(check_tls_pairs(config->common, !config->client_ca_file.empty(), "--client-ca", error_text));
   return check_timing(config->common, error_text);
 }
 
@@ -459,6 +547,20 @@ Status finish(AgentConfig* config, std::string* error_text) {
     }
     config->agent_id = host;
   }
+  RINGTUN_TRY(check_tls_pairs(config->common, !config->ca_file.empty() || !config->gateway_fingerprint.empty(),
+                              "--ca/--gateway-fingerprint/--server-name",
+                              error_text));
+  if (config->common.insecure_plaintext && !config->server_name.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--insecure-plaintext: cannot be combined with --server-name (a TLS setting)");
+  }
+  if (!config->common.insecure_plaintext && config->ca_file.empty() && config->gateway_fingerprint.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--gateway-fingerprint or --ca: missing: the agent must know how to verify the gateway (the "
+                  "gateway prints its fingerprint at start-up: --gateway-fingerprint sha256:...), or run both sides "
+                  "with --insecure-plaintext on a trusted link");
+  }
+  if (config->server_name.empty()) config->server_name = host_part(config->gateway_text);
   return check_timing(config->common, error_text);
 }
 
@@ -517,6 +619,14 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
       parsed.outcome = spec->id == SettingId::kHelp ? ParseOutcome::kHelp : ParseOutcome::kVersion;
       return parsed;
     }
+    if (spec->kind == ValueKind::kSwitch) {
+      if (has_inline) {
+        note_error(Errc::kParse, std::string(spec->flag) + " takes no value");
+        continue;
+      }
+      args.push_back(FlagArg{spec, "true"});
+      continue;
+    }
     if (!has_inline) {
       // A following flag is not a value: "--token --listen x" forgot the token. Use --token=--x for odd values.
       if (i + 1 >= argc || argv[i + 1] == nullptr || std::string_view(argv[i + 1]).substr(0, 2) == "--") {
@@ -555,6 +665,7 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
     if (spec.kind == ValueKind::kInteger) {
       RINGTUN_TRY(detail::check_integer_text(spec, arg.value, &value.integer, error_text));
     }
+    if (spec.kind == ValueKind::kSwitch) value.integer = 1;
     RINGTUN_TRY(detail::apply_setting(&parsed.config, spec, value, spec.flag, error_text));
   }
   RINGTUN_TRY(finish(&parsed.config, error_text));
@@ -628,119 +739,6 @@ Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_tex
   RINGTUN_TRY(detail::check_local_address(where + ": local address", local_part, &service.local, error_text));
   service.local_text = std::string(local_part);
   return service;
-}
-
-namespace {
-
-// One help entry per flag: descriptions line up in one column; a flag too wide for its column, and each '\n' in
-// the description, continue on a new line at that column.
-void add_line(std::string* out, std::string_view flag, std::string_view help) {
-  constexpr std::size_t kColumn = 28;
-  const std::string indent(kColumn, ' ');
-  std::string line = "  " + std::string(flag);
-  if (line.size() < kColumn) {
-    line.resize(kColumn, ' ');
-  } else {
-    line += "\n" + indent;
-  }
-  for (char c : help) {
-    line += c;
-    if (c == '\n') line += indent;
-  }
-  *out += line + "\n";
-}
-
-void add_common_lines(std::string* out) {
-  const CommonConfig defaults;
-  *out += "Common:\n";
-  add_line(out, "--config FILE", "JSON file with these settings (keys: flag names, - as _); flags override it");
-  add_line(out, "--threads N",
-           "worker threads, one per core, 1..1024 (default " + std::to_string(defaults.threads) +
-               ": all CPUs this process may use)");
-  add_line(out, "--log-level LEVEL", "trace|debug|info|warn|error|off (default info)");
-  add_line(out, "--heartbeat-ms N",
-           "PING interval on an idle tunnel connection (default " + std::to_string(defaults.heartbeat_ms) + ")");
-  add_line(out, "--dead-peer-ms N",
-           "no bytes for this long: the peer is gone; above --heartbeat-ms (default " +
-               std::to_string(defaults.dead_peer_ms) + ")");
-  add_line(out, "--drain-timeout-ms N",
-           "on SIGTERM, how long open streams may finish (default " + std::to_string(defaults.drain_timeout_ms) + ")");
-  add_line(out, "-h, --help", "print this help and exit");
-  add_line(out, "-V, --version", "print the version and exit");
-  *out +=
-      "Flags take \"--flag value\" or \"--flag=value\". Durations are in milliseconds, 1..86400000\n"
-      "(--drain-timeout-ms may be 0). Problems are reported on one line; the exit status is then 2.\n";
-}
-
-std::string make_gateway_usage() {
-  const GatewayConfig defaults;
-  std::string out = "ringtun-gateway " RINGTUN_VERSION
-                    ": the public side of a ringtun reverse tunnel. Agents connect to\n"
-                    "--listen, present a token, and the gateway opens the public ports their services ask for.\n\n"
-                    "Usage: ringtun-gateway --listen ADDR:PORT --token SECRET [--allow-ports LO-HI] [options]\n"
-                    "       ringtun-gateway --config FILE [options]\n\n"
-                    "Tunnel:\n";
-  add_line(&out, "--listen ADDR:PORT", "address agents connect to (required), e.g. 0.0.0.0:7000 or [::]:7000");
-  add_line(&out, "--token SECRET", "a key an agent may present; repeat for several keys (at least one)");
-  add_line(&out, "--allow-ports LO-HI",
-           "public ports the --token just before may claim: LO-HI or PORT (default 1-65535)");
-  add_line(&out, "--max-streams N",
-           "concurrent streams per agent connection, 1..1048576 (default " +
-               std::to_string(defaults.max_streams_per_connection) + ")");
-  add_common_lines(&out);
-  out +=
-      "\nExample:\n"
-      "  ringtun-gateway --listen 0.0.0.0:7000 --token s3cret --allow-ports 10000-20000 --token other\n\n"
-      "The same as a --config file (the first --token on the command line replaces \"tokens\"):\n"
-      "  {\"listen\": \"0.0.0.0:7000\",\n"
-      "   \"tokens\": [{\"token\": \"s3cret\", \"allow_ports\": \"10000-20000\"}, {\"token\": \"other\"}],\n"
-      "   \"max_streams\": 1024, \"threads\": 0, \"log_level\": \"info\", \"heartbeat_ms\": 5000}\n";
-  return out;
-}
-
-std::string make_agent_usage() {
-  const AgentConfig defaults;
-  std::string out =
-      "ringtun-agent " RINGTUN_VERSION
-      ": the private side of a ringtun reverse tunnel. It connects out to a\n"
-      "gateway and serves the gateway's public ports from local services.\n\n"
-      "Usage: ringtun-agent --gateway HOST:PORT --token SECRET --expose tcp:PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT\n"
-      "                     [--expose ...] [options]\n"
-      "       ringtun-agent --config FILE [options]\n\n"
-      "Tunnel:\n";
-  add_line(&out, "--gateway HOST:PORT", "the gateway's tunnel address (required); numeric or localhost, not a name");
-  add_line(&out, "--token SECRET", "the key the gateway expects (required)");
-  add_line(&out, "--expose tcp:[NAME@]PORT=HOST:PORT",
-           "serve public PORT on the gateway from local HOST:PORT (numeric or localhost);\n"
-           "repeat for more services (at least one). NAME: 1..64 of A-Z a-z 0-9 . _ -\n"
-           "(default tcp-PORT)");
-  add_line(&out, "--agent-id ID", "how the gateway names this agent (default: the host name)");
-  add_line(&out, "--reconnect-max-ms N",
-           "cap of the reconnect back-off (default " + std::to_string(defaults.reconnect_max_ms) + ")");
-  add_line(
-      &out, "--connect-timeout-ms N",
-      "give up a connection attempt after this long (default " + std::to_string(defaults.connect_timeout_ms) + ")");
-  add_common_lines(&out);
-  out +=
-      "\nExample:\n"
-      "  ringtun-agent --gateway 203.0.113.7:7000 --token s3cret --expose tcp:web@8080=127.0.0.1:80\n\n"
-      "The same as a --config file (the first --expose on the command line replaces \"services\"):\n"
-      "  {\"gateway\": \"203.0.113.7:7000\", \"token\": \"s3cret\", \"agent_id\": \"edge-1\",\n"
-      "   \"services\": [{\"name\": \"web\", \"type\": \"tcp\", \"public_port\": 8080, \"local\": "
-      "\"127.0.0.1:80\"}]}\n";
-  return out;
-}
-
-}  // namespace
-
-std::string_view gateway_usage() {
-  static const std::string text = make_gateway_usage();
-  return text;
-}
-
-std::string_view agent_usage() {
-  static const std::string text = make_agent_usage();
-  return text;
 }
 
 }  // namespace ringtun::tunnel

@@ -32,6 +32,10 @@ struct CommonConfig {
   std::uint32_t heartbeat_ms = 5'000;       // PING interval on an idle tunnel connection
   std::uint32_t dead_peer_ms = 15'000;      // no bytes at all for this long: the peer is gone
   std::uint32_t drain_timeout_ms = 10'000;  // SIGTERM: how long streams may finish before exit
+  // TLS. Plaintext only when asked for, on both sides.
+  bool insecure_plaintext = false;
+  std::string cert_file;  // PEM: the gateway's certificate, or the agent's client certificate (mTLS)
+  std::string key_file;
 };
 
 struct GatewayConfig {
@@ -40,6 +44,8 @@ struct GatewayConfig {
   std::string listen_text;             // as given, for messages
   std::vector<TokenRule> tokens;       // at least one
   std::uint32_t max_streams_per_connection = 1024;
+  std::string client_ca_file;  // set: agents must present a client certificate signed by these CAs
+  std::string state_dir;       // where a self-signed pair is kept when no --cert is given (empty: the default)
 };
 
 struct ServiceConfig {
@@ -58,6 +64,9 @@ struct AgentConfig {
   std::vector<ServiceConfig> services;  // at least one
   std::uint32_t reconnect_max_ms = 30'000;  // cap of the exponential back-off
   std::uint32_t connect_timeout_ms = 5'000;
+  std::string ca_file;              // verify the gateway against these CAs (and its name)
+  std::string gateway_fingerprint;  // or pin its certificate: "sha256:<64 hex>", canonical
+  std::string server_name;          // SNI and the name checked with ca_file (default: --gateway's host)
 };
 
 // What a parse produced: a config to run with, or a request to print help/version and exit 0.

@@ -34,6 +34,7 @@ enum class SettingId : std::uint8_t {
   kThreads, kLogLevel, kHeartbeatMs, kDeadPeerMs, kDrainTimeoutMs,
   kListen, kToken, kAllowPorts, kMaxStreams, kTokens,           // gateway (kToken is the agent's too)
   kGateway, kAgentId, kExpose, kServices, kReconnectMaxMs, kConnectTimeoutMs,  // agent
+  kInsecurePlaintext, kCert, kKey, kClientCa, kStateDir, kCa, kGatewayFingerprint, kServerName,  // TLS
   kCount,
 };
 // clang-format on
@@ -43,6 +44,7 @@ enum class ValueKind : std::uint8_t {
   kInteger,  // decimal in [min, max]
   kText,     // a string checked by the setting
   kList,     // JSON only: the "tokens" / "services" arrays
+  kSwitch,   // a flag without a value that turns something on; true/false in JSON
 };
 
 struct SettingSpec {

@@ -488,6 +488,12 @@ class Loader {
       SettingValue value;
       if (spec->kind == ValueKind::kInteger) {
         RINGTUN_TRY(read_integer(field.value, where, spec->min, spec->max, spec->range_text, &value.integer));
+      } else if (spec->kind == ValueKind::kSwitch) {
+        bool on = false;
+        if (field.value.type() != element_type::BOOL || field.value.get_bool().get(on) != simdjson::SUCCESS) {
+          return report(error_text_, Errc::kParse, where + ": expected true or false, got " + describe(field.value));
+        }
+        value.integer = on ? 1 : 0;
       } else {
         RINGTUN_TRY(read_string(field.value, where, &value.text));
       }

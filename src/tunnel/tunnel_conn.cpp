@@ -63,6 +63,7 @@ TunnelConn::TunnelConn(TunnelCore& core, ring::SocketId socket, frame::Role role
     : core_(core),
       loop_(core.loop),
       socket_(socket),
+      role_(role),
       options_(options),
       events_(events),
       session_([&] {
@@ -77,16 +78,19 @@ TunnelConn::TunnelConn(TunnelCore& core, ring::SocketId socket, frame::Role role
 TunnelConn::~TunnelConn() { --core_.stats.tunnels_open; }
 
 TunnelConn* TunnelConn::start(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
-                              TunnelEvents& events, std::span<const std::byte> replay) {
+                              TunnelEvents& events, std::span<const std::byte> replay,
+                              std::unique_ptr<tls::Session> tls) {
   auto* conn = new TunnelConn(core, socket, role, options, events);
+  conn->tls_ = std::move(tls);
   ++core.stats.tunnels_open;
   ring::Loop& loop = core.loop;
   (void)loop.set_handler(socket, conn);
   const int fd = loop.fd(socket);
   if (auto peer = ring::net::peer_address(fd)) conn->peer_ = *peer;
   (void)ring::net::set_nodelay(fd);
-  conn->last_rx_ms_ = conn->last_tx_ms_ = loop.now_ms();
-  if (!replay.empty()) conn->feed(replay);
+  conn->last_rx_ms_ = conn->last_tx_ms_ = conn->started_ms_ = loop.now_ms();
+  if (conn->tls_ && !conn->tls_->open() && !conn->tls_->start()) conn->tls_failed("handshake");
+  if (!replay.empty() && !conn->closing_) conn->feed(replay);
   if (!conn->closing_) {
     if (auto status = loop.recv_start(socket, kTunnelPool); !status) conn->close("could not start receiving");
   }
@@ -115,7 +119,8 @@ void TunnelConn::close_after_flush(const char* reason) noexcept {
 
 void TunnelConn::maybe_finish_close() noexcept {
   if (closing_) return;
-  if ((flush_then_close_ || session_.failed()) && !send_busy_ && !session_.wants_write()) close(close_reason_);
+  const bool tls_dead = tls_ && tls_->failed();
+  if ((flush_then_close_ || session_.failed() || tls_dead) && !send_busy_ && !wants_send()) close(close_reason_);
   else if (session_.drained() && !send_busy_) close("drained after GOAWAY");
 }
 
@@ -135,8 +140,15 @@ void TunnelConn::on_close(ring::Loop&, ring::SocketId) {
 
 void TunnelConn::sync_time() noexcept { session_.set_time(loop_.now_ms() * 1000); }
 
+// With TLS, frames wait until the handshake is done (and are dropped once TLS failed); TLS's own output (handshake
+// messages, alerts) always goes.
+bool TunnelConn::wants_send() const noexcept {
+  if (!tls_) return session_.wants_write();
+  return tls_->has_output() || (tls_->open() && session_.wants_write());
+}
+
 void TunnelConn::schedule_flush() noexcept {
-  if (!closing_ && !send_busy_ && session_.wants_write()) loop_.request_flush(socket_);
+  if (!closing_ && !send_busy_ && wants_send()) loop_.request_flush(socket_);
 }
 
 void TunnelConn::feed(std::span<const std::byte> bytes) noexcept {
@@ -155,22 +167,91 @@ void TunnelConn::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::
     if (closing_) return;
     if (session_.goaway_sent() || session_.goaway_received()) {
       close("peer closed the connection after GOAWAY");
+    } else if (tls_ && tls_->mid_record()) {
+      LOG_WARN("tunnel %s: the connection was cut in the middle of a TLS record (truncated)", peer_.to_string().c_str());
+      close("TLS stream truncated mid-record");
+    } else if (tls_ && !tls_->open()) {
+      LOG_WARN("tunnel %s: the peer closed the connection during the TLS handshake%s", peer_.to_string().c_str(),
+               role_ == frame::Role::kAgent ? " (does the gateway run with --insecure-plaintext?)" : "");
+      close("closed during the TLS handshake");
     } else {
       close(res == 0 ? "peer closed the connection" : "connection error");
     }
     return;
   }
   last_rx_ms_ = loop.now_ms();
-  if (!closing_) feed({reinterpret_cast<const std::byte*>(buffer.data), buffer.size});
+  if (!closing_) {
+    const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(buffer.data), buffer.size);
+    if (tls_) receive_tls(bytes);
+    else feed(bytes);
+  }
   // DATA was copied into stream queues and control payloads into the session: the buffer is free at once.
   loop.recycle(buffer);
   schedule_flush();
   maybe_finish_close();
 }
 
+void TunnelConn::receive_tls(std::span<const std::byte> ciphertext) noexcept {
+  const bool was_open = tls_->open();
+  Status status = tls_->receive(ciphertext, core_.tls_plaintext, [this](std::span<const std::byte> plaintext) {
+    if (!closing_ && !flush_then_close_) feed(plaintext);
+  });
+  if (!status) {
+    tls_failed(was_open ? "record" : "handshake");
+    return;
+  }
+  if (!was_open && tls_->open()) {
+    if (role_ == frame::Role::kAgent) {
+      LOG_INFO("tunnel %s: %s, gateway certificate %s", peer_.to_string().c_str(), tls_->description().c_str(),
+               tls_->peer_fingerprint().c_str());
+    } else {
+      LOG_DEBUG("tunnel %s: %s", peer_.to_string().c_str(), tls_->description().c_str());
+    }
+  }
+}
+
+void TunnelConn::tls_failed(const char* what) noexcept {
+  LOG_WARN("tunnel %s: TLS %s failed: %s", peer_.to_string().c_str(), what, tls_->failure().c_str());
+  tls_close_reason_ = "TLS: " + tls_->failure();
+  // An alert wolfSSL queued goes out first; frames no longer can.
+  close_after_flush(tls_close_reason_.c_str());
+}
+
+void TunnelConn::flush_tls(ring::Loop& loop, ring::SocketId socket) noexcept {
+  // Back-pressure before encryption: frames stay in the session (where flow control bounds them) while the
+  // ciphertext ahead of the socket is at its budget.
+  while (tls_->open() && session_.wants_write() && tls_->pending_output() < options_.tls_send_budget) {
+    batch_.clear();
+    session_.build_batch(batch_);
+    if (batch_.empty()) break;
+    if (!tls_->write({batch_.iov(), batch_.iov_count()}, core_.tls_packing)) {
+      tls_failed("encryption");
+      return;
+    }
+    // The plaintext is encrypted: its buffers (edge receive buffers among them) are free now.
+    session_.sent(batch_.bytes());
+  }
+  const std::span<const std::byte> out = tls_->begin_send();
+  if (out.empty()) {
+    maybe_finish_close();
+    return;
+  }
+  tls_iov_ = {const_cast<std::byte*>(out.data()), out.size()};
+  if (!loop.send(socket, &tls_iov_, 1)) {
+    close("send failed");
+    return;
+  }
+  send_busy_ = true;
+  last_tx_ms_ = loop.now_ms();
+}
+
 void TunnelConn::on_flush(ring::Loop& loop, ring::SocketId socket) {
   if (closing_ || send_busy_) return;
   sync_time();
+  if (tls_) {
+    flush_tls(loop, socket);
+    return;
+  }
   batch_.clear();
   session_.build_batch(batch_);
   if (batch_.empty()) {
@@ -194,7 +275,8 @@ void TunnelConn::on_send(ring::Loop&, ring::SocketId, int res) {
     return;
   }
   sync_time();
-  session_.sent(static_cast<std::size_t>(res));
+  if (tls_) tls_->send_done();
+  else session_.sent(static_cast<std::size_t>(res));
   schedule_flush();
   maybe_finish_close();
 }
@@ -202,6 +284,12 @@ void TunnelConn::on_send(ring::Loop&, ring::SocketId, int res) {
 void TunnelConn::on_heartbeat() noexcept {
   if (closing_) return;
   const std::uint64_t now = loop_.now_ms();
+  if (tls_ && !tls_->open() && !tls_->failed() && now - started_ms_ >= options_.tls_handshake_timeout_ms) {
+    LOG_WARN("tunnel %s: TLS handshake not done after %u ms", peer_.to_string().c_str(),
+             options_.tls_handshake_timeout_ms);
+    close("TLS handshake timed out");
+    return;
+  }
   if (now - last_rx_ms_ >= options_.dead_peer_ms) {
     LOG_WARN("tunnel %s: no bytes for %u ms: peer presumed dead", peer_.to_string().c_str(), options_.dead_peer_ms);
     close("dead peer (heartbeat timeout)");

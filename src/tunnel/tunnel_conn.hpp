@@ -31,6 +31,7 @@
 #include "ring/net.hpp"
 #include "ring/runtime.hpp"
 #include "ring/timer_wheel.hpp"
+#include "tls/tls.hpp"
 #include "tunnel/byte_queue.hpp"
 
 namespace ringtun::tunnel {
@@ -44,6 +45,8 @@ struct TunnelOptions {
   std::uint32_t dead_peer_ms = 15'000;         // close after this long without receiving a byte
   std::uint32_t connect_timeout_ms = 5'000;    // agent: connecting to a local service
   std::uint32_t edge_ingress_limit = 256 * 1024;  // per stream: bytes read from the edge, not yet sent on the tunnel
+  std::uint32_t tls_handshake_timeout_ms = 10'000; // agent: a TLS handshake that takes longer is abandoned
+  std::uint32_t tls_send_budget = 256 * 1024;      // ciphertext encrypted ahead of the socket, per connection
 };
 
 // The runtime and tunnel settings both programs derive from their shared configuration: one loop per core with
@@ -62,12 +65,17 @@ struct TunnelStats {
   std::uint32_t streams_open = 0;
 };
 
-// What the streams and connections of one core share.
+// What the streams and connections of one core share. The TLS scratch buffers are used synchronously inside one
+// call (decrypting into, packing small frames for encryption), so one pair serves every connection of the core.
 struct TunnelCore {
-  TunnelCore(ring::Loop& l, std::uint64_t stream_buffer_budget) : loop(l), blocks(stream_buffer_budget) {}
+  TunnelCore(ring::Loop& l, std::uint64_t stream_buffer_budget)
+      : loop(l), blocks(stream_buffer_budget), tls_plaintext(tls::Session::kScratchSize),
+        tls_packing(tls::Session::kScratchSize) {}
   ring::Loop& loop;
   BlockPool blocks;
   TunnelStats stats;
+  std::vector<std::byte> tls_plaintext;
+  std::vector<std::byte> tls_packing;
 };
 
 class TunnelConn;
@@ -86,10 +94,13 @@ class TunnelEvents {
 
 class TunnelConn final : public ring::SocketHandler, public frame::SessionHandler {
  public:
-  // Takes over a connected socket (its handler becomes the TunnelConn) and starts the session. `replay` holds bytes
-  // already read from the socket by someone else (the gateway's handshake reader); they are processed first.
+  // Takes over a connected socket (its handler becomes the TunnelConn) and starts the session. `replay` holds
+  // plaintext already read from the socket by someone else (the gateway's handshake reader); it is processed first.
+  // With `tls`, every byte on the socket is TLS: a session still handshaking (the agent's) finishes its handshake
+  // before any frame leaves; an open one (handed over by the gateway's reader) carries frames at once.
   static TunnelConn* start(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
-                           TunnelEvents& events, std::span<const std::byte> replay = {});
+                           TunnelEvents& events, std::span<const std::byte> replay = {},
+                           std::unique_ptr<tls::Session> tls = nullptr);
 
   // ---- handshake ----
   Status send_control(std::string_view json) noexcept;
@@ -113,6 +124,7 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   std::uint32_t live_streams() const noexcept { return session_.live_streams(); }
   const frame::Session& session() const noexcept { return session_; }
   const ring::net::Address& peer() const noexcept { return peer_; }
+  const tls::Session* tls() const noexcept { return tls_.get(); }
   TunnelCore& core() noexcept { return core_; }
   const TunnelOptions& options() const noexcept { return options_; }
 
@@ -149,6 +161,10 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   void on_send_released(std::uint64_t cookie) override;
 
   void feed(std::span<const std::byte> bytes) noexcept;
+  void receive_tls(std::span<const std::byte> ciphertext) noexcept;
+  void flush_tls(ring::Loop& loop, ring::SocketId socket) noexcept;
+  void tls_failed(const char* what) noexcept;
+  bool wants_send() const noexcept;
   void on_heartbeat() noexcept;
   void sync_time() noexcept;
   EdgeStream* stream_of(frame::StreamHandle h) noexcept;
@@ -160,13 +176,18 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   ring::Loop& loop_;
   ring::SocketId socket_;
   ring::net::Address peer_;
+  frame::Role role_;
   TunnelOptions options_;
   TunnelEvents& events_;
   frame::Session session_;
   frame::FrameBatch batch_;
+  std::unique_ptr<tls::Session> tls_;  // null: plaintext (--insecure-plaintext)
+  iovec tls_iov_{};                    // the ciphertext send in flight
+  std::string tls_close_reason_;       // owns the text close_reason_ points at after a TLS failure
   ring::Timer heartbeat_;
   std::uint64_t last_rx_ms_ = 0;
   std::uint64_t last_tx_ms_ = 0;
+  std::uint64_t started_ms_ = 0;
   bool send_busy_ = false;
   bool closing_ = false;         // close() called: the socket is being closed
   bool flush_then_close_ = false;

@@ -320,6 +320,7 @@ class Harness:
         os.makedirs(self.dir)
         self.procs = []
         self.counts = {}
+        self.fingerprint = None  # the last TLS gateway's, pinned by agents started after it
         self.gateway_bin = os.environ.get('RINGTUN_GATEWAY', '')
         self.agent_bin = os.environ.get('RINGTUN_AGENT', '')
         for b in (self.gateway_bin, self.agent_bin):
@@ -339,10 +340,17 @@ class Harness:
             argv += ['--token', secret]
             if allow:
                 argv += ['--allow-ports', allow]
+        # TLS by default, as users run it: a self-signed pair in the scenario's state directory, pinned by the agents.
+        if not any(flag in extra for flag in ('--insecure-plaintext', '--cert', '--state-dir')):
+            argv += ['--state-dir', os.path.join(self.dir, 'state')]
         argv += list(extra)
         g = Proc(self, self._label('gateway'), argv)
         m = g.wait_log(r'listening for agents on \S+ \(port (\d+)\)', 10)
         g.port = int(m.group(1))
+        f = re.search(r'fingerprint (sha256:[0-9a-f]{64})', g.text())
+        g.fingerprint = f.group(1) if f else None
+        if g.fingerprint:
+            self.fingerprint = g.fingerprint
         if port:
             assert g.port == port, 'gateway listens on %d, not %d' % (g.port, port)
         say('%s listens on port %d' % (g.label, g.port))
@@ -354,6 +362,8 @@ class Harness:
                 '--agent-id', agent_id, '--threads', '2']
         for pub, local in services:
             argv += ['--expose', 'tcp:svc%d@%d=%s:%d' % (pub, pub, HOST, local)]
+        if self.fingerprint and not any(f in extra for f in ('--insecure-plaintext', '--ca', '--gateway-fingerprint')):
+            argv += ['--gateway-fingerprint', self.fingerprint]
         argv += list(extra)
         return Proc(self, self._label('agent-' + agent_id), argv)
 
@@ -879,11 +889,13 @@ FRAME_CONTROL = 7
 
 @scenario(budget_s=55)
 def garbage(h):
-    """Garbage, a half handshake and an oversized hello on the tunnel port: each closed, with a logged reason."""
+    """Garbage, a half handshake and an oversized hello on the tunnel port: each closed, with a logged reason.
+    The ringtun handshake itself is probed on a plaintext gateway; then the same at a TLS gateway's door."""
     echo = h.service('echo', free_port())
-    gw = h.gateway(extra=['--dead-peer-ms', '1500', '--heartbeat-ms', '500'])
+    gw = h.gateway(extra=['--dead-peer-ms', '1500', '--heartbeat-ms', '500', '--insecure-plaintext'])
     pub = free_port()
-    agent = h.agent(gw.port, [(pub, echo.port)], extra=['--heartbeat-ms', '500', '--dead-peer-ms', '1500'])
+    agent = h.agent(gw.port, [(pub, echo.port)],
+                    extra=['--heartbeat-ms', '500', '--dead-peer-ms', '1500', '--insecure-plaintext'])
     h.wait_agent_ready(agent)
     round_trip(pub)
 
@@ -919,6 +931,14 @@ def garbage(h):
     assert agent.alive(), 'the agent exited (status %s)' % agent.p.returncode
     for i in range(4):
         round_trip(pub, size=200 * KIB, seed=i)
+
+    # A TLS gateway: garbage is not TLS; a TLS record header that never completes times out.
+    gw = h.gateway(extra=['--dead-peer-ms', '1500', '--heartbeat-ms', '500'])
+    took, reason = probe('garbage at TLS', b'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 3.0)
+    assert 'not TLS' in reason, 'garbage at TLS: unexpected reason %r' % reason
+    took, reason = probe('half TLS record', b'\x16\x03\x01\x02\x00\x01', 1.5 + 3.0)
+    assert took >= 1.0, 'half TLS record: closed after %.2f s, before --dead-peer-ms (1500)' % took
+    assert 'TLS handshake timed out' in reason, 'half TLS record: unexpected reason %r' % reason
     say('the gateway keeps serving')
 
 

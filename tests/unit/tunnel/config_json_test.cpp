@@ -37,6 +37,7 @@ const char kAgentJson[] = R"({
   "gateway": "127.0.0.1:7000",
   "token": "s3cret",
   "agent_id": "edge-1",
+  "gateway_fingerprint": "sha256:00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff",
   "services": [
     {"name": "web", "type": "tcp", "public_port": 8080, "local": "127.0.0.1:80"},
     {"public_port": 2222, "local": "[::1]:22"}
@@ -625,4 +626,30 @@ TEST_CASE("json: hostile keys and values are escaped and cut in messages") {
   REQUIRE_FALSE(v.ok());
   CHECK(v.error.size() < 400);
   CHECK(one_line(v.error));
+}
+
+TEST_CASE("json: TLS settings") {
+  TempFile file(kAgentJson);
+  auto r = agent_file(file);
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(r.config().gateway_fingerprint ==
+        "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");  // canonical: lower case
+
+  TempFile plain(R"({"gateway": "127.0.0.1:7000", "token": "t", "insecure_plaintext": true,
+                     "services": [{"public_port": 80, "local": "127.0.0.1:80"}]})");
+  auto p = agent_file(plain);
+  REQUIRE_MESSAGE(p.ok(), p.error);
+  CHECK(p.config().common.insecure_plaintext);
+
+  TempFile wrong_type(R"({"listen": "0.0.0.0:7000", "tokens": [{"token": "t"}], "insecure_plaintext": "yes"})");
+  auto w = gateway_file(wrong_type);
+  REQUIRE_FALSE(w.ok());
+  CHECK(contains(w.error, "insecure_plaintext: expected true or false"));
+
+  TempFile certs(R"({"listen": "0.0.0.0:7000", "tokens": [{"token": "t"}], "cert": "/c.pem", "key": "/k.pem",
+                     "client_ca": "/ca.pem", "state_dir": "/tmp/x"})");
+  auto c = gateway_file(certs);
+  REQUIRE_MESSAGE(c.ok(), c.error);
+  CHECK(c.config().common.key_file == "/k.pem");
+  CHECK(c.config().state_dir == "/tmp/x");
 }

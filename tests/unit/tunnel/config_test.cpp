@@ -14,6 +14,8 @@
 using namespace ringtun;
 using namespace ringtun::tunnel;
 using tunnel::test::agent;
+using tunnel::test::agent_exact;
+using tunnel::test::kTestFingerprint;
 using tunnel::test::contains;
 using tunnel::test::gateway;
 using tunnel::test::one_line;
@@ -658,4 +660,72 @@ TEST_CASE("help texts list every flag with its default and an example") {
 
 TEST_CASE("the version comes from meson's project version") {
   CHECK(std::string(RINGTUN_VERSION) == "0.1.0");
+}
+
+// ---------------------------------------------------------------- TLS settings
+
+TEST_CASE("tls: the agent must know how to verify the gateway") {
+  auto r = agent_exact({"--gateway", "127.0.0.1:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80"});
+  REQUIRE_FALSE(r.ok());
+  CHECK(contains(r.error, "--gateway-fingerprint or --ca: missing"));
+  CHECK(contains(r.error, "--insecure-plaintext"));
+
+  auto pinned = agent_exact({"--gateway", "127.0.0.1:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80",
+                             "--gateway-fingerprint", "SHA256:00"});
+  REQUIRE_FALSE(pinned.ok());
+  CHECK(contains(pinned.error, "--gateway-fingerprint"));
+
+  auto colons = agent_exact({"--gateway", "127.0.0.1:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80",
+                             "--gateway-fingerprint",
+                             "sha256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:aa:"
+                             "bb:cc:dd:ee:ff"});
+  REQUIRE_MESSAGE(colons.ok(), colons.error);
+  CHECK(colons.config().gateway_fingerprint == kTestFingerprint);
+  CHECK(colons.config().server_name == "127.0.0.1");  // default: --gateway's host
+
+  auto short_pin = agent_exact({"--gateway", "127.0.0.1:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80",
+                                "--gateway-fingerprint", "sha256:0011"});
+  REQUIRE_FALSE(short_pin.ok());
+  CHECK(contains(short_pin.error, "64 hex digits"));
+
+  auto plain = agent_exact({"--gateway", "[::1]:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80",
+                            "--insecure-plaintext"});
+  REQUIRE_MESSAGE(plain.ok(), plain.error);
+  CHECK(plain.config().common.insecure_plaintext);
+
+  auto ca = agent_exact({"--gateway", "[::1]:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80", "--ca",
+                         "/etc/ca.pem"});
+  REQUIRE_MESSAGE(ca.ok(), ca.error);
+  CHECK(ca.config().server_name == "::1");
+}
+
+TEST_CASE("tls: contradictory settings are refused with a message") {
+  auto both = agent({"--gateway", "127.0.0.1:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80",
+                     "--insecure-plaintext", "--ca", "/x.pem"});
+  REQUIRE_FALSE(both.ok());
+  CHECK(contains(both.error, "--insecure-plaintext: cannot be combined"));
+
+  auto value = agent({"--gateway", "127.0.0.1:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80",
+                      "--insecure-plaintext=yes"});
+  REQUIRE_FALSE(value.ok());
+  CHECK(contains(value.error, "--insecure-plaintext takes no value"));
+
+  auto half = gateway({"--listen", "0.0.0.0:7000", "--token", "t", "--cert", "/c.pem"});
+  REQUIRE_FALSE(half.ok());
+  CHECK(contains(half.error, "--cert: given without --key"));
+
+  auto plain_cert = gateway({"--listen", "0.0.0.0:7000", "--token", "t", "--cert", "/c.pem", "--key", "/k.pem",
+                             "--insecure-plaintext"});
+  REQUIRE_FALSE(plain_cert.ok());
+  CHECK(contains(plain_cert.error, "cannot be combined"));
+
+  auto agent_flag = gateway({"--listen", "0.0.0.0:7000", "--token", "t", "--ca", "/c.pem"});
+  REQUIRE_FALSE(agent_flag.ok());
+  CHECK(contains(agent_flag.error, "ringtun-agent flag"));
+
+  auto ok = gateway({"--listen", "0.0.0.0:7000", "--token", "t", "--cert", "/c.pem", "--key", "/k.pem",
+                     "--client-ca", "/ca.pem", "--state-dir", "/var/lib/x"});
+  REQUIRE_MESSAGE(ok.ok(), ok.error);
+  CHECK(ok.config().common.cert_file == "/c.pem");
+  CHECK(ok.config().client_ca_file == "/ca.pem");
 }

@@ -63,11 +63,30 @@ inline Outcome<GatewayConfig> gateway(const std::vector<std::string>& args) {
   return Outcome<GatewayConfig>{std::move(result), std::move(error)};
 }
 
-inline Outcome<AgentConfig> agent(const std::vector<std::string>& args) {
+inline constexpr char kTestFingerprint[] = "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+// Parses an agent command line. Lines that say nothing about TLS (or a --config file) get a pinned fingerprint, as
+// every real agent needs one way to verify the gateway; agent_exact() leaves the line alone.
+inline Outcome<AgentConfig> agent_exact(const std::vector<std::string>& args) {
   auto argv = make_argv("ringtun-agent", args);
   std::string error;
   auto result = parse_agent_args(static_cast<int>(argv.size() - 1), argv.data(), &error);
   return Outcome<AgentConfig>{std::move(result), std::move(error)};
+}
+
+inline Outcome<AgentConfig> agent(std::vector<std::string> args) {
+  bool says_tls = false;
+  for (const std::string& a : args) {
+    for (const char* flag : {"--insecure-plaintext", "--ca", "--gateway-fingerprint", "--config", "--help", "-h",
+                             "--version", "-V"}) {
+      says_tls |= a == flag || a.rfind(std::string(flag) + "=", 0) == 0;
+    }
+  }
+  if (!says_tls) {
+    args.push_back("--gateway-fingerprint");
+    args.push_back(kTestFingerprint);
+  }
+  return agent_exact(args);
 }
 
 inline bool contains(std::string_view text, std::string_view part) {

@@ -32,10 +32,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" -Dbuildtype=release -Db_lto=true -Dtests=false >/dev/null
-fi
-ninja -C "$BUILD" src/gateway/ringtun-gateway src/edge-agent/ringtun-agent perf/load/ringtun-bench >/dev/null
+# The release build takes the bundled wolfSSL (AES-NI) where scripts/fetch-wolfssl-source.sh has fetched it;
+# $BUILD-syswolf is the same against Debian's wolfSSL, for the ringtun-tls-syswolf system.
+source "$ROOT/scripts/lib.sh"
+prefer_bundled_wolfssl
+for dir in "$BUILD" "$BUILD-syswolf"; do
+  if [ ! -f "$dir/build.ninja" ]; then
+    wolf=auto
+    [ "$dir" = "$BUILD-syswolf" ] && wolf=system
+    meson setup "$dir" -Dbuildtype=release -Db_lto=true -Dtests=false -Dwolfssl=$wolf >/dev/null
+  fi
+  ninja -C "$dir" src/gateway/ringtun-gateway src/edge-agent/ringtun-agent perf/load/ringtun-bench >/dev/null
+done
 
 # Enough descriptors for 1,000 held connections through relays that use one socket per hop.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

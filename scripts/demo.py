@@ -84,20 +84,27 @@ def main():
         say(f"1. demo service: an echo server on 127.0.0.1:{service_port}")
         procs.append(Process("service", [ECHO, "serve", "--listen", f"127.0.0.1:{service_port}"], logdir))
 
-        say("2. ringtun-gateway: tunnel port for agents on 127.0.0.1 (a free port), 2 cores")
-        gateway = Process("gateway", [GATEWAY, "--listen", "127.0.0.1:0", "--token", TOKEN, "--threads", "2"], logdir)
+        say("2. ringtun-gateway: tunnel port for agents on 127.0.0.1 (a free port), 2 cores, TLS 1.3 with a")
+        say("   self-signed certificate it generates on its first run")
+        gateway = Process("gateway", [GATEWAY, "--listen", "127.0.0.1:0", "--token", TOKEN, "--threads", "2",
+                                      "--state-dir", os.path.join(logdir, "gateway-state")], logdir)
         procs.append(gateway)
         tunnel_port = int(wait_for(lambda: (re.search(r"\(port (\d+)\)", gateway.text()) or [None, None])[1], 10,
                                    "the gateway to listen"))
-        say(f"   listening for agents on 127.0.0.1:{tunnel_port}")
+        fingerprint = re.search(r"fingerprint (sha256:[0-9a-f]{64})", gateway.text()).group(1)
+        tls_line = re.search(r"TLS 1\.3 with (wolfSSL \S+ \([^)]*\))", gateway.text())
+        say(f"   listening for agents on 127.0.0.1:{tunnel_port}, {tls_line.group(1) if tls_line else 'TLS'}")
+        say(f"   certificate fingerprint {fingerprint}")
 
         say(f"3. ringtun-agent: exposes the service as public port {public_port} of the gateway")
+        say("   it verifies the gateway by that fingerprint (--gateway-fingerprint)")
         agent = Process("agent", [AGENT, "--gateway", f"127.0.0.1:{tunnel_port}", "--token", TOKEN,
-                                  "--agent-id", "demo-edge", "--threads", "2",
+                                  "--agent-id", "demo-edge", "--threads", "2", "--gateway-fingerprint", fingerprint,
                                   "--expose", f"tcp:demo@{public_port}=127.0.0.1:{service_port}"], logdir)
         procs.append(agent)
         wait_for(lambda: agent.text().count(" ready") >= 2, 10, "the agent's two tunnel connections")
-        say("   two tunnel connections up (one per gateway core)")
+        cipher = re.search(r"(TLSv1\.3 [A-Z0-9_-]+)", agent.text())
+        say(f"   two tunnel connections up (one per gateway core), {cipher.group(1) if cipher else 'TLS'}")
 
         say(f"4. a public client talks to 127.0.0.1:{public_port}; every byte crosses the tunnel and back")
         for i, text in enumerate(["hello through the tunnel", "multiplexed over io_uring", "and back again"]):

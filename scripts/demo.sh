@@ -6,6 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_packages "${RINGTUN_BUILD_PACKAGES[@]}"
+prefer_bundled_wolfssl
 configure_build build -Dbuildtype=debugoptimized
 build build
 say "running the demo: gateway + agent + demo service on 127.0.0.1"

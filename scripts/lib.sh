@@ -61,3 +61,14 @@ for t in json.load(sys.stdin):
     if any(s.endswith(suite) for s in t["suite"]):
         print(os.path.relpath(t["cmd"][0], build))' "$RINGTUN_ROOT/$1" "$2" | sort -u
 }
+
+# Debian's wolfSSL has no AES-NI. Where the CPU has it, fetch Debian's own wolfSSL source so that -Dwolfssl=auto builds
+# it with AES-NI (subprojects/wolfssl-src-meson). Any failure leaves the system library in use, with a note.
+prefer_bundled_wolfssl() {
+  if ! grep -qw aes /proc/cpuinfo; then
+    say "this CPU has no AES-NI: using Debian's wolfSSL (ChaCha20-Poly1305 first)"
+    return 0
+  fi
+  bash "$RINGTUN_ROOT/scripts/fetch-wolfssl-source.sh" ||
+    say "could not fetch Debian's wolfSSL source: using the system wolfSSL (no AES-NI; TLS is slower)"
+}

@@ -17,12 +17,13 @@ configure_build build -Dbuildtype=debugoptimized -Dwerror=true
 build build
 if [ $fast = 0 ]; then
   # The sanitizer and fuzz builds compile only what their suites run, not the programs and benchmarks again.
+  # Debian's wolfSSL in the sanitizer and fuzz builds: the bundled one (if fetched) is built once, for `build`.
   configure_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dmimalloc=disabled -Dwerror=true
+    -Dmimalloc=disabled -Dwerror=true -Dwolfssl=system
   build build-asan $(suite_targets build-asan unit)
   if [ ! -f "$RINGTUN_ROOT/build-fuzz/build.ninja" ]; then
     CXX=clang++ CC=clang configure_build build-fuzz -Dbuildtype=debugoptimized -Dfuzz=true -Dtests=false \
-      -Db_sanitize=address,undefined -Db_lundef=false -Dmimalloc=disabled
+      -Db_sanitize=address,undefined -Db_lundef=false -Dmimalloc=disabled -Dwolfssl=system
   fi
   build build-fuzz $(suite_targets build-fuzz fuzz)
 fi

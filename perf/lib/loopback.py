@@ -276,6 +276,8 @@ def main():
     if args.hold:
         profile["hold"] = args.hold
     cfg = {"ringtun_build": os.path.abspath(args.ringtun_build),
+           "ringtun_syswolf_build": os.path.abspath(os.environ.get("RINGTUN_SYSWOLF_BUILD",
+                                                                   args.ringtun_build + "-syswolf")),
            "ringtun_threads": int(os.environ.get("RINGTUN_THREADS", os.cpu_count() or 1)), "bins": {}}
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H%M%S")
     outdir = os.path.join(args.out, stamp + ("-quick" if args.quick else ""))

@@ -6,8 +6,13 @@ temporary directory, starts the server side and the client side, and returns a R
 service to the port a load client should use and whose `pids` are the processes to measure (RSS, CPU).
 
 direct    no relay: the services themselves (the reference)
-ringtun   ringtun-gateway + ringtun-agent from the release build (--threads: RINGTUN_THREADS, default CPUs)
+ringtun   ringtun-gateway + ringtun-agent from the release build (--threads: RINGTUN_THREADS, default CPUs), with
+          --insecure-plaintext: like the peers below, which run unencrypted
 ringtun-1t  the same with --threads 1
+ringtun-tls  ringtun with TLS 1.3 (its default; pinned self-signed certificate), wolfSSL as the release build has it
+          (bundled with AES-NI where the CPU has it)
+ringtun-tls-syswolf  the same built against Debian's wolfSSL (no AES-NI; RINGTUN_SYSWOLF_BUILD, default
+          build-release-syswolf)
 haproxy2  two haproxy relays in a row (TCP mode): the same three TCP hops as a tunnel, no framing
 rathole   rathole --server + rathole --client (RATHOLE_BIN or PATH)
 frp       frps + frpc (FRPS_BIN / FRPC_BIN or PATH), tcp_mux on (frp's default); TOML for frp >= 0.52, INI before
@@ -156,19 +161,41 @@ def find_ringtun(cfg):
     return None, f"ringtun: not built in {build}"
 
 
-def start_ringtun(local, workdir, cfg, name="ringtun", threads=None):
+def find_ringtun_syswolf(cfg):
+    build = cfg["ringtun_syswolf_build"]
+    gateway = os.path.join(build, "src/gateway/ringtun-gateway")
+    agent = os.path.join(build, "src/edge-agent/ringtun-agent")
+    if os.access(gateway, os.X_OK) and os.access(agent, os.X_OK):
+        return {"gateway": gateway, "agent": agent}, None
+    return None, f"ringtun-tls-syswolf: not built in {build} (meson setup {build} -Dwolfssl=system ...)"
+
+
+def _cert_fingerprint(path):
+    """sha256:<hex> of the first certificate in a PEM file, as the gateway logs it."""
+    import base64
+    import hashlib
+    text = open(path).read()
+    body = text.split("-----BEGIN CERTIFICATE-----")[1].split("-----END CERTIFICATE-----")[0]
+    return "sha256:" + hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest()
+
+
+def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False):
     bins = cfg["bins"][name]
     threads = str(threads or cfg["ringtun_threads"])
+    state = os.path.join(workdir, "ringtun-state")
+    security = ["--state-dir", state] if tls else ["--insecure-plaintext"]
     gateway = Process("ringtun-gateway", [bins["gateway"], "--listen", "127.0.0.1:0", "--token", TOKEN,
-                                          "--threads", threads, "--log-level", "warn"], workdir)
+                                          "--threads", threads, "--log-level", "warn"] + security, workdir)
     procs = [gateway]
     try:
         # The gateway prints its port at info level; ask for it once with a second, quiet start would race, so
         # read the port from /proc instead when the log is quiet.
         port = wait_for(lambda: _listening_port(gateway), 10, "ringtun-gateway to listen")
+        if tls:
+            security = ["--gateway-fingerprint", _cert_fingerprint(os.path.join(state, "gateway-cert.pem"))]
         public = {s: free_port() for s in SERVICES}
         argv = [bins["agent"], "--gateway", f"127.0.0.1:{port}", "--token", TOKEN, "--threads", threads,
-                "--agent-id", "bench", "--log-level", "warn"]
+                "--agent-id", "bench", "--log-level", "warn"] + security
         for s in SERVICES:
             argv += ["--expose", f"tcp:{s}@{public[s]}=127.0.0.1:{local[s]}"]
         procs.append(Process("ringtun-agent", argv, workdir))
@@ -176,7 +203,7 @@ def start_ringtun(local, workdir, cfg, name="ringtun", threads=None):
         for p in procs:
             p.stop()
         raise
-    version = _version([bins["gateway"], "--version"]) + f", --threads {threads}"
+    version = _version([bins["gateway"], "--version"]) + f", --threads {threads}" + (", TLS 1.3" if tls else "")
     return _ready(Running(name, public, procs, version))
 
 
@@ -331,6 +358,10 @@ SYSTEMS = {
     "ringtun": (find_ringtun, start_ringtun),
     # The same binaries with one loop each: on a small shared machine, fewer pinned threads than CPUs.
     "ringtun-1t": (find_ringtun, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-1t", 1)),
+    "ringtun-tls": (find_ringtun, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-tls",
+                                                                           tls=True)),
+    "ringtun-tls-syswolf": (find_ringtun_syswolf, lambda local, workdir, cfg: start_ringtun(
+        local, workdir, cfg, "ringtun-tls-syswolf", tls=True)),
     "haproxy2": (find_haproxy, start_haproxy2),
     "rathole": (find_rathole, start_rathole),
     "frp": (find_frp, start_frp),

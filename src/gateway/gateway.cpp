@@ -132,6 +132,19 @@ void GatewayCore::on_accept(ring::Loop& loop, ring::SocketId listener, int res) 
     return;
   }
   if (listener == tunnel_listener_) {
+    if (readers_.size() >= kMaxHandshakesPerCore) {
+      // A flood of connections that never finish their handshake must not grow memory (a TLS session in handshake
+      // holds tens of KB): beyond the cap, new ones are closed at once, logged once a second with a count.
+      ::close(res);
+      ++handshakes_refused_;
+      if (loop.now_ms() - handshake_log_ms_ >= 1000) {
+        LOG_WARN("%llu tunnel connection(s) closed: %zu handshakes already in progress on this core",
+                 static_cast<unsigned long long>(handshakes_refused_), readers_.size());
+        handshake_log_ms_ = loop.now_ms();
+        handshakes_refused_ = 0;
+      }
+      return;
+    }
     auto socket = loop.adopt(res, this);
     if (!socket) return;
     std::string peer = "?";

@@ -123,6 +123,9 @@ class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvent
   // clients must not turn into a burst of log lines.
   std::uint64_t refused_log_ms_ = 0;
   std::uint64_t refused_since_log_ = 0;
+  static constexpr std::size_t kMaxHandshakesPerCore = 256;
+  std::uint64_t handshake_log_ms_ = 0;
+  std::uint64_t handshakes_refused_ = 0;
 
   // Registry (core 0).
   std::map<std::string, AgentRecord> agents_;

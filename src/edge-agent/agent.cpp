@@ -136,12 +136,20 @@ void AgentConn::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> 
 void AgentConn::on_tunnel_closed(const char* reason) {
   conn_ = nullptr;
   const bool ready = state_ == State::kReady;
+  const bool handshaking = state_ == State::kHandshaking;
   state_ = State::kIdle;
   if (stopped_) {
     core_.connection_stopped();
     return;
   }
-  if (ready) LOG_WARN("connection %u to the gateway lost: %s", index_, reason);
+  if (ready) {
+    LOG_WARN("connection %u to the gateway lost: %s", index_, reason);
+  } else if (handshaking && std::strncmp(reason, "TLS", 3) != 0) {  // TLS failures were logged with their cause
+    LOG_WARN("connection %u closed before the gateway answered: %s%s", index_, reason,
+             core_.agent().tls ? ""
+                               : " (this agent runs with --insecure-plaintext: if the gateway requires TLS, give "
+                                 "--gateway-fingerprint or --ca instead)");
+  }
   retry_later(reason);
 }
 

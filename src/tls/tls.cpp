@@ -32,9 +32,27 @@ std::string wolfssl_error_text(int error) {
   return "wolfSSL error " + std::to_string(error) + ": " + buf;
 }
 
+// OpenSSL's X509_V_ERR_* codes: with OPENSSL_COMPATIBLE_DEFAULTS (Debian's build and ours), wolfSSL hands these,
+// not its own codes, to the verify callback.
+enum X509Error : int {
+  kX509NotYetValid = 9, kX509Expired = 10, kX509NotBeforeField = 13, kX509NotAfterField = 14,
+  kX509SelfSignedLeaf = 18, kX509SelfSignedInChain = 19, kX509NoLocalIssuer = 20, kX509LeafUnverifiable = 21,
+  kX509HostnameMismatch = 62,
+};
+
 // A person-readable cause for the errors a user can do something about; wolfSSL's own text follows in brackets.
 std::string describe(int error, const std::string& server_name) {
   switch (error) {
+    case kX509Expired:
+    case kX509NotAfterField: return "the certificate has expired";
+    case kX509NotYetValid:
+    case kX509NotBeforeField: return "the certificate is not valid yet (check the clocks)";
+    case kX509SelfSignedLeaf:
+    case kX509SelfSignedInChain:
+    case kX509NoLocalIssuer:
+    case kX509LeafUnverifiable: return "the certificate is not signed by a trusted CA (--ca)";
+    case kX509HostnameMismatch:
+      return "the certificate's name does not match '" + server_name + "' (--server-name)";
     case ASN_AFTER_DATE_E: return "the certificate has expired";
     case ASN_BEFORE_DATE_E: return "the certificate is not valid yet (check the clocks)";
     case ASN_NO_SIGNER_E:
@@ -295,10 +313,20 @@ bool Session::verify_certificate(bool preverified, int error, int depth, WOLFSSL
       return false;
     }
   }
+  if (depth == 0 && cert != nullptr && !ctx.ca_) {
+    // With a pin and no CA, the pin replaces the signer, and the dates are checked here: wolfSSL reports a date
+    // problem of an unsigned certificate only as "no signer", if at all.
+    const int before = wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notBefore(cert));
+    const int after = wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notAfter(cert));
+    if (before > 0 || after < 0) {
+      failure_ = std::string("cannot verify the gateway: ") +
+                 (after < 0 ? "the certificate has expired" : "the certificate is not valid yet (check the clocks)") +
+                 " (pinned " + peer_fingerprint_ + ")";
+      return false;
+    }
+  }
   if (preverified) return true;
-  // The chain did not verify. With a pin and no CA, only the dates still count: the pin replaces the signer.
-  const bool date_error = error == ASN_AFTER_DATE_E || error == ASN_BEFORE_DATE_E;
-  if (!ctx.ca_ && !date_error) return true;
+  if (!ctx.ca_) return true;  // the pin matched (or this is a chain certificate above the pinned leaf)
   std::string why = describe(error, ctx.server_name_);
   failure_ = "cannot verify the gateway: " + (why.empty() ? wolfssl_error_text(error) : why) +
              (depth > 0 ? " (certificate " + std::to_string(depth) + " of the chain)" : "");
@@ -318,8 +346,13 @@ Status Session::fail(int error, const char* during) noexcept {
     WOLFSSL_ALERT_HISTORY history{};
     (void)wolfSSL_get_alert_history(ssl_, &history);
     const char* name = wolfSSL_alert_desc_string_long(history.last_rx.code);  // null for codes it does not know
+    constexpr int kCertificateRequired = 116;  // TLS 1.3's alert; wolfSSL 5.5.4 has no name for it
     why = "the peer sent a fatal alert: " +
-          (name != nullptr ? std::string(name) : "code " + std::to_string(history.last_rx.code));
+          (name != nullptr                                  ? std::string(name)
+           : history.last_rx.code == kCertificateRequired ? std::string(
+                                                                "certificate required (the gateway wants a client "
+                                                                "certificate: give --cert and --key)")
+                                                          : "code " + std::to_string(history.last_rx.code));
     if (context_->server_ && history.last_rx.code == bad_certificate) {
       why += " (the agent does not trust this gateway's certificate)";
     }

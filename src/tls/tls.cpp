@@ -491,6 +491,14 @@ void Session::send_done() noexcept {
   in_flight_ = false;
 }
 
+void Session::trim() noexcept {
+  constexpr std::size_t kIdleCapacity = 64 * 1024;
+  if (in_flight_) return;
+  for (auto& out : out_) {
+    if (out.empty() && out.capacity() > kIdleCapacity) std::vector<std::byte>().swap(out);
+  }
+}
+
 std::string Session::description() const {
   if (state_ != State::kOpen) return "handshaking";
   return std::string(wolfSSL_get_version(ssl_)) + " " + wolfSSL_get_cipher_name(ssl_);

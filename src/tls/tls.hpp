@@ -113,6 +113,11 @@ class Session {
   bool send_in_flight() const noexcept { return in_flight_; }
   std::size_t pending_output() const noexcept { return out_[fill_].size(); }
   bool has_output() const noexcept { return !in_flight_ && !out_[fill_].empty(); }
+  // Gives back output buffer capacity beyond what an idle connection needs (after a burst, the buffers keep their
+  // high-water capacity). Call when the connection is idle; does nothing while a send is in flight.
+  void trim() noexcept;
+  // Bytes the output buffers hold reserved (memory accounting, tests).
+  std::size_t output_capacity() const noexcept { return out_[0].capacity() + out_[1].capacity(); }
 
   bool open() const noexcept { return state_ == State::kOpen; }
   bool failed() const noexcept { return state_ == State::kFailed; }

@@ -304,6 +304,8 @@ void TunnelConn::on_heartbeat() noexcept {
     (void)session_.ping();  // kExhausted if one is outstanding: fine
   }
   session_.flush_credit();
+  // The ciphertext buffers grow to the send budget under load; an idle connection gives that memory back.
+  if (tls_ && !send_busy_ && now - last_tx_ms_ >= options_.heartbeat_ms / 2) tls_->trim();
   schedule_flush();
   const std::uint32_t tick = std::max<std::uint32_t>(50, std::min(options_.heartbeat_ms, options_.dead_peer_ms / 3));
   loop_.timers().schedule(heartbeat_, tick);

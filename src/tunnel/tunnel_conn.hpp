@@ -46,7 +46,9 @@ struct TunnelOptions {
   std::uint32_t connect_timeout_ms = 5'000;    // agent: connecting to a local service
   std::uint32_t edge_ingress_limit = 256 * 1024;  // per stream: bytes read from the edge, not yet sent on the tunnel
   std::uint32_t tls_handshake_timeout_ms = 10'000; // agent: a TLS handshake that takes longer is abandoned
-  std::uint32_t tls_send_budget = 256 * 1024;      // ciphertext encrypted ahead of the socket, per connection
+  // Ciphertext encrypted ahead of the socket, per connection. 1 MiB: 256 KiB measured ~0.58x plaintext throughput
+  // on one stream, 1 MiB ~0.70x (fewer, larger sends), 2 MiB no better. Idle connections give it back (trim()).
+  std::uint32_t tls_send_budget = 1024 * 1024;
 };
 
 // The runtime and tunnel settings both programs derive from their shared configuration: one loop per core with

@@ -88,6 +88,7 @@ GatewayCore::GatewayCore(Gateway& gateway, ring::Loop& loop)
         core->check_stopped();
       },
       this);
+  parked_sweep_.set_callback([](void* self) { static_cast<GatewayCore*>(self)->sweep_parked(false); }, this);
 }
 
 GatewayCore::~GatewayCore() = default;
@@ -109,6 +110,8 @@ void GatewayCore::begin_stop() {
   for (HandshakeReader* reader : std::vector<HandshakeReader*>(readers_)) reader->abandon("gateway stopping");
   for (auto& [agent, conn] : ready_) conn->goaway();
   for (auto& [tag, pending] : pending_) pending.conn->close("gateway stopping");
+  loop_.timers().cancel(parked_sweep_);
+  sweep_parked(true);
   loop_.timers().schedule(drain_deadline_, gateway_.config.common.drain_timeout_ms);
   check_stopped();
 }
@@ -167,24 +170,68 @@ void GatewayCore::on_accept(ring::Loop& loop, ring::SocketId listener, int res) 
 
 void GatewayCore::route_public(PublicPort& port, int fd) {
   auto conn = ready_.find(port.agent_id);
-  if (conn == ready_.end() || conn->second->closing()) {
-    // The agent has no live connection on this core: close at once rather than leave the client hanging.
+  if (conn != ready_.end() && !conn->second->closing()) {
+    open_public_stream(*conn->second, port.port, port.service, fd);
+    return;
+  }
+  // The agent's connection for this core is not up (yet: the agent opens them one after another, and connection 0
+  // opens the ports on every core; or again: it is reconnecting). The client waits for it, a bounded number and
+  // for a bounded time, rather than being closed while the agent is on its way.
+  if (stopping_ || parked_count_ >= kMaxParkedPerCore) {
     LOG_DEBUG("port %u: agent '%s' has no tunnel on this core: closing the client", port.port, port.agent_id.c_str());
     ::close(fd);
     return;
   }
-  const std::string metadata = stream_metadata(port.port, port.service);
-  if (auto status = conn->second->open_stream(fd, tunnel::as_bytes(metadata)); !status) {
+  parked_[port.agent_id].push_back(ParkedClient{fd, port.port, port.service, loop_.now_ms()});
+  ++parked_count_;
+  if (!parked_sweep_.armed()) loop_.timers().schedule(parked_sweep_, kParkSweepMs);
+}
+
+void GatewayCore::open_public_stream(tunnel::TunnelConn& conn, std::uint16_t port, const std::string& service,
+                                     int fd) {
+  const std::string metadata = stream_metadata(port, service);
+  if (auto status = conn.open_stream(fd, tunnel::as_bytes(metadata)); !status) {
     ++refused_since_log_;
     if (loop_.now_ms() - refused_log_ms_ >= 1000) {
       char buf[160];
-      LOG_WARN("port %u: %llu client(s) closed: cannot open a stream to agent '%s': %s", port.port,
-               static_cast<unsigned long long>(refused_since_log_), port.agent_id.c_str(),
+      LOG_WARN("port %u: %llu client(s) closed: cannot open a stream to agent '%s': %s", port,
+               static_cast<unsigned long long>(refused_since_log_), conn.app_name.c_str(),
                status.error().describe(buf, sizeof buf));
       refused_log_ms_ = loop_.now_ms();
       refused_since_log_ = 0;
     }
   }
+}
+
+void GatewayCore::release_parked(const std::string& agent_id, tunnel::TunnelConn& conn) {
+  auto it = parked_.find(agent_id);
+  if (it == parked_.end()) return;
+  std::vector<ParkedClient> clients = std::move(it->second);
+  parked_.erase(it);
+  parked_count_ -= clients.size();
+  for (const ParkedClient& c : clients) open_public_stream(conn, c.port, c.service, c.fd);
+}
+
+void GatewayCore::sweep_parked(bool all) {
+  const std::uint64_t now = loop_.now_ms();
+  std::size_t closed = 0;
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    auto& clients = it->second;
+    const auto expired = [&](const ParkedClient& c) { return all || now - c.since_ms >= kParkMs; };
+    for (const ParkedClient& c : clients) {
+      if (expired(c)) ::close(c.fd);
+    }
+    const std::size_t before = clients.size();
+    clients.erase(std::remove_if(clients.begin(), clients.end(), expired), clients.end());
+    closed += before - clients.size();
+    if (before != clients.size() && !all) {
+      LOG_WARN("%zu public client(s) of agent '%s' closed: no tunnel connection on this core for %u ms",
+               before - clients.size(), it->first.c_str(), kParkMs);
+    }
+    it = clients.empty() ? parked_.erase(it) : std::next(it);
+  }
+  parked_count_ -= closed;
+  if (parked_count_ > 0) loop_.timers().schedule(parked_sweep_, kParkSweepMs);
 }
 
 void GatewayCore::handshake_gone(HandshakeReader& reader) {
@@ -323,6 +370,7 @@ void GatewayCore::welcome(tunnel::TunnelConn& conn, const tunnel::Hello& hello) 
   if (!conn.send_control(tunnel::encode_welcome(w))) return;
   ready_[hello.agent_id] = &conn;
   send_conn_change(hello.agent_id, +1);
+  release_parked(hello.agent_id, conn);
   std::string ports;
   for (const auto& s : hello.services) ports += (ports.empty() ? "" : ", ") + s.name + ":" + std::to_string(s.port);
   LOG_INFO("agent '%s' connection %u/%u from %s ready%s%s", hello.agent_id.c_str(), hello.conn_index + 1,

@@ -103,6 +103,9 @@ class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvent
   void welcome(tunnel::TunnelConn& conn, const tunnel::Hello& hello);
   const tunnel::TokenRule* find_token(const std::string& token) const noexcept;
   void route_public(PublicPort& port, int fd);
+  void open_public_stream(tunnel::TunnelConn& conn, std::uint16_t port, const std::string& service, int fd);
+  void release_parked(const std::string& agent_id, tunnel::TunnelConn& conn);
+  void sweep_parked(bool all);
   void begin_stop();
   void check_stopped();
   void send_conn_change(const std::string& agent_id, int delta);
@@ -124,6 +127,19 @@ class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvent
   std::uint64_t refused_log_ms_ = 0;
   std::uint64_t refused_since_log_ = 0;
   static constexpr std::size_t kMaxHandshakesPerCore = 256;
+  // Public clients accepted while the agent has no tunnel connection on this core wait for one (bounded).
+  struct ParkedClient {
+    int fd;
+    std::uint16_t port;
+    std::string service;
+    std::uint64_t since_ms;
+  };
+  static constexpr std::size_t kMaxParkedPerCore = 4096;
+  static constexpr std::uint32_t kParkMs = 5'000;
+  static constexpr std::uint32_t kParkSweepMs = 250;
+  std::unordered_map<std::string, std::vector<ParkedClient>> parked_;  // by agent id
+  std::size_t parked_count_ = 0;
+  ring::Timer parked_sweep_;
   std::uint64_t handshake_log_ms_ = 0;
   std::uint64_t handshakes_refused_ = 0;
 

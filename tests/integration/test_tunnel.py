@@ -1050,6 +1050,42 @@ def handshake_flood(h):
     round_trip(pub, size=256 * KIB, seed=7)
 
 
+@scenario(budget_s=60)
+def early_clients(h):
+    """Public clients that arrive the moment the port opens, before the agent's other tunnel connections are up,
+    wait for them instead of being closed: 300 clients connected at once, every echo equal (SHA-256)."""
+    echo = h.service('echo', free_port())
+    for attempt in range(3):  # a fresh agent each time: the window is the first moments of an agent
+        gw = h.gateway()
+        pub = free_port()
+        agent = h.agent(gw.port, [(pub, echo.port)], agent_id='early-%d' % attempt)
+        deadline = now() + 10
+        while True:  # the public port opens when connection 0 registers; connection 1 may still be on its way
+            try:
+                socket.create_connection((HOST, pub), timeout=1).close()
+                break
+            except OSError:
+                if now() >= deadline:
+                    raise AssertionError('public port %d never opened' % pub)
+                time.sleep(0.002)
+        errors = []
+
+        def client(i):
+            try:
+                round_trip(pub, size=2 * KIB, seed=i)
+            except Exception as e:  # noqa: BLE001 - collected and reported below
+                errors.append('%s: %s' % (type(e).__name__, e))
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(300)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        say('attempt %d: %d of 300 clients failed%s' % (attempt, len(errors), (': ' + errors[0]) if errors else ''))
+        assert not errors, '%d early client(s) failed, first: %s' % (len(errors), errors[0])
+        agent.kill_group()
+        gw.kill_group()
+
+
 def main(argv):
     global _libc
     if len(argv) >= 1 and argv[0] == '--serve':

@@ -125,7 +125,7 @@ class Session {
   bool mid_record() const noexcept { return record_left_ != 0 || header_have_ != 0; }
   // Why the session failed (or empty). One line, for logs.
   const std::string& failure() const noexcept { return failure_; }
-  // After the handshake: "TLS1.3 TLS13-CHACHA20-POLY1305-SHA256" and the peer certificate's fingerprint.
+  // After the handshake: "TLSv1.3 TLS13-CHACHA20-POLY1305-SHA256" and the peer certificate's fingerprint.
   std::string description() const;
   const std::string& peer_fingerprint() const noexcept { return peer_fingerprint_; }  // client side
 

@@ -448,6 +448,32 @@ def tls_truncated_and_corrupt(h):
     relay.close()
 
 
+@scenario(budget_s=60)
+def tls_handshake_flood(h):
+    """700 connections that never finish the TLS handshake: beyond 256 per core the gateway closes new ones at once
+    (logged with a count), its memory stays bounded, and a real agent still gets in once the flood is gone."""
+    echo = h.service('echo', free_port())
+    gw = h.gateway(extra=['--dead-peer-ms', '4000', '--heartbeat-ms', '1000'])
+    rss_before = gw.rss_kib()
+    socks = []
+    for _ in range(700):
+        s = socket.create_connection((HOST, gw.port), timeout=5)
+        s.sendall(b'\x16\x03\x01\x00\x10')  # a ClientHello record header, and nothing more
+        socks.append(s)
+    m = gw.wait_log(r'(\d+) tunnel connection\(s\) closed: (\d+) handshakes already in progress', 10)
+    say('gateway: %s' % m.group(0).strip())
+    assert int(m.group(2)) == 256, 'cap is %s, not 256' % m.group(2)
+    rss = gw.rss_kib()
+    say('gateway RSS %d KiB before, %d KiB with the flood' % (rss_before, rss))
+    assert rss - rss_before < 64 * 1024, 'the flood grew the gateway by %d KiB' % (rss - rss_before)
+    for s in socks:
+        s.close()
+    pub = free_port()
+    agent = h.agent(gw.port, [(pub, echo.port)])
+    h.wait_agent_ready(agent, timeout=15)
+    round_trip(pub, size=256 * KIB, seed=7)
+
+
 @scenario(budget_s=110)
 def tls_1gib(h):
     """test_tunnel's big_transfer through a TLS tunnel: 1 GiB each way at once through one stream, SHA-256 equal."""

@@ -3,29 +3,21 @@
 
 Usage: test_tunnel.py SCENARIO          run one scenario (meson registers each as its own test)
        test_tunnel.py --list            list the scenarios
-       test_tunnel.py --serve MODE ...  internal: the local service, run as a child process (see serve_main)
 
-Environment: RINGTUN_GATEWAY, RINGTUN_AGENT (the programs under test), RINGTUN_ITEST_DIR (where each scenario keeps
-its logs: RINGTUN_ITEST_DIR/itest-logs/SCENARIO/*.log; default: a temporary directory).
-
-Every process a scenario starts runs in its own process group with PDEATHSIG set, and is killed (SIGKILL to the group)
-when the scenario ends, however it ends (failure, timeout via SIGALRM, SIGTERM from meson). On failure the tail of
-every log is printed. Every data check compares SHA-256 digests (and lengths), never lengths alone.
+The harness (programs as processes with logs, local services, test data, client helpers) is itest.py; see it for the
+environment variables. Each scenario runs under a watchdog (SIGALRM) and SIGTERM from meson; however it ends, every
+process it started is killed, and on failure the tail of every log is printed. Every data check compares SHA-256
+digests (and lengths), never lengths alone.
 """
 import asyncio
-import ctypes
 import hashlib
 import os
 import random
 import re
-import resource
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -34,13 +26,11 @@ if sys.version_info < (3, 9):  # random.randbytes, str.removeprefix...
     print('python >= 3.9 needed; skipping')
     sys.exit(77)
 
-HOST = '127.0.0.1'
-TOKEN = 'itest-secret'
-GATEWAY_THREADS = 2  # so that every test crosses cores: the agent opens one tunnel connection per gateway core
-KIB = 1024
-MIB = 1024 * KIB
-GIB = 1024 * MIB
-BLOCK = 64 * KIB
+# The harness (processes, services, data, client helpers) is itest.py.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from itest import (  # noqa: E402
+    GIB, HOST, KIB, MIB, TOKEN, Harness, connect, expect_closed, free_port, now, payload, pool, raise_nofile,
+    recv_all, round_trip, say, sha, stream_chunks, stream_sha, wait_round_trip)
 
 SCENARIOS = {}
 
@@ -55,445 +45,6 @@ def scenario(budget_s):
 
 class ScenarioTimeout(Exception):
     pass
-
-
-# ---------------------------------------------------------------------------------------------------- data
-
-_POOL = None
-
-
-def pool():
-    """4 MiB of seeded random bytes: the raw material of every payload (no huge buffers needed)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = random.Random(0x5EED).randbytes(4 * MIB)
-    return _POOL
-
-
-def block(i):
-    """Block i (64 KiB) of the test stream: a pool slice led by its own 8-byte index, so that no two blocks are equal
-    (a lost, repeated or reordered block changes the SHA-256)."""
-    p = pool()
-    off = (i * 7919 % (len(p) // BLOCK)) * BLOCK
-    return struct.pack('>Q', i) + p[off + 8:off + BLOCK]
-
-
-def stream_chunks(total):
-    """The test stream's first `total` bytes, in 64 KiB chunks."""
-    i = 0
-    sent = 0
-    while sent < total:
-        b = block(i)
-        if total - sent < len(b):
-            b = b[:total - sent]
-        yield b
-        sent += len(b)
-        i += 1
-
-
-def stream_sha(total):
-    h = hashlib.sha256()
-    for c in stream_chunks(total):
-        h.update(c)
-    return h.hexdigest()
-
-
-def payload(rng, size):
-    """`size` bytes from the pool at a random offset (different streams get different bytes)."""
-    p = pool()
-    out = bytearray()
-    while len(out) < size:
-        off = rng.randrange(0, len(p) - 1)
-        out += p[off:off + min(size - len(out), len(p) - off)]
-    return bytes(out)
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def raise_nofile(want=65536):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port():
-    """A port free right now (bind 0, read, close): call it immediately before the port is used."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def now():
-    return time.monotonic()
-
-
-_T0 = now()
-
-
-def say(msg):
-    print('[%7.2fs] %s' % (now() - _T0, msg), flush=True)
-
-
-# ---------------------------------------------------------------------------------------------------- local services
-# Run as child processes (`--serve MODE`) so that their work does not compete with the test client for the GIL.
-
-def serve_main(argv):
-    import argparse
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--serve', required=True, choices=['echo', 'source', 'halfclose'])
-    ap.add_argument('--port', type=int, required=True)
-    ap.add_argument('--size', type=int, default=0, help='source: bytes sent to each connection; halfclose: reply size')
-    args = ap.parse_args(argv)
-    raise_nofile()
-    threading.stack_size(256 * KIB)
-    lock = threading.Lock()
-
-    def log(msg):
-        with lock:
-            sys.stderr.write('%.3f %s\n' % (time.time(), msg))
-            sys.stderr.flush()
-
-    def echo(c, peer):
-        buf = bytearray(256 * KIB)
-        mv = memoryview(buf)
-        h = hashlib.sha256()
-        n = 0
-        how = 'eof'
-        try:
-            while True:
-                k = c.recv_into(buf)
-                if k == 0:
-                    break
-                h.update(mv[:k])
-                c.sendall(mv[:k])
-                n += k
-            c.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            how = 'error %s' % e
-        c.close()
-        log('echo %s: %d bytes sha256 %s (%s)' % (peer, n, h.hexdigest(), how))
-
-    def source(c, peer):
-        h = hashlib.sha256()
-        n = 0
-        how = 'done'
-        try:
-            for chunk in stream_chunks(args.size):
-                c.sendall(chunk)
-                h.update(chunk)
-                n += len(chunk)
-            c.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            how = 'error %s' % e
-        c.close()
-        log('source %s: sent %d bytes sha256 %s (%s)' % (peer, n, h.hexdigest(), how))
-
-    def halfclose(c, peer):
-        # Reads the whole request (to EOF) and only then answers: `size` bytes of the test stream + sha256(request).
-        h = hashlib.sha256()
-        n = 0
-        try:
-            while True:
-                data = c.recv(256 * KIB)
-                if not data:
-                    break
-                h.update(data)
-                n += len(data)
-            log('halfclose %s: request of %d bytes, sha256 %s; replying' % (peer, n, h.hexdigest()))
-            for chunk in stream_chunks(args.size):
-                c.sendall(chunk)
-            c.sendall(h.digest())
-            c.shutdown(socket.SHUT_WR)
-            log('halfclose %s: reply sent' % (peer,))
-        except OSError as e:
-            log('halfclose %s: error %s' % (peer, e))
-        c.close()
-
-    handler = {'echo': echo, 'source': source, 'halfclose': halfclose}[args.serve]
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((HOST, args.port))
-    ls.listen(4096)
-    log('%s service listening on %s:%d' % (args.serve, HOST, args.port))
-    while True:
-        c, peer = ls.accept()
-        threading.Thread(target=handler, args=(c, '%s:%d' % peer), daemon=True).start()
-
-
-# ---------------------------------------------------------------------------------------------------- processes
-
-_libc = None
-
-
-def _set_pdeathsig():
-    # Runs in the child before exec: if the test process dies (even by SIGKILL), the kernel kills this child too.
-    try:
-        if _libc is not None:
-            _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-class Proc:
-    """A child process in its own process group, its stdout+stderr in LOG_DIR/label.log."""
-
-    def __init__(self, harness, label, argv):
-        self.label = label
-        self.argv = argv
-        self.log_path = os.path.join(harness.dir, label + '.log')
-        self._log = open(self.log_path, 'wb')
-        self._log.write(('$ ' + ' '.join(argv) + '\n').encode())
-        self._log.flush()
-        self.start_time = now()
-        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                  start_new_session=True, preexec_fn=_set_pdeathsig, close_fds=True)
-        self.pid = self.p.pid
-        harness.procs.append(self)
-        say('started %s (pid %d)' % (label, self.pid))
-
-    def text(self):
-        with open(self.log_path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
-
-    def size(self):
-        return os.path.getsize(self.log_path)
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def wait_log(self, pattern, timeout, since=0, allow_exit=False):
-        """Waits for a line matching `pattern` (regex) written after byte offset `since`; returns the match."""
-        rx = re.compile(pattern, re.M)
-        deadline = now() + timeout
-        while True:
-            with open(self.log_path, 'rb') as f:
-                f.seek(since)
-                m = rx.search(f.read().decode('utf-8', 'replace'))
-            if m:
-                return m
-            if not allow_exit and not self.alive():
-                raise AssertionError('%s exited (status %s) while waiting for /%s/ in its log'
-                                     % (self.label, self.p.returncode, pattern))
-            if now() >= deadline:
-                raise AssertionError('%s: no line matching /%s/ within %.1f s' % (self.label, pattern, timeout))
-            time.sleep(0.02)
-
-    def signal(self, sig):
-        if self.alive():
-            os.kill(self.pid, sig)
-
-    def wait_exit(self, timeout):
-        try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill_group(self):
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.p.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
-
-    def rss_kib(self):
-        with open('/proc/%d/status' % self.pid) as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-        raise AssertionError('%s: no VmRSS' % self.label)
-
-
-class Harness:
-    def __init__(self, name):
-        self.name = name
-        base = os.environ.get('RINGTUN_ITEST_DIR') or tempfile.mkdtemp(prefix='ringtun-itest-')
-        self.dir = os.path.join(base, 'itest-logs', name)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        self.procs = []
-        self.counts = {}
-        self.fingerprint = None  # the last TLS gateway's, pinned by agents started after it
-        self.gateway_bin = os.environ.get('RINGTUN_GATEWAY', '')
-        self.agent_bin = os.environ.get('RINGTUN_AGENT', '')
-        for b in (self.gateway_bin, self.agent_bin):
-            if not b or not os.access(b, os.X_OK):
-                raise AssertionError('RINGTUN_GATEWAY / RINGTUN_AGENT must name the built programs (got %r)' % b)
-
-    def _label(self, base):
-        n = self.counts.get(base, 0) + 1
-        self.counts[base] = n
-        return base if n == 1 else '%s-%d' % (base, n)
-
-    # ---- the programs under test
-
-    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),)):
-        argv = [self.gateway_bin, '--listen', '%s:%d' % (HOST, port), '--threads', str(GATEWAY_THREADS)]
-        for secret, allow in tokens:
-            argv += ['--token', secret]
-            if allow:
-                argv += ['--allow-ports', allow]
-        # TLS by default, as users run it: a self-signed pair in the scenario's state directory, pinned by the agents.
-        if not any(flag in extra for flag in ('--insecure-plaintext', '--cert', '--state-dir')):
-            argv += ['--state-dir', os.path.join(self.dir, 'state')]
-        argv += list(extra)
-        g = Proc(self, self._label('gateway'), argv)
-        m = g.wait_log(r'listening for agents on \S+ \(port (\d+)\)', 10)
-        g.port = int(m.group(1))
-        f = re.search(r'fingerprint (sha256:[0-9a-f]{64})', g.text())
-        g.fingerprint = f.group(1) if f else None
-        if g.fingerprint:
-            self.fingerprint = g.fingerprint
-        if port:
-            assert g.port == port, 'gateway listens on %d, not %d' % (g.port, port)
-        say('%s listens on port %d' % (g.label, g.port))
-        return g
-
-    def agent(self, gateway_port, services, agent_id='edge-1', token=TOKEN, extra=()):
-        """services: [(public_port, local_port)]."""
-        argv = [self.agent_bin, '--gateway', '%s:%d' % (HOST, gateway_port), '--token', token,
-                '--agent-id', agent_id, '--threads', '2']
-        for pub, local in services:
-            argv += ['--expose', 'tcp:svc%d@%d=%s:%d' % (pub, pub, HOST, local)]
-        if self.fingerprint and not any(f in extra for f in ('--insecure-plaintext', '--ca', '--gateway-fingerprint')):
-            argv += ['--gateway-fingerprint', self.fingerprint]
-        argv += list(extra)
-        return Proc(self, self._label('agent-' + agent_id), argv)
-
-    def wait_agent_ready(self, agent, since=0, timeout=10):
-        """Every tunnel connection of `agent` (one per gateway core) says it is ready."""
-        deadline = now() + timeout
-        rx = re.compile(r'connection (\d+)/(\d+) to gateway \S+ ready')
-        while True:
-            with open(agent.log_path, 'rb') as f:
-                f.seek(since)
-                found = rx.findall(f.read().decode('utf-8', 'replace'))
-            if found:
-                total = int(found[-1][1])
-                if {int(k) for k, _ in found} >= set(range(1, total + 1)):
-                    say('%s: %d tunnel connection(s) ready' % (agent.label, total))
-                    return
-            if not agent.alive():
-                raise AssertionError('%s exited (status %s) before it was ready' % (agent.label, agent.p.returncode))
-            if now() >= deadline:
-                raise AssertionError('%s: not ready within %.1f s' % (agent.label, timeout))
-            time.sleep(0.02)
-
-    # ---- local services (child processes)
-
-    def service(self, mode, port, size=0):
-        argv = [sys.executable, os.path.abspath(__file__), '--serve', mode, '--port', str(port), '--size', str(size)]
-        s = Proc(self, self._label('service-' + mode), argv)
-        s.port = port
-        s.wait_log(r'service listening on', 10)
-        return s
-
-    def cleanup(self):
-        for p in reversed(self.procs):
-            p.kill_group()
-
-    def dump_logs(self, lines=40):
-        for p in self.procs:
-            try:
-                text = p.text().splitlines()
-            except OSError as e:
-                text = ['(cannot read: %s)' % e]
-            status = 'running' if p.p.returncode is None else 'exit status %s' % p.p.returncode
-            print('----- %s (pid %d, %s): last %d of %d lines of %s' % (p.label, p.pid, status, min(lines, len(text)),
-                                                                       len(text), p.log_path))
-            for line in text[-lines:]:
-                print('    ' + line)
-        sys.stdout.flush()
-
-
-# ---------------------------------------------------------------------------------------------------- client helpers
-
-def connect(port, timeout=5.0):
-    s = socket.create_connection((HOST, port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def recv_all(s, limit=None):
-    """Reads to EOF; returns the bytes."""
-    out = bytearray()
-    while True:
-        data = s.recv(256 * KIB)
-        if not data:
-            return bytes(out)
-        out += data
-        if limit is not None and len(out) > limit:
-            raise AssertionError('more than %d bytes received' % limit)
-
-
-def round_trip(port, size=100 * KIB, seed=None, timeout=5.0):
-    """One connection through the echo service: sends `size` bytes, half-closes, reads the echo to EOF and compares
-    SHA-256. Raises on any failure."""
-    rng = random.Random(seed if seed is not None else time.monotonic_ns())
-    data = payload(rng, size)
-    with connect(port, timeout) as s:
-        done = []
-
-        def send():
-            try:
-                s.sendall(data)
-                s.shutdown(socket.SHUT_WR)
-                done.append(True)
-            except OSError as e:
-                done.append(e)
-        t = threading.Thread(target=send, daemon=True)
-        t.start()
-        got = recv_all(s, limit=size)
-        t.join(timeout)
-    if done != [True]:
-        raise AssertionError('round trip: sending failed: %s' % done)
-    if len(got) != size or sha(got) != sha(data):
-        raise AssertionError('round trip: echo differs (%d bytes, sha256 %s; sent %d, sha256 %s)'
-                             % (len(got), sha(got)[:16], size, sha(data)[:16]))
-
-
-def wait_round_trip(port, timeout, what):
-    """Polls round trips until one succeeds; returns the seconds it took. Fails after `timeout`."""
-    t0 = now()
-    attempts = 0
-    last = None
-    while True:
-        attempts += 1
-        try:
-            round_trip(port, size=16 * KIB, timeout=1.0)
-            took = now() - t0
-            say('%s: round trip ok after %.2f s (%d attempt(s))' % (what, took, attempts))
-            return took
-        except (OSError, AssertionError) as e:
-            last = e
-        if now() - t0 >= timeout:
-            raise AssertionError('%s: no working round trip within %.1f s (%d attempts; last: %s)'
-                                 % (what, timeout, attempts, last))
-        time.sleep(0.05)
-
-
-def expect_closed(s, timeout, what):
-    """Reads from `s` until the peer closes it (EOF or reset); returns (seconds, how). Fails on a timeout."""
-    t0 = now()
-    s.settimeout(0.2)
-    while True:
-        try:
-            data = s.recv(64 * KIB)
-            if not data:
-                return now() - t0, 'EOF'
-        except socket.timeout:
-            pass
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as e:
-            return now() - t0, type(e).__name__
-        if now() - t0 > timeout:
-            raise AssertionError('%s: the connection is still open after %.1f s' % (what, timeout))
 
 
 # ---------------------------------------------------------------------------------------------------- scenarios
@@ -1061,20 +612,12 @@ def early_clients(h):
 
 
 def main(argv):
-    global _libc
-    if len(argv) >= 1 and argv[0] == '--serve':
-        serve_main(argv)
-        return 0
     if len(argv) != 1 or argv[0] not in SCENARIOS and argv[0] != '--list':
         print('usage: %s SCENARIO|--list\nscenarios: %s' % (sys.argv[0], ' '.join(SCENARIOS)), file=sys.stderr)
         return 2
     if argv[0] == '--list':
         print('\n'.join(SCENARIOS))
         return 0
-    try:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        _libc = None
     name = argv[0]
     fn, budget = SCENARIOS[name]
 

@@ -3,7 +3,8 @@
 
 Usage: test_tls.py SCENARIO | --list      (meson registers each scenario as its own test)
 
-The harness is test_tunnel.py's (processes, logs, services, watchdog, log dumps on failure), imported, not copied:
+The harness is itest.py's (processes, logs, services) with test_tunnel.py's runner (watchdog, log dumps on failure),
+imported, not copied:
 this file swaps in its own scenario table and a Harness subclass that adds TLS. Each scenario makes a fresh set of
 test certificates (certs.py: a CA, an unrelated CA, good / expired / wrong-name server certificates, good and
 foreign-signed client certificates) in its log directory. Unless a scenario says otherwise, a gateway generates a

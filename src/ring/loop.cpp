@@ -163,6 +163,13 @@ Status Loop::init() {
 }
 
 Loop::~Loop() {
+  // Tasks still queued when the loops stopped never run; the threads are joined, so nothing pushes any more.
+  CrossCoreTask task;
+  for (auto& queue : inbox_) {
+    while (queue->try_pop(&task)) {
+      if (task.drop != nullptr) task.drop(task);
+    }
+  }
   if (ring_ready_) {
     // Normally run() has drained everything. If not (a test dropping a loop), close what is left; the kernel
     // cancels outstanding requests when the ring goes away.

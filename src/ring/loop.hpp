@@ -110,6 +110,8 @@ struct CrossCoreTask {
   void* object = nullptr;
   std::uint64_t arg0 = 0;
   std::uint64_t arg1 = 0;
+  // Frees what the task owns if it never runs (its target loop stopped first); called from ~Loop. May be null.
+  void (*drop)(const CrossCoreTask& task) = nullptr;
 };
 
 struct LoopOptions {

@@ -93,14 +93,17 @@ Result<int> Runtime::run(const LoopInit& init) {
         cv.notify_all();
         cv.wait(lock, [&] { return go; });
       }
-      if (self == nullptr || stop_requested_.load()) return;
-      auto status = init(*self);
-      if (!status) {
-        char buf[256];
-        LOG_ERROR("start-up failed: %s", status.error().describe(buf, sizeof buf));
-        stop(1);
+      if (self == nullptr) return;
+      if (!stop_requested_.load()) {
+        auto status = init(*self);
+        if (!status) {
+          char buf[256];
+          LOG_ERROR("start-up failed: %s", status.error().describe(buf, sizeof buf));
+          stop(1);
+        }
+        self->run();
       }
-      self->run();
+      if (options_.on_thread_exit != nullptr) options_.on_thread_exit();
     });
   }
 

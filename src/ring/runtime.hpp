@@ -26,6 +26,8 @@ struct RuntimeOptions {
   bool pin_threads = true;  // pin loop i to the i-th allowed CPU
   bool handle_signals = true;
   LoopOptions loop;
+  // Runs on each loop's thread after its loop stopped: frees per-thread state of libraries (e.g. wolfSSL's ECC cache).
+  void (*on_thread_exit)() = nullptr;
 };
 
 class Runtime {

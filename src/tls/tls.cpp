@@ -6,6 +6,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 // clang-format on
 
@@ -155,6 +156,12 @@ Result<CtxPtr> new_ctx(bool server, std::string* error_text) {
 void init_library() {
   static std::once_flag once;
   std::call_once(once, [] { wolfSSL_Init(); });
+}
+
+void release_thread_state() noexcept {
+#ifdef FP_ECC
+  wc_ecc_fp_free();
+#endif
 }
 
 CryptoInfo crypto_info() {

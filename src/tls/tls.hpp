@@ -36,6 +36,9 @@ namespace ringtun::tls {
 
 // Calls wolfSSL_Init once per process; every other function here needs it first.
 void init_library();
+// Frees the calling thread's wolfSSL caches (the ECC fixed-point cache is per thread). Call before a thread that
+// ran sessions exits.
+void release_thread_state() noexcept;
 
 // What the linked wolfSSL can do fast on this CPU, and hence the cipher order both ends offer.
 struct CryptoInfo {

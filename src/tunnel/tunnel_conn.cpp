@@ -38,6 +38,7 @@ ring::RuntimeOptions runtime_options(const CommonConfig& config) {
   options.threads = config.threads;
   options.loop.recv_pools[kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed
   options.loop.recv_pools[kEdgePool] = {1024, 16384};   // 16 MiB per core at most, resident as used
+  options.on_thread_exit = tls::release_thread_state;
   return options;
 }
 

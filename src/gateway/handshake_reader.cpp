@@ -43,8 +43,7 @@ void HandshakeReader::fail(const char* reason) noexcept {
 void HandshakeReader::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
   if (res <= 0) {
     if (closing_) return;
-    if (tls_ && tls_->mid_record()) fail("connection cut in the middle of a TLS record (truncated)");
-    else if (tls_ && !tls_->open()) fail("peer closed the connection during the TLS handshake");
+    if (const char* why = tls_ ? tls_->cut_short_reason() : nullptr) fail(why);
     else fail(res == 0 ? "peer closed the connection during the handshake" : "read error during the handshake");
     return;
   }

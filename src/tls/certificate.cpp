@@ -1,5 +1,6 @@
 // Certificates for a first run (a self-signed pair the gateway makes for itself) and their fingerprints.
 #include "tls/tls.hpp"
+#include "tls/report.hpp"
 
 // clang-format off
 #include <wolfssl/options.h>
@@ -23,17 +24,12 @@ namespace ringtun::tls {
 
 namespace {
 
-Unexpected cert_error(std::string* error_text, std::string message) {
-  if (error_text != nullptr) *error_text = std::move(message);
-  return Unexpected{Error{Errc::kInvalidArgument, "certificate"}};
-}
-
 // Writes the whole file with `mode`, replacing any old one atomically (write to a temporary name, then rename).
 Status write_file(const std::string& path, const std::vector<std::uint8_t>& bytes, mode_t mode,
                   std::string* error_text) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return cert_error(error_text, path + ": cannot create: " + std::strerror(errno));
+  if (fd < 0) return detail::report(error_text, path + ": cannot create: " + std::strerror(errno));
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -42,14 +38,14 @@ Status write_file(const std::string& path, const std::vector<std::uint8_t>& byte
       const int saved = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      return cert_error(error_text, path + ": cannot write: " + std::strerror(saved));
+      return detail::report(error_text, path + ": cannot write: " + std::strerror(saved));
     }
     done += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
     const int saved = errno;
     ::unlink(tmp.c_str());
-    return cert_error(error_text, path + ": cannot write: " + std::strerror(saved));
+    return detail::report(error_text, path + ": cannot write: " + std::strerror(saved));
   }
   return {};
 }
@@ -58,7 +54,7 @@ Result<std::vector<std::uint8_t>> to_pem(const std::vector<std::uint8_t>& der, i
   std::vector<std::uint8_t> pem(der.size() * 2 + 256);
   const int n = wc_DerToPem(der.data(), static_cast<word32>(der.size()), pem.data(), static_cast<word32>(pem.size()),
                             type);
-  if (n <= 0) return cert_error(error_text, "cannot encode PEM (wolfSSL error " + std::to_string(n) + ")");
+  if (n <= 0) return detail::report(error_text, "cannot encode PEM (wolfSSL error " + std::to_string(n) + ")");
   pem.resize(static_cast<std::size_t>(n));
   return pem;
 }
@@ -80,7 +76,7 @@ Status generate_self_signed(const std::string& cert_path, const std::string& key
                             unsigned days, std::string* error_text) {
   init_library();
   WC_RNG rng;
-  if (wc_InitRng(&rng) != 0) return cert_error(error_text, "cannot initialise wolfSSL's random generator");
+  if (wc_InitRng(&rng) != 0) return detail::report(error_text, "cannot initialise wolfSSL's random generator");
   ecc_key key;
   wc_ecc_init(&key);
   Cert cert;
@@ -106,7 +102,7 @@ Status generate_self_signed(const std::string& cert_path, const std::string& key
   wc_ecc_free(&key);
   wc_FreeRng(&rng);
   if (made != 0 || cert_size <= 0 || key_size <= 0) {
-    return cert_error(error_text, "cannot generate a self-signed certificate (wolfSSL error " +
+    return detail::report(error_text, "cannot generate a self-signed certificate (wolfSSL error " +
                                       std::to_string(made != 0 ? made : (cert_size <= 0 ? cert_size : key_size)) +
                                       ")");
   }
@@ -124,13 +120,13 @@ Status generate_self_signed(const std::string& cert_path, const std::string& key
 
 Result<std::string> fingerprint_of_pem_file(const std::string& path, std::string* error_text) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return cert_error(error_text, path + ": cannot read the file");
+  if (!in) return detail::report(error_text, path + ": cannot read the file");
   std::vector<unsigned char> pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (pem.size() > (1u << 20)) return cert_error(error_text, path + ": larger than 1 MiB: not a certificate");
+  if (pem.size() > (1u << 20)) return detail::report(error_text, path + ": larger than 1 MiB: not a certificate");
   std::vector<unsigned char> der(pem.size());
   const int n = wc_CertPemToDer(pem.data(), static_cast<int>(pem.size()), der.data(), static_cast<int>(der.size()),
                                 CERT_TYPE);
-  if (n <= 0) return cert_error(error_text, path + ": no PEM certificate in the file");
+  if (n <= 0) return detail::report(error_text, path + ": no PEM certificate in the file");
   return fingerprint_of_der({der.data(), static_cast<std::size_t>(n)});
 }
 

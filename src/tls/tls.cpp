@@ -1,5 +1,6 @@
 // tls::Context and tls::Session over wolfSSL. See tls.hpp for the model (memory in, memory out).
 #include "tls/tls.hpp"
+#include "tls/report.hpp"
 
 // clang-format off
 #include <wolfssl/options.h>
@@ -103,34 +104,29 @@ const char* cipher_list() {
   return "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384";
 }
 
-Unexpected config_error(std::string* error_text, std::string message) {
-  if (error_text != nullptr) *error_text = std::move(message);
-  return Unexpected{Error{Errc::kInvalidArgument, "TLS configuration"}};
-}
-
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
 Status load_identity(WOLFSSL_CTX* ctx, const std::string& cert, const std::string& key, const char* cert_flag,
                      const char* key_flag, std::string* error_text) {
-  if (!readable(cert)) return config_error(error_text, std::string(cert_flag) + " " + cert + ": cannot read the file");
-  if (!readable(key)) return config_error(error_text, std::string(key_flag) + " " + key + ": cannot read the file");
+  if (!readable(cert)) return detail::report(error_text, std::string(cert_flag) + " " + cert + ": cannot read the file");
+  if (!readable(key)) return detail::report(error_text, std::string(key_flag) + " " + key + ": cannot read the file");
   if (wolfSSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != WOLFSSL_SUCCESS) {
-    return config_error(error_text, std::string(cert_flag) + " " + cert + ": no valid PEM certificate in the file");
+    return detail::report(error_text, std::string(cert_flag) + " " + cert + ": no valid PEM certificate in the file");
   }
   if (wolfSSL_CTX_use_PrivateKey_file(ctx, key.c_str(), WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
-    return config_error(error_text, std::string(key_flag) + " " + key + ": no valid PEM private key in the file");
+    return detail::report(error_text, std::string(key_flag) + " " + key + ": no valid PEM private key in the file");
   }
   if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
-    return config_error(error_text, std::string(key_flag) + " " + key + ": the key does not belong to the certificate " +
+    return detail::report(error_text, std::string(key_flag) + " " + key + ": the key does not belong to the certificate " +
                                         cert);
   }
   return {};
 }
 
 Status load_cas(WOLFSSL_CTX* ctx, const std::string& file, const char* flag, std::string* error_text) {
-  if (!readable(file)) return config_error(error_text, std::string(flag) + " " + file + ": cannot read the file");
+  if (!readable(file)) return detail::report(error_text, std::string(flag) + " " + file + ": cannot read the file");
   if (wolfSSL_CTX_load_verify_locations(ctx, file.c_str(), nullptr) != WOLFSSL_SUCCESS) {
-    return config_error(error_text, std::string(flag) + " " + file + ": no valid PEM CA certificate in the file");
+    return detail::report(error_text, std::string(flag) + " " + file + ": no valid PEM CA certificate in the file");
   }
   return {};
 }
@@ -142,9 +138,9 @@ using CtxPtr = std::unique_ptr<WOLFSSL_CTX, CtxDeleter>;
 
 Result<CtxPtr> new_ctx(bool server, std::string* error_text) {
   CtxPtr ctx(wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method()));
-  if (!ctx) return config_error(error_text, "TLS: cannot create a wolfSSL context (out of memory?)");
+  if (!ctx) return detail::report(error_text, "TLS: cannot create a wolfSSL context (out of memory?)");
   if (wolfSSL_CTX_set_cipher_list(ctx.get(), cipher_list()) != WOLFSSL_SUCCESS) {
-    return config_error(error_text, std::string("TLS: wolfSSL rejects the cipher list ") + cipher_list());
+    return detail::report(error_text, std::string("TLS: wolfSSL rejects the cipher list ") + cipher_list());
   }
   wolfSSL_CTX_SetIORecv(ctx.get(), io_recv);
   wolfSSL_CTX_SetIOSend(ctx.get(), io_send);
@@ -176,34 +172,20 @@ CryptoInfo crypto_info() {
 Result<std::string> parse_fingerprint(const std::string& text, std::string* error_text) {
   constexpr std::string_view kPrefix = "sha256:";
   auto bad = [&](const std::string& why) {
-    return config_error(error_text, "--gateway-fingerprint: \"" + text.substr(0, 120) + "\": " + why);
+    return detail::report(error_text, "--gateway-fingerprint: \"" + text.substr(0, 120) + "\": " + why);
   };
   if (text.compare(0, kPrefix.size(), kPrefix) != 0) return bad("expected sha256:<64 hex digits>");
-  std::vector<std::uint8_t> out;
-  int nibble = -1;
+  std::string canonical(kPrefix);
   for (std::size_t i = kPrefix.size(); i < text.size(); ++i) {
     const char c = text[i];
     if (c == ':') continue;
-    int v;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else return bad("'" + std::string(1, c) + "' is not a hex digit");
-    if (nibble < 0) {
-      nibble = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(nibble << 4 | v));
-      nibble = -1;
-    }
+    const bool digit = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    const bool upper = c >= 'A' && c <= 'F';
+    if (!digit && !upper) return bad("'" + std::string(1, c) + "' is not a hex digit");
+    canonical.push_back(upper ? static_cast<char>(c - 'A' + 'a') : c);
   }
-  if (nibble >= 0 || out.size() != WC_SHA256_DIGEST_SIZE) {
+  if (canonical.size() != kPrefix.size() + 2 * WC_SHA256_DIGEST_SIZE) {
     return bad("a SHA-256 fingerprint has 64 hex digits");
-  }
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string canonical = "sha256:";
-  for (std::uint8_t b : out) {
-    canonical.push_back(kDigits[b >> 4]);
-    canonical.push_back(kDigits[b & 15]);
   }
   return canonical;
 }
@@ -250,7 +232,7 @@ int verify_gateway(int preverified, WOLFSSL_X509_STORE_CTX* store) {
 Result<std::shared_ptr<Context>> Context::client(const ClientSettings& settings, std::string* error_text) {
   init_library();
   if (settings.ca_file.empty() && settings.fingerprint.empty()) {
-    return config_error(error_text, "TLS: the gateway cannot be verified: give --gateway-fingerprint or --ca");
+    return detail::report(error_text, "TLS: the gateway cannot be verified: give --gateway-fingerprint or --ca");
   }
   std::string pin;
   if (!settings.fingerprint.empty()) {
@@ -264,7 +246,7 @@ Result<std::shared_ptr<Context>> Context::client(const ClientSettings& settings,
   if (!settings.ca_file.empty()) RINGTUN_TRY(load_cas(ctx.get(), settings.ca_file, "--ca", error_text));
   if (!settings.cert_file.empty() || !settings.key_file.empty()) {
     if (settings.cert_file.empty() || settings.key_file.empty()) {
-      return config_error(error_text, "--cert and --key: a client certificate needs both");
+      return detail::report(error_text, "--cert and --key: a client certificate needs both");
     }
     RINGTUN_TRY(load_identity(ctx.get(), settings.cert_file, settings.key_file, "--cert", "--key", error_text));
   }
@@ -424,6 +406,12 @@ void Session::track_records(std::span<const std::byte> bytes) noexcept {
     record_left_ -= static_cast<std::uint32_t>(take);
     i += take;
   }
+}
+
+const char* Session::cut_short_reason() const noexcept {
+  if (mid_record()) return "connection cut in the middle of a TLS record (truncated)";
+  if (state_ != State::kOpen) return "peer closed the connection during the TLS handshake";
+  return nullptr;
 }
 
 int Session::io_read(char* buf, int size) noexcept {

@@ -72,8 +72,6 @@ class Context {
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
-  bool is_server() const noexcept { return server_; }
-
  private:
   friend class Session;
   Context(WOLFSSL_CTX* ctx, bool server) : ctx_(ctx), server_(server) {}
@@ -126,6 +124,9 @@ class Session {
   bool failed() const noexcept { return state_ == State::kFailed; }
   // True when the last ciphertext ended inside a record: an EOF now means the peer's stream was cut short.
   bool mid_record() const noexcept { return record_left_ != 0 || header_have_ != 0; }
+  // Why the peer's end of stream now is not a clean close (cut inside a record, or before the handshake finished);
+  // null when it is.
+  const char* cut_short_reason() const noexcept;
   // Why the session failed (or empty). One line, for logs.
   const std::string& failure() const noexcept { return failure_; }
   // After the handshake: "TLSv1.3 TLS13-CHACHA20-POLY1305-SHA256" and the peer certificate's fingerprint.

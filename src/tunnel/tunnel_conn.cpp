@@ -95,8 +95,7 @@ TunnelConn* TunnelConn::start(TunnelCore& core, ring::SocketId socket, frame::Ro
   if (!conn->closing_) {
     if (auto status = loop.recv_start(socket, kTunnelPool); !status) conn->close("could not start receiving");
   }
-  const std::uint32_t tick = std::max<std::uint32_t>(50, std::min(options.heartbeat_ms, options.dead_peer_ms / 3));
-  loop.timers().schedule(conn->heartbeat_, tick);
+  loop.timers().schedule(conn->heartbeat_, conn->heartbeat_tick_ms());
   conn->schedule_flush();  // preface and SETTINGS go out at once
   return conn;
 }
@@ -168,13 +167,11 @@ void TunnelConn::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::
     if (closing_) return;
     if (session_.goaway_sent() || session_.goaway_received()) {
       close("peer closed the connection after GOAWAY");
-    } else if (tls_ && tls_->mid_record()) {
-      LOG_WARN("tunnel %s: the connection was cut in the middle of a TLS record (truncated)", peer_.to_string().c_str());
-      close("TLS stream truncated mid-record");
-    } else if (tls_ && !tls_->open()) {
-      LOG_WARN("tunnel %s: the peer closed the connection during the TLS handshake%s", peer_.to_string().c_str(),
-               role_ == frame::Role::kAgent ? " (does the gateway run with --insecure-plaintext?)" : "");
-      close("closed during the TLS handshake");
+    } else if (const char* why = tls_ ? tls_->cut_short_reason() : nullptr) {
+      const bool handshake = !tls_->open();
+      LOG_WARN("tunnel %s: %s%s", peer_.to_string().c_str(), why,
+               handshake && role_ == frame::Role::kAgent ? " (does the gateway run with --insecure-plaintext?)" : "");
+      close(why);
     } else {
       close(res == 0 ? "peer closed the connection" : "connection error");
     }
@@ -282,6 +279,11 @@ void TunnelConn::on_send(ring::Loop&, ring::SocketId, int res) {
   maybe_finish_close();
 }
 
+// Often enough to notice a dead peer (and a stuck TLS handshake) within a third of the deadline.
+std::uint32_t TunnelConn::heartbeat_tick_ms() const noexcept {
+  return std::max<std::uint32_t>(50, std::min(options_.heartbeat_ms, options_.dead_peer_ms / 3));
+}
+
 void TunnelConn::on_heartbeat() noexcept {
   if (closing_) return;
   const std::uint64_t now = loop_.now_ms();
@@ -308,8 +310,7 @@ void TunnelConn::on_heartbeat() noexcept {
   // The ciphertext buffers grow to the send budget under load; an idle connection gives that memory back.
   if (tls_ && !send_busy_ && now - last_tx_ms_ >= options_.heartbeat_ms / 2) tls_->trim();
   schedule_flush();
-  const std::uint32_t tick = std::max<std::uint32_t>(50, std::min(options_.heartbeat_ms, options_.dead_peer_ms / 3));
-  loop_.timers().schedule(heartbeat_, tick);
+  loop_.timers().schedule(heartbeat_, heartbeat_tick_ms());
 }
 
 Status TunnelConn::send_control(std::string_view json) noexcept {

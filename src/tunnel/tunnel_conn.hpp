@@ -168,6 +168,7 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   void tls_failed(const char* what) noexcept;
   bool wants_send() const noexcept;
   void on_heartbeat() noexcept;
+  std::uint32_t heartbeat_tick_ms() const noexcept;
   void sync_time() noexcept;
   EdgeStream* stream_of(frame::StreamHandle h) noexcept;
   void register_stream(EdgeStream* stream) noexcept;

@@ -152,22 +152,21 @@ def start_direct(local, workdir, cfg):
 
 # ---- ringtun ----
 
-def find_ringtun(cfg):
-    build = cfg["ringtun_build"]
+def _ringtun_in(build, name, hint=""):
     gateway = os.path.join(build, "src/gateway/ringtun-gateway")
     agent = os.path.join(build, "src/edge-agent/ringtun-agent")
     if os.access(gateway, os.X_OK) and os.access(agent, os.X_OK):
         return {"gateway": gateway, "agent": agent}, None
-    return None, f"ringtun: not built in {build}"
+    return None, f"{name}: not built in {build}{hint}"
+
+
+def find_ringtun(cfg):
+    return _ringtun_in(cfg["ringtun_build"], "ringtun")
 
 
 def find_ringtun_syswolf(cfg):
     build = cfg["ringtun_syswolf_build"]
-    gateway = os.path.join(build, "src/gateway/ringtun-gateway")
-    agent = os.path.join(build, "src/edge-agent/ringtun-agent")
-    if os.access(gateway, os.X_OK) and os.access(agent, os.X_OK):
-        return {"gateway": gateway, "agent": agent}, None
-    return None, f"ringtun-tls-syswolf: not built in {build} (meson setup {build} -Dwolfssl=system ...)"
+    return _ringtun_in(build, "ringtun-tls-syswolf", f" (meson setup {build} -Dwolfssl=system ...)")
 
 
 def _cert_fingerprint(path):

@@ -7,15 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/mix64.hpp"
+
 namespace ringtun::echo {
 
-// splitmix64: cheap, well mixed; good enough to make payloads unpredictable to a buggy server.
-inline std::uint64_t mix64(std::uint64_t x) noexcept {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
+using ringtun::mix64;
 
 // Fills `size` bytes for request `sequence` of connection `stream`.
 inline void fill_payload(std::uint8_t* out, std::size_t size, std::uint64_t stream, std::uint64_t sequence) noexcept {

@@ -48,6 +48,7 @@ dirs=(build)
 python3 - "${dirs[@]/#/$RINGTUN_ROOT/}" <<'PY'
 import json, sys, os
 passed = failed = skipped = 0
+failures = []
 for d in sys.argv[1:]:
     path = os.path.join(d, "meson-logs", "testlog.json")
     if not os.path.exists(path):
@@ -64,7 +65,14 @@ for d in sys.argv[1:]:
             print(f"skipped: {os.path.basename(d)}/{t['name']}")
         else:
             failed += 1
-            print(f"FAILED: {os.path.basename(d)}/{t['name']} ({r})")
+            failures.append((os.path.basename(d), t))
+# CI shows only the end of the output: each failure's last lines go just above the summary.
+for build_dir, t in failures:
+    tail = (t.get("stdout") or "").rstrip().splitlines()[-40:]
+    print(f"---- last lines of {build_dir}/{t['name']} ----")
+    print("\n".join(tail))
+for build_dir, t in failures:
+    print(f"FAILED: {build_dir}/{t['name']} ({t.get('result')})")
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or passed == 0 else 0)
 PY

@@ -4,8 +4,9 @@
 RINGTUN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and testing ringtun needs from Debian 12 (bookworm). Nothing is fetched from anywhere else.
-# python3-cryptography makes the test certificates of the TLS end-to-end tests (tests/integration/certs.py).
-RINGTUN_BUILD_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 python3-cryptography
+# python3-cryptography makes the test certificates of the TLS end-to-end tests (tests/integration/certs.py);
+# ca-certificates is the OS trust store behind the agent's `--ca system`.
+RINGTUN_BUILD_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 python3-cryptography ca-certificates
   liburing-dev libwolfssl-dev libmimalloc-dev libsimdjson-dev doctest-dev)
 # The fuzz targets need clang with libFuzzer and the sanitizer runtimes.
 RINGTUN_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

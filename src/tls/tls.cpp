@@ -243,7 +243,15 @@ Result<std::shared_ptr<Context>> Context::client(const ClientSettings& settings,
   auto made = new_ctx(false, error_text);
   if (!made) return Unexpected{made.error()};
   CtxPtr ctx = std::move(*made);
-  if (!settings.ca_file.empty()) RINGTUN_TRY(load_cas(ctx.get(), settings.ca_file, "--ca", error_text));
+  if (settings.ca_file == kSystemCas) {
+    if (wolfSSL_CTX_load_system_CA_certs(ctx.get()) != WOLFSSL_SUCCESS) {
+      return detail::report(error_text,
+                            "--ca system: no CA certificate found in the system's trust store (/etc/ssl/certs; "
+                            "install the ca-certificates package, or give --ca FILE)");
+    }
+  } else if (!settings.ca_file.empty()) {
+    RINGTUN_TRY(load_cas(ctx.get(), settings.ca_file, "--ca", error_text));
+  }
   if (!settings.cert_file.empty() || !settings.key_file.empty()) {
     if (settings.cert_file.empty() || settings.key_file.empty()) {
       return detail::report(error_text, "--cert and --key: a client certificate needs both");

@@ -55,8 +55,12 @@ struct ServerSettings {
   std::string client_ca_file;  // when set: clients must present a certificate signed by it (mTLS)
 };
 
+// `--ca system`: the operating system's trust store (/etc/ssl/certs), for a gateway with a publicly signed
+// certificate. A file named "system" is given as ./system.
+inline constexpr std::string_view kSystemCas = "system";
+
 struct ClientSettings {
-  std::string ca_file;         // verify the chain, dates and name against these CAs
+  std::string ca_file;         // verify the chain, dates and name against these CAs; kSystemCas: the OS trust store
   std::string fingerprint;     // "sha256:<64 hex>" (colons allowed): pin the gateway's certificate
   std::string server_name;     // SNI, and the name checked with ca_file
   std::string cert_file;       // client certificate for mTLS (with key_file)

@@ -108,7 +108,9 @@ std::string make_agent_usage() {
       "give up a connection attempt after this long (default " + std::to_string(defaults.connect_timeout_ms) + ")");
   out += "\nTLS (on by default; one of --gateway-fingerprint / --ca is required):\n";
   add_line(&out, "--gateway-fingerprint FP", "pin the gateway's certificate: sha256:<64 hex> as the gateway logs it");
-  add_line(&out, "--ca FILE", "verify the gateway's certificate chain, dates and name against these CAs");
+  add_line(&out, "--ca FILE|system",
+           "verify the gateway's certificate chain, dates and name against these CAs\n"
+           "(system: the OS trust store, for a publicly signed gateway certificate)");
   add_line(&out, "--server-name NAME", "name sent (SNI) and checked with --ca (default: the host of --gateway)");
   add_line(&out, "--cert FILE", "client certificate (PEM) for gateways that require one; with --key");
   add_line(&out, "--key FILE", "PEM private key of --cert");

@@ -325,12 +325,17 @@ def tls_wrong_fingerprint(h):
 
 @scenario(budget_s=55)
 def tls_wrong_ca(h):
-    """The agent trusts an unrelated CA: it says the certificate is not trusted (no signer)."""
+    """The agent trusts an unrelated CA, or the OS trust store: it says the certificate is not trusted."""
     echo = h.service('echo', free_port())
     gw = h.gateway(tls=h.server_flags('server'))
     pub = free_port()
     agent = h.agent(gw.port, [(pub, echo.port)], tls=['--ca', h.cert('other-ca'), '--server-name', 'localhost'])
     expect_refused(agent, pub, [r'not trusted|untrusted|no signer|signer|unknown (ca|issuer)|issuer|trust'])
+    # `--ca system` loads the OS trust store (a real check: ~140 public roots), none of which signed the test CA.
+    pub2 = free_port()
+    system = h.agent(gw.port, [(pub2, echo.port)], agent_id='system-cas',
+                     tls=['--ca', 'system', '--server-name', 'localhost'])
+    expect_refused(system, pub2, [r'not signed by a trusted CA'])
     serves(h, gw, echo, ['--ca', h.cert('ca'), '--server-name', 'localhost'], 'the right CA on the same gateway')
 
 

@@ -143,8 +143,9 @@ struct Wire {
   std::vector<std::byte> scratch = std::vector<std::byte>(Session::kScratchSize);
   std::vector<std::byte> write_scratch = std::vector<std::byte>(Session::kScratchSize);
 
-  explicit Wire(const std::string& pin = certs().fingerprint)
-      : client(new_session(client_context(pin))), server(new_session(server_context())) {}
+  explicit Wire(const std::string& pin = certs().fingerprint) : Wire(client_context(pin)) {}
+  explicit Wire(std::shared_ptr<Context> client_ctx)
+      : client(new_session(std::move(client_ctx))), server(new_session(server_context())) {}
 
   // Hands `from`'s pending ciphertext to `to`; returns how many bytes moved.
   std::size_t deliver(Session& from, Session& to, std::vector<std::byte>& got, std::string& error) {
@@ -317,6 +318,22 @@ TEST_CASE("a malformed fingerprint in the client settings is refused with a mess
   auto ctx = Context::client(settings, &error);
   CHECK_FALSE(ctx);
   CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("--ca system loads the OS trust store, and a self-signed gateway is not signed by a trusted CA") {
+  ClientSettings settings;
+  settings.ca_file = std::string(kSystemCas);
+  settings.server_name = "localhost";
+  std::string error;
+  auto ctx = Context::client(settings, &error);
+  REQUIRE_MESSAGE(ctx, error);  // scripts/lib.sh installs ca-certificates
+  Wire w(*ctx);
+  REQUIRE(w.client->start());
+  w.pump();
+  CHECK(w.client->failed());
+  CHECK_FALSE(w.server->open());
+  INFO("client failure: " << w.client->failure());
+  CHECK(w.client->failure().find("not signed by a trusted CA") != std::string::npos);
 }
 
 TEST_CASE("a byte flipped in a record after the handshake makes receive() fail with a reason") {

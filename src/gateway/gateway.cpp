@@ -155,7 +155,8 @@ void GatewayCore::on_accept(ring::Loop& loop, ring::SocketId listener, int res) 
     // The reader is its socket's handler from here on; it deletes itself when done.
     // A peer that says nothing for dead_peer_ms is as dead during the handshake as after it.
     auto* reader =
-        new HandshakeReader(*this, *socket, std::move(peer), gateway_.config.common.dead_peer_ms, gateway_.tls);
+        new HandshakeReader(*this, *socket, std::move(peer), gateway_.config.common.dead_peer_ms,
+                             gateway_.tls.load());
     (void)loop.set_handler(*socket, reader);
     readers_.push_back(reader);
     return;
@@ -537,10 +538,12 @@ int run_gateway(const tunnel::GatewayConfig& config) {
   gateway.public_bind.set_port(0);
   auto tls = make_gateway_tls(config);
   if (!tls) return 2;
-  gateway.tls = std::move(*tls);
+  gateway.tls.store(std::move(*tls));
 
   (void)ring::net::raise_fd_limit();
-  ring::Runtime runtime(tunnel::runtime_options(config.common));
+  ring::RuntimeOptions runtime_options = tunnel::runtime_options(config.common);
+  runtime_options.on_reload = [&gateway] { reload_gateway_tls(gateway); };
+  ring::Runtime runtime(runtime_options);
   gateway.runtime = &runtime;
   gateway.core_count = runtime.thread_count();
   gateway.cores.assign(gateway.core_count, nullptr);

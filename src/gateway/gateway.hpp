@@ -12,6 +12,7 @@
 // Thread rules: a GatewayCore is used only by its own loop thread; `Gateway` holds read-only settings after start.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,7 +31,8 @@ namespace ringtun::gateway {
 
 class GatewayCore;
 
-// Shared, read-only once the runtime runs (except `cores`, filled in by each core's own init before any message).
+// Shared, read-only once the runtime runs (except `cores`, filled in by each core's own init before any message, and
+// `tls`, which a reload swaps whole).
 struct Gateway {
   tunnel::GatewayConfig config;
   tunnel::TunnelOptions tunnel_options;
@@ -39,13 +41,20 @@ struct Gateway {
   unsigned core_count = 1;
   std::vector<GatewayCore*> cores;        // by core index
   ring::Runtime* runtime = nullptr;
-  std::shared_ptr<const tls::Context> tls;  // null: --insecure-plaintext
+  // Null with --insecure-plaintext. A reload (SIGHUP, on the runtime's thread) stores a new one; a core loads it once
+  // per tunnel connection, whose session keeps its own reference: open connections keep the certificate they began
+  // with. Loaded per handshake, never per frame.
+  std::atomic<std::shared_ptr<const tls::Context>> tls;
 };
 
 // The gateway's TLS context (null with --insecure-plaintext); logs the certificate's fingerprint. Errors are logged.
 Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const tunnel::GatewayConfig& config);
 
-// Runs the gateway until SIGINT/SIGTERM; returns the exit code.
+// SIGHUP: reads --cert/--key (or the state directory's pair) and --client-ca again and swaps the context for new
+// tunnel connections; on any error logs it and keeps serving the previous one.
+void reload_gateway_tls(Gateway& gateway);
+
+// Runs the gateway until SIGINT/SIGTERM (SIGHUP reloads the TLS certificate); returns the exit code.
 int run_gateway(const tunnel::GatewayConfig& config);
 
 class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvents {

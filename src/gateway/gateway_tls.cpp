@@ -91,4 +91,18 @@ Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const tunnel::Gatew
   return std::shared_ptr<const tls::Context>(std::move(*context));
 }
 
+void reload_gateway_tls(Gateway& gateway) {
+  if (gateway.config.common.insecure_plaintext) {
+    LOG_INFO("reload: no TLS certificate to reload (--insecure-plaintext)");
+    return;
+  }
+  auto fresh = make_gateway_tls(gateway.config);
+  if (!fresh) {
+    LOG_ERROR("reload failed: new tunnel connections still get the previous TLS certificate");
+    return;
+  }
+  gateway.tls.store(std::move(*fresh));
+  LOG_INFO("reload: new tunnel connections get the certificate above; open ones keep theirs");
+}
+
 }  // namespace ringtun::gateway

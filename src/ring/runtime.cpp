@@ -52,6 +52,7 @@ Result<int> Runtime::run(const LoopInit& init) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  if (options_.on_reload) sigaddset(&signals, SIGHUP);
   sigset_t previous;
   if (options_.handle_signals) pthread_sigmask(SIG_BLOCK, &signals, &previous);
   signal(SIGPIPE, SIG_IGN);  // MSG_NOSIGNAL covers sends; this covers everything else
@@ -142,6 +143,9 @@ Result<int> Runtime::run(const LoopInit& init) {
       if (sig == SIGINT || sig == SIGTERM) {
         LOG_INFO("%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         stop(0);
+      } else if (sig == SIGHUP) {
+        LOG_INFO("SIGHUP received: reloading");
+        options_.on_reload();
       }
     }
   }

@@ -28,6 +28,9 @@ struct RuntimeOptions {
   LoopOptions loop;
   // Runs on each loop's thread after its loop stopped: frees per-thread state of libraries (e.g. wolfSSL's ECC cache).
   void (*on_thread_exit)() = nullptr;
+  // With handle_signals: runs on the thread in run() (not a loop) when SIGHUP arrives. Unset: SIGHUP keeps its
+  // default action (the process ends), as for any program that cannot reload.
+  std::function<void()> on_reload;
 };
 
 class Runtime {

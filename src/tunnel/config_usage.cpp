@@ -72,6 +72,8 @@ std::string make_gateway_usage() {
            "(default $STATE_DIRECTORY, /var/lib/ringtun as root, else ~/.local/state/ringtun);\n"
            "its fingerprint is logged for agents' --gateway-fingerprint");
   add_line(&out, "--client-ca FILE", "require agents to present a client certificate signed by these CAs (mTLS)");
+  out += "  SIGHUP reads --cert/--key/--client-ca again (renewal): new tunnel connections get them,\n"
+         "  open ones are not touched; on an error the previous certificate stays.\n";
   add_common_lines(&out);
   out +=
       "\nExample:\n"

@@ -417,6 +417,17 @@ def recv_all(s, limit=None):
             raise AssertionError('more than %d bytes received' % limit)
 
 
+def recv_exactly(s, size):
+    """Reads exactly `size` bytes; raises if the peer closes first."""
+    out = bytearray()
+    while len(out) < size:
+        data = s.recv(min(256 * KIB, size - len(out)))
+        if not data:
+            raise AssertionError('connection closed after %d of %d bytes' % (len(out), size))
+        out += data
+    return bytes(out)
+
+
 def round_trip(port, size=100 * KIB, seed=None, timeout=5.0):
     """One connection through the echo service: sends `size` bytes, half-closes, reads the echo to EOF and compares
     SHA-256. Raises on any failure."""

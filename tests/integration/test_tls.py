@@ -15,7 +15,9 @@ the reason), no "ready" line from the refused agent, and its public port not ser
 command ("$ ...") never count as a match.
 """
 import os
+import random
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -32,6 +34,7 @@ except ImportError as e:  # python3-cryptography (scripts/lib.sh installs it)
     sys.exit(77)
 import test_tunnel as tt  # noqa: E402
 from test_tunnel import HOST, KIB, MIB, TOKEN, free_port, now, round_trip, say, wait_round_trip  # noqa: E402
+from itest import connect, payload, recv_exactly, sha  # noqa: E402
 
 # test_tunnel's main() runs the scenarios of its module-level table with its module-level Harness: point both here.
 SCENARIOS = tt.SCENARIOS = {}
@@ -452,6 +455,61 @@ def tls_truncated_and_corrupt(h):
         wait_round_trip(pub, 10, 'after %s' % mode)
         assert gw.alive(), 'the gateway exited (status %s)' % gw.p.returncode
     relay.close()
+
+
+@scenario(budget_s=55)
+def tls_reload(h):
+    """SIGHUP: the gateway reads its certificate files again. New agents must pin the new certificate (the old pin is
+    refused), a tunnel and a stream open across the reload keep going, and a broken file on a later reload is logged
+    while the gateway keeps the certificate it had."""
+    echo = h.service('echo', free_port())
+    live = os.path.join(h.dir, 'live')
+    os.makedirs(live)
+    cert, key = os.path.join(live, 'cert.pem'), os.path.join(live, 'key.pem')
+
+    def install(stem):
+        shutil.copyfile(h.cert(stem), cert)
+        shutil.copyfile(h.key(stem), key)
+    install('server')
+    old_pin, new_pin = certgen.fingerprint(h.cert('server')), certgen.fingerprint(h.cert('wrongname'))
+    gw = h.gateway(tls=['--cert', cert, '--key', key])
+    assert gw.fingerprint == old_pin, 'gateway fingerprint %s, expected %s' % (gw.fingerprint, old_pin)
+    pub1 = free_port()
+    first = h.agent(gw.port, [(pub1, echo.port)], agent_id='first', tls=['--gateway-fingerprint', old_pin])
+    h.wait_agent_ready(first)
+    rng = random.Random(11)
+    before, after = payload(rng, 64 * KIB), payload(rng, 64 * KIB)
+    stream = connect(pub1, timeout=10)  # a stream open across the reload: half its bytes before, half after
+    stream.sendall(before)
+    echoed = recv_exactly(stream, len(before))
+
+    install('wrongname')  # a valid certificate; agents pin it, so its name does not matter
+    first_mark, gw_mark = first.size(), gw.size()
+    gw.signal(signal.SIGHUP)
+    log_line(gw, [r'fingerprint ' + new_pin], 5, since=gw_mark)
+    log_line(gw, [r'reload: new tunnel connections get the certificate above'], 5, since=gw_mark)
+
+    stream.sendall(after)
+    echoed += recv_exactly(stream, len(after))
+    stream.close()
+    assert sha(echoed) == sha(before + after), 'the stream open across the reload lost or changed bytes'
+    round_trip(pub1, size=256 * KIB, seed=12)
+    assert_not_ready(first, since=first_mark)  # its tunnel was not re-established: the reload left it alone
+
+    pub2 = free_port()
+    stale = h.agent(gw.port, [(pub2, echo.port)], agent_id='stale', tls=['--gateway-fingerprint', old_pin])
+    expect_refused(stale, pub2, [r'fingerprint'], gateway=gw)
+    serves(h, gw, echo, ['--gateway-fingerprint', new_pin], 'the new pin after the reload', agent_id='fresh')
+
+    with open(cert, 'w') as f:
+        f.write('-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n')
+    gw_mark = gw.size()
+    gw.signal(signal.SIGHUP)
+    log_line(gw, [r'reload failed', r'previous TLS certificate'], 5, since=gw_mark)
+    assert gw.alive(), 'the gateway exited on a broken certificate file (status %s)' % gw.p.returncode
+    serves(h, gw, echo, ['--gateway-fingerprint', new_pin], 'the kept certificate after a failed reload',
+           agent_id='after-failure')
+    round_trip(pub1, size=64 * KIB, seed=13)
 
 
 @scenario(budget_s=60)

@@ -197,6 +197,46 @@ TEST_CASE("runtime: SIGTERM stops every loop; a failing init stops the runtime w
   }
 }
 
+TEST_CASE("runtime: SIGHUP runs on_reload on the runtime's own thread, as often as it arrives; the loops keep running") {
+  ring::RuntimeOptions options;
+  options.threads = 2;
+  options.pin_threads = false;
+  const std::thread::id runtime_thread = std::this_thread::get_id();
+  std::atomic<int> reloads{0};
+  std::atomic<int> reloads_elsewhere{0};
+  options.on_reload = [&] {
+    (std::this_thread::get_id() == runtime_thread ? reloads : reloads_elsewhere).fetch_add(1);
+  };
+  ring::Runtime runtime(options);
+  std::atomic<unsigned> started{0};
+  std::thread sender([&] {
+    sigset_t block;  // as in the SIGTERM test: only the runtime's sigtimedwait may take these
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, nullptr);
+    while (started.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (int i = 1; i <= 3; ++i) {
+      ::kill(::getpid(), SIGHUP);
+      // Signals of one kind do not queue: wait for each reload before sending the next.
+      for (int spin = 0; spin < 5000 && reloads.load() < i; ++spin) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    ::kill(::getpid(), SIGTERM);
+  });
+  auto result = runtime.run([&](Loop&) -> Status {
+    started.fetch_add(1);
+    return {};
+  });
+  sender.join();
+  skip_if_unsupported(result);
+  REQUIRE(result);
+  CHECK(*result == 0);
+  CHECK(reloads.load() == 3);
+  CHECK(reloads_elsewhere.load() == 0);
+}
+
 namespace {
 std::atomic<int> g_thread_exits{0};
 std::atomic<int> g_task_ran{0};

@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <initializer_list>
 #include <thread>
 
 #include "ring/net.hpp"
@@ -19,6 +20,27 @@ void skip_if_unsupported(const Result<int>& r) {
     std::printf("SKIP: io_uring unavailable\n");
     std::exit(77);
   }
+}
+
+// run() blocks the signals it takes in its own thread and the loops it starts, not in threads that existed before:
+// a test thread that sends signals must block them itself, or a signal landing while the runtime thread is between
+// two sigtimedwait calls is delivered to it (and kills the process).
+void block_in_this_thread(std::initializer_list<int> signals) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : signals) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+// Runs loops that do nothing but count themselves into `started`; returns run()'s exit code (skips without io_uring).
+int run_idle_loops(ring::Runtime& runtime, std::atomic<unsigned>* started) {
+  auto result = runtime.run([&](Loop&) -> Status {
+    started->fetch_add(1);
+    return {};
+  });
+  skip_if_unsupported(result);
+  REQUIRE(result);
+  return *result;
 }
 }  // namespace
 
@@ -163,23 +185,13 @@ TEST_CASE("runtime: SIGTERM stops every loop; a failing init stops the runtime w
     ring::Runtime runtime(options);
     std::atomic<unsigned> started{0};
     std::thread killer([&] {
-      // run() blocks SIGTERM in its own thread and the loops it starts, not in this one, which existed before: left
-      // open here, a SIGTERM sent while the runtime thread was between two sigtimedwait calls killed the process.
-      sigset_t term;
-      sigemptyset(&term);
-      sigaddset(&term, SIGTERM);
-      pthread_sigmask(SIG_BLOCK, &term, nullptr);
+      block_in_this_thread({SIGTERM});
       while (started.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       ::kill(::getpid(), SIGTERM);  // blocked in every thread; the runtime's sigtimedwait takes it
     });
-    auto result = runtime.run([&](Loop&) -> Status {
-      started.fetch_add(1);
-      return {};
-    });
+    const int exit_code = run_idle_loops(runtime, &started);
     killer.join();
-    skip_if_unsupported(result);
-    REQUIRE(result);
-    CHECK(*result == 0);
+    CHECK(exit_code == 0);
   }
   {
     ring::RuntimeOptions options;
@@ -210,11 +222,7 @@ TEST_CASE("runtime: SIGHUP runs on_reload on the runtime's own thread, as often 
   ring::Runtime runtime(options);
   std::atomic<unsigned> started{0};
   std::thread sender([&] {
-    sigset_t block;  // as in the SIGTERM test: only the runtime's sigtimedwait may take these
-    sigemptyset(&block);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, nullptr);
+    block_in_this_thread({SIGHUP, SIGTERM});
     while (started.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     for (int i = 1; i <= 3; ++i) {
       ::kill(::getpid(), SIGHUP);
@@ -225,14 +233,9 @@ TEST_CASE("runtime: SIGHUP runs on_reload on the runtime's own thread, as often 
     }
     ::kill(::getpid(), SIGTERM);
   });
-  auto result = runtime.run([&](Loop&) -> Status {
-    started.fetch_add(1);
-    return {};
-  });
+  const int exit_code = run_idle_loops(runtime, &started);
   sender.join();
-  skip_if_unsupported(result);
-  REQUIRE(result);
-  CHECK(*result == 0);
+  CHECK(exit_code == 0);
   CHECK(reloads.load() == 3);
   CHECK(reloads_elsewhere.load() == 0);
 }

@@ -181,6 +181,29 @@ struct Wire {
     FAIL("the sessions never went quiet");
   }
 
+  // The client refuses the server during the handshake: neither side opens. Returns the client's failure().
+  std::string refused_handshake() {
+    REQUIRE(client->start());
+    pump();
+    CHECK(client->failed());
+    CHECK_FALSE(client->open());
+    CHECK_FALSE(server->open());  // never got the client's Finished
+    return client->failure();
+  }
+
+  // The server's pending ciphertext, copied out and marked sent: for tests that cut or damage it before delivery.
+  std::vector<std::byte> take_server_output() {
+    auto out = server->begin_send();
+    std::vector<std::byte> copy(out.begin(), out.end());
+    server->send_done();
+    return copy;
+  }
+
+  // A receive() sink that appends the client's plaintext to client_got.
+  auto client_sink() {
+    return [this](std::span<const std::byte> p) { client_got.insert(client_got.end(), p.begin(), p.end()); };
+  }
+
   void handshake() {
     REQUIRE(client->start());
     REQUIRE(server->start());  // a server's start() waits for the peer: no output
@@ -299,13 +322,9 @@ TEST_CASE("ciphertext delivered one byte at a time: the handshake and every reco
 
 TEST_CASE("a wrong pinned fingerprint fails the client's handshake, and failure() says fingerprint") {
   Wire w(certs().other_fingerprint);
-  REQUIRE(w.client->start());
-  w.pump();
-  CHECK(w.client->failed());
-  CHECK_FALSE(w.client->open());
-  CHECK_FALSE(w.server->open());  // never got the client's Finished
-  INFO("client failure: " << w.client->failure());
-  CHECK(lower(w.client->failure()).find("fingerprint") != std::string::npos);
+  const std::string failure = w.refused_handshake();
+  INFO("client failure: " << failure);
+  CHECK(lower(failure).find("fingerprint") != std::string::npos);
   // A dead session stays dead.
   const std::byte nothing[1] = {};
   CHECK_FALSE(w.client->receive(std::span<const std::byte>(nothing, 1), w.scratch, [](std::span<const std::byte>) {}));
@@ -328,12 +347,9 @@ TEST_CASE("--ca system loads the OS trust store, and a self-signed gateway is no
   auto ctx = Context::client(settings, &error);
   REQUIRE_MESSAGE(ctx, error);  // scripts/lib.sh installs ca-certificates
   Wire w(*ctx);
-  REQUIRE(w.client->start());
-  w.pump();
-  CHECK(w.client->failed());
-  CHECK_FALSE(w.server->open());
-  INFO("client failure: " << w.client->failure());
-  CHECK(w.client->failure().find("not signed by a trusted CA") != std::string::npos);
+  const std::string failure = w.refused_handshake();
+  INFO("client failure: " << failure);
+  CHECK(failure.find("not signed by a trusted CA") != std::string::npos);
 }
 
 TEST_CASE("a byte flipped in a record after the handshake makes receive() fail with a reason") {
@@ -343,14 +359,10 @@ TEST_CASE("a byte flipped in a record after the handshake makes receive() fail w
     w.handshake();
     auto data = pattern(5000, 3);
     REQUIRE(w.server->write(data));
-    auto out = w.server->begin_send();
-    std::vector<std::byte> record(out.begin(), out.end());
-    w.server->send_done();
+    std::vector<std::byte> record = w.take_server_output();
     REQUIRE(record.size() > where);  // 5-byte header, 5000 + content type, 16-byte tag
     record[where] ^= std::byte{0x40};
-    Status st = w.client->receive(record, w.scratch, [&](std::span<const std::byte> p) {
-      w.client_got.insert(w.client_got.end(), p.begin(), p.end());
-    });
+    Status st = w.client->receive(record, w.scratch, w.client_sink());
     CHECK_FALSE(st);
     CHECK(w.client->failed());
     CHECK(w.client_got.empty());  // nothing of a forged record is delivered
@@ -364,10 +376,8 @@ TEST_CASE("mid_record() is true while a record is cut, false at a record boundar
   w.handshake();
   auto data = pattern(1000, 4);
   REQUIRE(w.server->write(data));
-  auto out = w.server->begin_send();
-  std::vector<std::byte> records(out.begin(), out.end());
-  w.server->send_done();
-  auto sink = [&](std::span<const std::byte> p) { w.client_got.insert(w.client_got.end(), p.begin(), p.end()); };
+  std::vector<std::byte> records = w.take_server_output();
+  auto sink = w.client_sink();
   std::span<const std::byte> all(records);
   CHECK_FALSE(w.client->mid_record());
   REQUIRE(w.client->receive(all.subspan(0, 3), w.scratch, sink));  // inside the header
@@ -469,7 +479,7 @@ TEST_CASE("begin_send/send_done: output made while a send is in flight waits for
   REQUIRE(in_flight.size() == snapshot.size());
   CHECK(std::memcmp(in_flight.data(), snapshot.data(), snapshot.size()) == 0);
 
-  auto sink = [&](std::span<const std::byte> p) { w.client_got.insert(w.client_got.end(), p.begin(), p.end()); };
+  auto sink = w.client_sink();
   REQUIRE(w.client->receive(in_flight, w.scratch, sink));
   w.server->send_done();
   CHECK_FALSE(w.server->send_in_flight());
@@ -563,12 +573,9 @@ TEST_CASE("a pinned certificate that has expired is refused, saying expired (the
   REQUIRE_MESSAGE(server_ctx, error);
   Wire w(*pin);
   w.server = new_session(*server_ctx);
-  REQUIRE(w.client->start());
-  w.pump();
-  CHECK(w.client->failed());
-  CHECK_FALSE(w.client->open());
-  INFO("client failure: " << w.client->failure());
-  CHECK(lower(w.client->failure()).find("expired") != std::string::npos);
+  const std::string failure = w.refused_handshake();
+  INFO("client failure: " << failure);
+  CHECK(lower(failure).find("expired") != std::string::npos);
 }
 
 TEST_CASE("trim() gives back output capacity after a burst, and the session keeps working") {
@@ -580,7 +587,7 @@ TEST_CASE("trim() gives back output capacity after a burst, and the session keep
   auto out = w.server->begin_send();
   w.server->trim();  // a send is in flight: nothing may move
   CHECK(w.server->begin_send().empty());
-  auto sink = [&](std::span<const std::byte> p) { w.client_got.insert(w.client_got.end(), p.begin(), p.end()); };
+  auto sink = w.client_sink();
   REQUIRE(w.client->receive(out, w.scratch, sink));
   w.server->send_done();
   w.server->trim();

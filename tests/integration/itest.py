@@ -92,6 +92,15 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def chunks(s, size=256 * KIB):
+    """What socket `s` receives until EOF, piece by piece as it arrives."""
+    while True:
+        data = s.recv(size)
+        if not data:
+            return
+        yield data
+
+
 def raise_nofile(want=65536):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
@@ -177,10 +186,7 @@ def serve_main(argv):
         h = hashlib.sha256()
         n = 0
         try:
-            while True:
-                data = c.recv(256 * KIB)
-                if not data:
-                    break
+            for data in chunks(c):
                 h.update(data)
                 n += len(data)
             log('halfclose %s: request of %d bytes, sha256 %s; replying' % (peer, n, h.hexdigest()))
@@ -408,13 +414,11 @@ def connect(port, timeout=5.0):
 def recv_all(s, limit=None):
     """Reads to EOF; returns the bytes."""
     out = bytearray()
-    while True:
-        data = s.recv(256 * KIB)
-        if not data:
-            return bytes(out)
+    for data in chunks(s):
         out += data
         if limit is not None and len(out) > limit:
             raise AssertionError('more than %d bytes received' % limit)
+    return bytes(out)
 
 
 def recv_exactly(s, size):

@@ -34,7 +34,7 @@ except ImportError as e:  # python3-cryptography (scripts/lib.sh installs it)
     sys.exit(77)
 import test_tunnel as tt  # noqa: E402
 from test_tunnel import HOST, KIB, MIB, TOKEN, free_port, now, round_trip, say, wait_round_trip  # noqa: E402
-from itest import connect, payload, recv_exactly, sha  # noqa: E402
+from itest import chunks, connect, payload, recv_exactly, sha  # noqa: E402
 
 # test_tunnel's main() runs the scenarios of its module-level table with its module-level Harness: point both here.
 SCENARIOS = tt.SCENARIOS = {}
@@ -149,6 +149,16 @@ def serves(h, gw, echo, tls, what, agent_id='control'):
     return agent, pub
 
 
+def refused(h, gw, echo, tls, words, agent_id='edge-1', gateway_words=None):
+    """An agent with `tls` flags, for a fresh public port, is refused (expect_refused: `words` in its log, no tunnel,
+    port not served); the gateway stays up and, with `gateway_words`, logs them after the agent started."""
+    pub = free_port()
+    mark = gw.size()
+    agent = h.agent(gw.port, [(pub, echo.port)], agent_id=agent_id, tls=tls)
+    expect_refused(agent, pub, words, gateway=gw, gateway_words=gateway_words, gateway_since=mark)
+    return agent
+
+
 # ---------------------------------------------------------------------------------------------------- the relay
 
 class TlsRelay:
@@ -195,10 +205,7 @@ class TlsRelay:
 
     def _down(self, g, a, cid):
         try:
-            while True:
-                data = g.recv(256 * KIB)
-                if not data:
-                    break
+            for data in chunks(g):
                 a.sendall(data)
         except OSError:
             pass
@@ -213,11 +220,7 @@ class TlsRelay:
     def _up(self, a, g, cid, gport):
         buf = bytearray()
         try:
-            while True:
-                data = a.recv(256 * KIB)
-                if not data:
-                    g.shutdown(socket.SHUT_WR)
-                    return
+            for data in chunks(a):
                 buf += data
                 while len(buf) >= 5:
                     ctype, _version, length = struct.unpack('>BHH', buf[:5])
@@ -246,6 +249,7 @@ class TlsRelay:
                     g.sendall(record)
                     if mode:
                         self.damaged.set()
+            g.shutdown(socket.SHUT_WR)  # the agent's FIN
         except OSError:
             pass
 
@@ -319,10 +323,9 @@ def tls_wrong_fingerprint(h):
     """The agent pins another certificate's fingerprint: it says fingerprint mismatch; no tunnel, no public port."""
     echo = h.service('echo', free_port())
     gw = h.gateway()
-    pub = free_port()
     wrong = certgen.fingerprint(h.cert('server'))
-    agent = h.agent(gw.port, [(pub, echo.port)], tls=['--gateway-fingerprint', wrong])
-    expect_refused(agent, pub, [r'fingerprint', r'mismatch|does not match|doesn.t match|differ|expected|pinned'])
+    refused(h, gw, echo, ['--gateway-fingerprint', wrong],
+            [r'fingerprint', r'mismatch|does not match|doesn.t match|differ|expected|pinned'])
     serves(h, gw, echo, None, 'the right pin on the same gateway')
 
 
@@ -331,14 +334,11 @@ def tls_wrong_ca(h):
     """The agent trusts an unrelated CA, or the OS trust store: it says the certificate is not trusted."""
     echo = h.service('echo', free_port())
     gw = h.gateway(tls=h.server_flags('server'))
-    pub = free_port()
-    agent = h.agent(gw.port, [(pub, echo.port)], tls=['--ca', h.cert('other-ca'), '--server-name', 'localhost'])
-    expect_refused(agent, pub, [r'not trusted|untrusted|no signer|signer|unknown (ca|issuer)|issuer|trust'])
+    refused(h, gw, echo, ['--ca', h.cert('other-ca'), '--server-name', 'localhost'],
+            [r'not trusted|untrusted|no signer|signer|unknown (ca|issuer)|issuer|trust'])
     # `--ca system` loads the OS trust store (a real check: ~140 public roots), none of which signed the test CA.
-    pub2 = free_port()
-    system = h.agent(gw.port, [(pub2, echo.port)], agent_id='system-cas',
-                     tls=['--ca', 'system', '--server-name', 'localhost'])
-    expect_refused(system, pub2, [r'not signed by a trusted CA'])
+    refused(h, gw, echo, ['--ca', 'system', '--server-name', 'localhost'], [r'not signed by a trusted CA'],
+            agent_id='system-cas')
     serves(h, gw, echo, ['--ca', h.cert('ca'), '--server-name', 'localhost'], 'the right CA on the same gateway')
 
 
@@ -347,13 +347,9 @@ def tls_expired(h):
     """The gateway's certificate expired yesterday: refused with --ca, and with a pin of that very certificate."""
     echo = h.service('echo', free_port())
     gw = h.gateway(tls=h.server_flags('expired'))
-    pub = free_port()
-    agent = h.agent(gw.port, [(pub, echo.port)], tls=['--ca', h.cert('ca'), '--server-name', 'localhost'])
-    expect_refused(agent, pub, [r'expired'])
-    pub2 = free_port()
-    pinned = h.agent(gw.port, [(pub2, echo.port)], agent_id='pinned',
-                     tls=['--gateway-fingerprint', certgen.fingerprint(h.cert('expired'))])
-    expect_refused(pinned, pub2, [r'expired'])
+    refused(h, gw, echo, ['--ca', h.cert('ca'), '--server-name', 'localhost'], [r'expired'])
+    refused(h, gw, echo, ['--gateway-fingerprint', certgen.fingerprint(h.cert('expired'))], [r'expired'],
+            agent_id='pinned')
 
 
 @scenario(budget_s=55)
@@ -361,9 +357,8 @@ def tls_wrong_name(h):
     """The gateway's certificate is for wrong.example; the agent expects localhost: it says the name does not match."""
     echo = h.service('echo', free_port())
     gw = h.gateway(tls=h.server_flags('wrongname'))
-    pub = free_port()
-    agent = h.agent(gw.port, [(pub, echo.port)], tls=['--ca', h.cert('ca'), '--server-name', 'localhost'])
-    expect_refused(agent, pub, [r'name', r'mismatch|match|wrong\.example|localhost'])
+    refused(h, gw, echo, ['--ca', h.cert('ca'), '--server-name', 'localhost'],
+            [r'name', r'mismatch|match|wrong\.example|localhost'])
     serves(h, gw, echo, ['--ca', h.cert('ca'), '--server-name', 'wrong.example'], '--server-name wrong.example')
 
 
@@ -372,11 +367,8 @@ def tls_plaintext_agent_vs_tls_gateway(h):
     """A plaintext agent at a TLS gateway: the gateway says TLS is required, the agent that the connection closed."""
     echo = h.service('echo', free_port())
     gw = h.gateway()
-    pub = free_port()
-    mark = gw.size()
-    agent = h.agent(gw.port, [(pub, echo.port)], tls=['--insecure-plaintext'])
-    expect_refused(agent, pub, [r'closed|lost|reset|requires? TLS|TLS required|expects? TLS'],
-                   gateway=gw, gateway_words=[r'plaintext', r'TLS'], gateway_since=mark)
+    refused(h, gw, echo, ['--insecure-plaintext'], [r'closed|lost|reset|requires? TLS|TLS required|expects? TLS'],
+            gateway_words=[r'plaintext', r'TLS'])
     serves(h, gw, echo, None, 'a TLS agent on the same gateway')
 
 
@@ -386,10 +378,9 @@ def tls_agent_vs_plaintext_gateway(h):
     logs the failed TLS handshake."""
     echo = h.service('echo', free_port())
     gw = h.gateway(tls=['--insecure-plaintext'])
-    pub = free_port()
-    agent = h.agent(gw.port, [(pub, echo.port)], tls=['--gateway-fingerprint', certgen.fingerprint(h.cert('server'))])
-    expect_refused(agent, pub, [r'TLS|handshake|plaintext', r'closed|lost|reset|plaintext|fail|error|refused'],
-                   gateway=gw, gateway_words=[r'TLS|client ?hello', r'plaintext'])
+    refused(h, gw, echo, ['--gateway-fingerprint', certgen.fingerprint(h.cert('server'))],
+            [r'TLS|handshake|plaintext', r'closed|lost|reset|plaintext|fail|error|refused'],
+            gateway_words=[r'TLS|client ?hello', r'plaintext'])
     serves(h, gw, echo, ['--insecure-plaintext'], 'a plaintext agent on the plaintext gateway')
 
 
@@ -402,19 +393,11 @@ def tls_mtls(h):
     verify = ['--ca', h.cert('ca'), '--server-name', 'localhost']
     _, good_pub = serves(h, gw, echo, verify + h.client_flags('client'), 'client.pem', agent_id='good')
 
-    pub = free_port()
-    mark = gw.size()
-    anon = h.agent(gw.port, [(pub, echo.port)], agent_id='anonymous', tls=verify)
-    expect_refused(anon, pub, [r'alert|closed|lost|reset|refused|client certificate|certificate.required'],
-                   gateway=gw, gateway_words=[r'client', r'certificate|cert\b'], gateway_since=mark)
-
-    pub2 = free_port()
-    mark = gw.size()
-    bad = h.agent(gw.port, [(pub2, echo.port)], agent_id='foreign', tls=verify + h.client_flags('badclient'))
-    expect_refused(bad, pub2, [r'alert|closed|lost|reset|refused|client certificate|unknown.ca'],
-                   gateway=gw,
-                   gateway_words=[r'certificate|cert\b', r'not trusted|untrusted|signer|verif|unknown|refused|reject'],
-                   gateway_since=mark)
+    refused(h, gw, echo, verify, [r'alert|closed|lost|reset|refused|client certificate|certificate.required'],
+            agent_id='anonymous', gateway_words=[r'client', r'certificate|cert\b'])
+    refused(h, gw, echo, verify + h.client_flags('badclient'),
+            [r'alert|closed|lost|reset|refused|client certificate|unknown.ca'], agent_id='foreign',
+            gateway_words=[r'certificate|cert\b', r'not trusted|untrusted|signer|verif|unknown|refused|reject'])
 
     for i in range(3):
         round_trip(good_pub, size=200 * KIB, seed=i)
@@ -496,9 +479,7 @@ def tls_reload(h):
     round_trip(pub1, size=256 * KIB, seed=12)
     assert_not_ready(first, since=first_mark)  # its tunnel was not re-established: the reload left it alone
 
-    pub2 = free_port()
-    stale = h.agent(gw.port, [(pub2, echo.port)], agent_id='stale', tls=['--gateway-fingerprint', old_pin])
-    expect_refused(stale, pub2, [r'fingerprint'], gateway=gw)
+    refused(h, gw, echo, ['--gateway-fingerprint', old_pin], [r'fingerprint'], agent_id='stale')
     serves(h, gw, echo, ['--gateway-fingerprint', new_pin], 'the new pin after the reload', agent_id='fresh')
 
     with open(cert, 'w') as f:

@@ -83,7 +83,6 @@ class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvent
   void handshake_gone(class HandshakeReader& reader);
   ring::Loop& loop() noexcept { return loop_; }
   tunnel::TunnelCore& tunnel_core() noexcept { return tcore_; }
-  const Gateway& gateway() const noexcept { return gateway_; }
 
  private:
   struct PublicPort {

@@ -119,8 +119,8 @@ void TunnelConn::close_after_flush(const char* reason) noexcept {
 
 void TunnelConn::maybe_finish_close() noexcept {
   if (closing_) return;
-  const bool tls_dead = tls_ && tls_->failed();
-  if ((flush_then_close_ || session_.failed() || tls_dead) && !send_busy_ && !wants_send()) close(close_reason_);
+  // A failed TLS session gets here through tls_failed(), which asked for flush_then_close_.
+  if ((flush_then_close_ || session_.failed()) && !send_busy_ && !wants_send()) close(close_reason_);
   else if (session_.drained() && !send_busy_) close("drained after GOAWAY");
 }
 
@@ -235,7 +235,11 @@ void TunnelConn::flush_tls(ring::Loop& loop, ring::SocketId socket) noexcept {
     return;
   }
   tls_iov_ = {const_cast<std::byte*>(out.data()), out.size()};
-  if (!loop.send(socket, &tls_iov_, 1)) {
+  send(loop, socket, &tls_iov_, 1);
+}
+
+void TunnelConn::send(ring::Loop& loop, ring::SocketId socket, iovec* iov, unsigned count) noexcept {
+  if (!loop.send(socket, iov, count)) {
     close("send failed");
     return;
   }
@@ -256,13 +260,7 @@ void TunnelConn::on_flush(ring::Loop& loop, ring::SocketId socket) {
     maybe_finish_close();
     return;
   }
-  Status status = loop.send(socket, batch_.iov(), static_cast<unsigned>(batch_.iov_count()));
-  if (!status) {
-    close("send failed");
-    return;
-  }
-  send_busy_ = true;
-  last_tx_ms_ = loop.now_ms();
+  send(loop, socket, batch_.iov(), static_cast<unsigned>(batch_.iov_count()));
 }
 
 void TunnelConn::on_send(ring::Loop&, ring::SocketId, int res) {

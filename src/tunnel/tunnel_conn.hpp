@@ -165,6 +165,8 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   void feed(std::span<const std::byte> bytes) noexcept;
   void receive_tls(std::span<const std::byte> ciphertext) noexcept;
   void flush_tls(ring::Loop& loop, ring::SocketId socket) noexcept;
+  // Hands one turn's bytes (frames, or ciphertext) to the ring: the one send in flight.
+  void send(ring::Loop& loop, ring::SocketId socket, iovec* iov, unsigned count) noexcept;
   void tls_failed(const char* what) noexcept;
   bool wants_send() const noexcept;
   void on_heartbeat() noexcept;

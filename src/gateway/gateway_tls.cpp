@@ -78,16 +78,13 @@ Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const tunnel::Gatew
     LOG_ERROR("%s", error.c_str());
     return Unexpected{context.error()};
   }
-  auto fingerprint = tls::fingerprint_of_pem_file(settings.cert_file, &error);
+  const std::string& fingerprint = (*context)->fingerprint();
   const tls::CryptoInfo crypto = tls::crypto_info();
-  LOG_INFO("TLS certificate %s fingerprint %s", settings.cert_file.c_str(),
-           fingerprint ? fingerprint->c_str() : error.c_str());
+  LOG_INFO("TLS certificate %s fingerprint %s", settings.cert_file.c_str(), fingerprint.c_str());
   LOG_INFO("TLS 1.3 with wolfSSL %s (%s AES-NI), ciphers %s%s", crypto.library_version,
            crypto.library_has_aesni ? "with" : "without", crypto.cipher_list,
            settings.client_ca_file.empty() ? "" : "; client certificates required");
-  if (fingerprint) {
-    LOG_INFO("agents verify this gateway with: --gateway-fingerprint %s", fingerprint->c_str());
-  }
+  LOG_INFO("agents verify this gateway with: --gateway-fingerprint %s", fingerprint.c_str());
   return std::shared_ptr<const tls::Context>(std::move(*context));
 }
 

@@ -46,19 +46,18 @@ enum X509Error : int {
 std::string describe(int error, const std::string& server_name) {
   switch (error) {
     case kX509Expired:
-    case kX509NotAfterField: return "the certificate has expired";
+    case kX509NotAfterField:
+    case ASN_AFTER_DATE_E: return "the certificate has expired";
     case kX509NotYetValid:
-    case kX509NotBeforeField: return "the certificate is not valid yet (check the clocks)";
+    case kX509NotBeforeField:
+    case ASN_BEFORE_DATE_E: return "the certificate is not valid yet (check the clocks)";
     case kX509SelfSignedLeaf:
     case kX509SelfSignedInChain:
     case kX509NoLocalIssuer:
-    case kX509LeafUnverifiable: return "the certificate is not signed by a trusted CA (--ca)";
-    case kX509HostnameMismatch:
-      return "the certificate's name does not match '" + server_name + "' (--server-name)";
-    case ASN_AFTER_DATE_E: return "the certificate has expired";
-    case ASN_BEFORE_DATE_E: return "the certificate is not valid yet (check the clocks)";
+    case kX509LeafUnverifiable:
     case ASN_NO_SIGNER_E:
     case ASN_SELF_SIGNED_E: return "the certificate is not signed by a trusted CA (--ca)";
+    case kX509HostnameMismatch:
     case DOMAIN_NAME_MISMATCH:
       return "the certificate's name does not match '" + server_name + "' (--server-name)";
     case VERIFY_MAC_ERROR:
@@ -172,7 +171,7 @@ CryptoInfo crypto_info() {
 Result<std::string> parse_fingerprint(const std::string& text, std::string* error_text) {
   constexpr std::string_view kPrefix = "sha256:";
   auto bad = [&](const std::string& why) {
-    return detail::report(error_text, "--gateway-fingerprint: \"" + text.substr(0, 120) + "\": " + why);
+    return detail::report(error_text, "\"" + text.substr(0, 120) + "\": " + why);
   };
   if (text.compare(0, kPrefix.size(), kPrefix) != 0) return bad("expected sha256:<64 hex digits>");
   std::string canonical(kPrefix);
@@ -208,7 +207,17 @@ Result<std::shared_ptr<Context>> Context::server(const ServerSettings& settings,
   }
   // Tunnels are long-lived: resumption buys nothing, and tickets would be one more message after the handshake.
   wolfSSL_CTX_no_ticket_TLSv13(ctx.get());
-  return std::shared_ptr<Context>(new Context(ctx.release(), true));
+  // The fingerprint of the certificate as loaded, not of the file read again: a file replaced meanwhile (a renewal
+  // racing a reload) must not be logged as what is served.
+  int size = 0;
+  WOLFSSL_X509* leaf = wolfSSL_CTX_get0_certificate(ctx.get());
+  const unsigned char* der = leaf != nullptr ? wolfSSL_X509_get_der(leaf, &size) : nullptr;
+  if (der == nullptr || size <= 0) {
+    return detail::report(error_text, "--cert " + settings.cert_file + ": wolfSSL kept no certificate to present");
+  }
+  auto context = std::shared_ptr<Context>(new Context(ctx.release(), true));
+  context->fingerprint_ = fingerprint_of_der({der, static_cast<std::size_t>(size)});
+  return context;
 }
 
 namespace {
@@ -236,8 +245,9 @@ Result<std::shared_ptr<Context>> Context::client(const ClientSettings& settings,
   }
   std::string pin;
   if (!settings.fingerprint.empty()) {
-    auto parsed = parse_fingerprint(settings.fingerprint, error_text);
-    if (!parsed) return Unexpected{parsed.error()};
+    std::string why;
+    auto parsed = parse_fingerprint(settings.fingerprint, &why);
+    if (!parsed) return detail::report(error_text, "--gateway-fingerprint: " + why);
     pin = std::move(*parsed);
   }
   auto made = new_ctx(false, error_text);
@@ -316,8 +326,7 @@ bool Session::verify_certificate(bool preverified, int error, int depth, WOLFSSL
     const int before = wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notBefore(cert));
     const int after = wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notAfter(cert));
     if (before > 0 || after < 0) {
-      failure_ = std::string("cannot verify the gateway: ") +
-                 (after < 0 ? "the certificate has expired" : "the certificate is not valid yet (check the clocks)") +
+      failure_ = "cannot verify the gateway: " + describe(after < 0 ? kX509Expired : kX509NotYetValid, "") +
                  " (pinned " + peer_fingerprint_ + ")";
       return false;
     }

@@ -76,11 +76,15 @@ class Context {
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
+  // Server: "sha256:<64 hex>" of the certificate it presents (what agents pin). Empty for a client.
+  const std::string& fingerprint() const noexcept { return fingerprint_; }
+
  private:
   friend class Session;
   Context(WOLFSSL_CTX* ctx, bool server) : ctx_(ctx), server_(server) {}
   WOLFSSL_CTX* ctx_;
   bool server_;
+  std::string fingerprint_;  // server: of its own certificate
   std::string pin_;  // the pinned certificate's fingerprint, canonical (client), empty if none
   std::string server_name_;
   bool ca_ = false;  // the client verifies the chain and name against CAs
@@ -178,7 +182,8 @@ Status generate_self_signed(const std::string& cert_path, const std::string& key
                             unsigned days, std::string* error_text);
 // "sha256:<hex>" of the first certificate in a PEM file.
 Result<std::string> fingerprint_of_pem_file(const std::string& path, std::string* error_text);
-// Parses "sha256:AB:CD..." or "sha256:abcd..." into the canonical "sha256:<64 lowercase hex>", or an error message.
+// Parses "sha256:AB:CD..." or "sha256:abcd..." into the canonical "sha256:<64 lowercase hex>", or an error message
+// ("\"TEXT\": why") for the caller to prefix with where the text came from.
 Result<std::string> parse_fingerprint(const std::string& text, std::string* error_text);
 // "sha256:<64 lowercase hex>" of a DER certificate.
 std::string fingerprint_of_der(std::span<const std::uint8_t> der);

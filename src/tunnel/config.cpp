@@ -361,12 +361,7 @@ Status apply_setting(AgentConfig* config, const SettingSpec& spec, const Setting
     case SettingId::kGatewayFingerprint: {
       std::string why;
       auto canonical = tls::parse_fingerprint(std::string(value.text), &why);
-      if (!canonical) {
-        // parse_fingerprint words it for the flag; name the real source.
-        const std::string prefix = "--gateway-fingerprint: ";
-        if (why.compare(0, prefix.size(), prefix) == 0) why.erase(0, prefix.size());
-        return report(error_text, Errc::kInvalidArgument, std::string(where) + ": " + why);
-      }
+      if (!canonical) return report(error_text, Errc::kInvalidArgument, std::string(where) + ": " + why);
       config->gateway_fingerprint = std::move(*canonical);
       return {};
     }

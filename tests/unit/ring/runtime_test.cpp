@@ -209,7 +209,7 @@ TEST_CASE("runtime: SIGTERM stops every loop; a failing init stops the runtime w
   }
 }
 
-TEST_CASE("runtime: SIGHUP runs on_reload on the runtime's own thread, as often as it arrives; the loops keep running") {
+TEST_CASE("runtime: SIGHUP runs on_reload on the runtime's own thread, as often as it arrives") {
   ring::RuntimeOptions options;
   options.threads = 2;
   options.pin_threads = false;

@@ -252,12 +252,13 @@ TEST_CASE("handshake completes with a pinned fingerprint; the client sees the ga
   CHECK(w.server_got.empty());
 }
 
-TEST_CASE("fingerprint_of_pem_file gives sha256:<64 lowercase hex>, and parse_fingerprint reads it back") {
+TEST_CASE("fingerprint_of_pem_file and a server Context agree on sha256:<64 hex>; parse_fingerprint reads it") {
   const std::string& fp = certs().fingerprint;
   REQUIRE(fp.size() == 7 + 64);
   CHECK(fp.rfind("sha256:", 0) == 0);
   CHECK(std::all_of(fp.begin() + 7, fp.end(), [](char c) { return std::isxdigit(c) && !std::isupper(c); }));
   CHECK(fp != certs().other_fingerprint);
+  CHECK(server_context()->fingerprint() == fp);  // of the certificate as loaded (what the gateway logs)
   std::string error;
   auto canonical = parse_fingerprint(fp, &error);
   REQUIRE_MESSAGE(canonical, error);

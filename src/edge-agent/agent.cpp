@@ -144,7 +144,7 @@ void AgentConn::on_tunnel_closed(const char* reason) {
   }
   if (ready) {
     LOG_WARN("connection %u to the gateway lost: %s", index_, reason);
-  } else if (handshaking && std::strncmp(reason, "TLS", 3) != 0) {  // TLS failures were logged with their cause
+  } else if (handshaking) {
     LOG_WARN("connection %u closed before the gateway answered: %s%s", index_, reason,
              core_.agent().tls ? ""
                                : " (this agent runs with --insecure-plaintext: if the gateway requires TLS, give "

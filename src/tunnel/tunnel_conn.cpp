@@ -165,20 +165,26 @@ void TunnelConn::feed(std::span<const std::byte> bytes) noexcept {
 void TunnelConn::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
   if (res <= 0) {
     if (closing_) return;
+    if (flush_then_close_) {  // the peer left before our last bytes did: the cause is already known, and logged
+      close(close_reason_);
+      return;
+    }
     if (session_.goaway_sent() || session_.goaway_received()) {
       close("peer closed the connection after GOAWAY");
     } else if (const char* why = tls_ ? tls_->cut_short_reason() : nullptr) {
       const bool handshake = !tls_->open();
       LOG_WARN("tunnel %s: %s%s", peer_.to_string().c_str(), why,
                handshake && role_ == frame::Role::kAgent ? " (does the gateway run with --insecure-plaintext?)" : "");
-      close(why);
+      close("TLS stream cut short");  // the cause is logged here, once; the owner logs the close with this
     } else {
       close(res == 0 ? "peer closed the connection" : "connection error");
     }
     return;
   }
   last_rx_ms_ = loop.now_ms();
-  if (!closing_) {
+  // Once a close is decided (a TLS failure, a protocol error, a refusal), what still arrives is dropped: fed to a
+  // failed session it would only fail again, and log again.
+  if (!closing_ && !flush_then_close_) {
     const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(buffer.data), buffer.size);
     if (tls_) receive_tls(bytes);
     else feed(bytes);
@@ -210,9 +216,9 @@ void TunnelConn::receive_tls(std::span<const std::byte> ciphertext) noexcept {
 
 void TunnelConn::tls_failed(const char* what) noexcept {
   LOG_WARN("tunnel %s: TLS %s failed: %s", peer_.to_string().c_str(), what, tls_->failure().c_str());
-  tls_close_reason_ = "TLS: " + tls_->failure();
-  // An alert wolfSSL queued goes out first; frames no longer can.
-  close_after_flush(tls_close_reason_.c_str());
+  // An alert wolfSSL queued goes out first; frames no longer can. The cause is logged here, once (as for protocol
+  // errors); the owner logs the close with this short reason.
+  close_after_flush("TLS failure");
 }
 
 void TunnelConn::flush_tls(ring::Loop& loop, ring::SocketId socket) noexcept {

@@ -188,7 +188,6 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   frame::FrameBatch batch_;
   std::unique_ptr<tls::Session> tls_;  // null: plaintext (--insecure-plaintext)
   iovec tls_iov_{};                    // the ciphertext send in flight
-  std::string tls_close_reason_;       // owns the text close_reason_ points at after a TLS failure
   ring::Timer heartbeat_;
   std::uint64_t last_rx_ms_ = 0;
   std::uint64_t last_tx_ms_ = 0;

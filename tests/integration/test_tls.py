@@ -432,6 +432,10 @@ def tls_truncated_and_corrupt(h):
             assert now() < deadline, '%s: the gateway did not close the damaged connection within 5 s' % mode
             time.sleep(0.02)
         t.join(15)
+        with open(gw.log_path, 'rb') as f:
+            f.seek(gw_mark)
+            causes = re.findall(line_rx(*words), f.read().decode('utf-8', 'replace'))
+        assert len(causes) == 1, '%s: the cause is logged %d times, not once: %r' % (mode, len(causes), causes)
         say('%s: the gateway closed the connection; waiting for the agent to reconnect' % mode)
         m = agent.wait_log(READY_RX, 10, since=agent_mark)  # the damaged connection only: the other stays up
         say('%s: %s' % (agent.label, m.group(0)))

@@ -1,0 +1,157 @@
+// The gateway's route table: which service, and which agent sessions, serve a public connection.
+//
+//   listener (kind tcp | http | tls, public port for tcp) -> route key (none for tcp; the Host name for http; the SNI
+//   name for tls: an exact name or a "*.suffix" wildcard) -> service (a name an agent declared) -> the agent
+//   sessions that serve it (a list: one today; load balancing adds more without changing the model).
+//
+// Two halves:
+//  * `Claims` is the mutable state the registry keeps: who claimed which key. A claim is owned by (token, agent id):
+//    an agent id lives inside its token's namespace, so one tenant can never name, take or receive another's routes.
+//    Claims decide conflicts and build snapshots.
+//  * `Table` is an immutable snapshot built from the claims. Every gateway core holds one and reads it on the data
+//    path: a lookup takes no lock and allocates nothing (host names are lower-cased into a stack buffer).
+//
+// Names: host names compare case-insensitively and without a trailing dot; `normalize_host` checks and folds them
+// (letters, digits, '-' and '.', labels of 1..63, at most 253 characters; a wildcard is "*." followed by a name of
+// at least one label). A wildcard "*.example.com" matches every name ending in ".example.com" at any depth, not
+// "example.com" itself. A lookup takes the exact name first, then the longest matching wildcard.
+//
+// Pure: no I/O, no clock, no threads. Thread rules: a `Claims` belongs to the registry's thread; a `Table` is
+// immutable once built and may be read from any thread (each core keeps its own reference to it).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace ringtun::route {
+
+enum class Kind : std::uint8_t { kTcp = 0, kHttp = 1, kTls = 2 };
+const char* kind_name(Kind kind) noexcept;  // "tcp", "http", "tls"
+
+inline constexpr std::size_t kMaxHostLength = 253;
+inline constexpr std::size_t kMaxServiceNameLength = 64;
+
+// What a route is found by. For kTcp: `port` (1..65535), `host` empty. For kHttp/kTls: `host` (normalized, exact or
+// "*.suffix"), `port` 0: the route is served on every listener of that kind.
+struct RouteKey {
+  Kind kind = Kind::kTcp;
+  std::uint16_t port = 0;
+  std::string host;
+
+  friend bool operator==(const RouteKey&, const RouteKey&) = default;
+  // "tcp port 8080", "http host app.example.com": for log lines and refusal messages.
+  std::string describe() const;
+};
+
+// Checks and folds a host name (or "*.suffix" wildcard when `allow_wildcard`) into `out` (lower case, no trailing
+// dot). Errc::kInvalidArgument with a static context naming the rule that failed.
+Status normalize_host(std::string_view name, bool allow_wildcard, std::string* out);
+
+// Whom a claim belongs to: an agent id inside one token's namespace (the token's index in the gateway's config).
+struct Owner {
+  std::uint32_t token = 0;
+  std::string agent_id;
+
+  friend bool operator==(const Owner&, const Owner&) = default;
+};
+
+// A connected agent instance, as the registry numbers it: a slot reused after the session ends, and a generation
+// that tells a reused slot from the session that held it before. Cores map the slot to their own tunnel connection
+// of that session; a stale generation finds nothing.
+struct SessionRef {
+  std::uint32_t slot = UINT32_MAX;
+  std::uint32_t generation = 0;
+
+  bool valid() const noexcept { return slot != UINT32_MAX; }
+  friend bool operator==(SessionRef, SessionRef) = default;
+};
+
+// One route in a snapshot.
+struct Route {
+  RouteKey key;
+  std::string service;                // the service's name, as its agent declared it
+  Owner owner;
+  std::vector<SessionRef> sessions;   // who serves it; never empty in a snapshot
+};
+
+// An immutable snapshot. Lookups are O(1) for tcp and exact names and O(labels) for wildcards.
+class Table {
+ public:
+  Table(const Table&) = delete;
+  Table& operator=(const Table&) = delete;
+  ~Table();
+
+  // The route for a public TCP port, or null.
+  const Route* find_tcp(std::uint16_t port) const noexcept;
+  // The route for a host name on a listener of `kind` (kHttp or kTls): the exact name, else the longest wildcard
+  // suffix. `host` is looked up case-insensitively; a trailing dot is ignored; an invalid name finds nothing.
+  const Route* find_host(Kind kind, std::string_view host) const noexcept;
+  // The route with exactly this key (no wildcard matching), or null.
+  const Route* find(const RouteKey& key) const noexcept;
+
+  std::span<const Route> routes() const noexcept { return routes_; }
+  std::size_t size() const noexcept { return routes_.size(); }
+  // Increases with every snapshot a `Claims` builds, so a core can tell an older snapshot from a newer one.
+  std::uint64_t version() const noexcept { return version_; }
+
+ private:
+  friend class Claims;
+  struct Index;
+  Table();
+
+  std::vector<Route> routes_;
+  std::unique_ptr<Index> index_;
+  std::uint64_t version_ = 0;
+};
+
+// Why a claim was not granted.
+enum class ClaimError : std::uint8_t {
+  kNone,
+  kTaken,    // another owner holds the key (`holder` says who)
+  kInvalid,  // the key itself is malformed (a tcp key without a port, a host key with a bad name...)
+};
+
+struct ClaimResult {
+  ClaimError error = ClaimError::kNone;
+  Owner holder;  // for kTaken
+  bool ok() const noexcept { return error == ClaimError::kNone; }
+};
+
+// The registry's mutable claims. Every change bumps the version; build() makes the snapshot of the current state.
+class Claims {
+ public:
+  Claims();
+  ~Claims();
+  Claims(const Claims&) = delete;
+  Claims& operator=(const Claims&) = delete;
+
+  // Claims `key` for `owner`, served by `session`, under the name `service`. Granted when nobody holds the key or
+  // `owner` holds it already (the session list then becomes [session]: a reconnect takes its routes back at once;
+  // the service name is updated). kTaken when another owner holds it.
+  ClaimResult claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service);
+  // Releases `key` if `owner` holds it; false otherwise.
+  bool release(const Owner& owner, const RouteKey& key);
+  // Removes `session` from every route; a route left without sessions is released. Returns the released keys.
+  std::vector<RouteKey> release_session(SessionRef session);
+  // The keys `owner` holds, in claim order.
+  std::vector<RouteKey> keys_of(const Owner& owner) const;
+  // Who holds `key`, or null.
+  const Owner* holder(const RouteKey& key) const noexcept;
+
+  std::size_t size() const noexcept;
+  std::uint64_t version() const noexcept;
+  // A snapshot of the current claims (allocates; registry thread, not the data path).
+  std::shared_ptr<const Table> build() const;
+
+ private:
+  struct State;  // claims in claim order plus an index by key; O(1) expected per claim, release and holder
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace ringtun::route

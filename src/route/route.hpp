@@ -45,12 +45,17 @@ struct RouteKey {
   std::string host;
 
   friend bool operator==(const RouteKey&, const RouteKey&) = default;
-  // "tcp port 8080", "http host app.example.com": for log lines and refusal messages.
+  // "tcp port 8080", "http host app.example.com": for log lines and refusal messages. A key from an agent may be
+  // malformed: bytes outside printable ASCII come out as '?' and a host longer than kMaxHostLength is cut ("...").
   std::string describe() const;
 };
 
 // Checks and folds a host name (or "*.suffix" wildcard when `allow_wildcard`) into `out` (lower case, no trailing
-// dot). Errc::kInvalidArgument with a static context naming the rule that failed.
+// dot). Errc::kInvalidArgument with a static context naming the rule that failed; `out` is then left as it was.
+// Rules beyond the ones above: a label neither starts nor ends with '-'; '*' appears only as the leading "*." of a
+// wildcard; the 253 limit counts a wildcard's "*." too. Labels of digits only pass (no special case for names that
+// look like IPv4 addresses: "10.0.0.1" is a valid name, and a valid key). No IDNA: punycode "xn--" labels are just
+// names.
 Status normalize_host(std::string_view name, bool allow_wildcard, std::string* out);
 
 // Whom a claim belongs to: an agent id inside one token's namespace (the token's index in the gateway's config).
@@ -97,13 +102,17 @@ class Table {
 
   std::span<const Route> routes() const noexcept { return routes_; }
   std::size_t size() const noexcept { return routes_.size(); }
-  // Increases with every snapshot a `Claims` builds, so a core can tell an older snapshot from a newer one.
+  // The version of the `Claims` this snapshot was built from: a later snapshot of the same claims never has a
+  // smaller one, and a larger one whenever the claims changed in between, so a core can tell an older snapshot from
+  // a newer one. Two snapshots with the same version have the same routes.
   std::uint64_t version() const noexcept { return version_; }
 
  private:
   friend class Claims;
-  struct Index;
+  struct Index;  // the flat hash index over routes_ (table.cpp)
   Table();
+  // Builds index_ over routes_ once they are final: the index points into them.
+  void build_index();
 
   std::vector<Route> routes_;
   std::unique_ptr<Index> index_;
@@ -114,7 +123,8 @@ class Table {
 enum class ClaimError : std::uint8_t {
   kNone,
   kTaken,    // another owner holds the key (`holder` says who)
-  kInvalid,  // the key itself is malformed (a tcp key without a port, a host key with a bad name...)
+  kInvalid,  // the key itself is malformed (a tcp key without a port, a host key with a bad name...), or the service
+             // name is empty or longer than kMaxServiceNameLength
 };
 
 struct ClaimResult {
@@ -133,11 +143,15 @@ class Claims {
 
   // Claims `key` for `owner`, served by `session`, under the name `service`. Granted when nobody holds the key or
   // `owner` holds it already (the session list then becomes [session]: a reconnect takes its routes back at once;
-  // the service name is updated). kTaken when another owner holds it.
+  // the service name is updated; the route keeps its place in claim order). kTaken when another owner holds it.
+  // A key must be in normal form (see RouteKey; host keys exactly as normalize_host writes them), else kInvalid.
+  // `session` must be valid(): the registry numbers sessions itself, so an invalid one is a bug (checked, fatal).
+  // A re-claim that changes nothing (same session alone, same service) leaves the version as it is.
   ClaimResult claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service);
   // Releases `key` if `owner` holds it; false otherwise.
   bool release(const Owner& owner, const RouteKey& key);
-  // Removes `session` from every route; a route left without sessions is released. Returns the released keys.
+  // Removes `session` from every route; a route left without sessions is released. Returns the released keys, in
+  // claim order. O(routes of that session), not O(all routes).
   std::vector<RouteKey> release_session(SessionRef session);
   // The keys `owner` holds, in claim order.
   std::vector<RouteKey> keys_of(const Owner& owner) const;
@@ -150,7 +164,8 @@ class Claims {
   std::shared_ptr<const Table> build() const;
 
  private:
-  struct State;  // claims in claim order plus an index by key; O(1) expected per claim, release and holder
+  struct State;  // claims in claim order plus indexes by key and by session; O(1) expected per claim, release
+                 // and holder
   std::unique_ptr<State> state_;
 };
 

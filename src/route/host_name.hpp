@@ -39,7 +39,9 @@ constexpr std::uint64_t key_seed(Kind kind, std::uint16_t port) noexcept {
 
 // FNV's low bits depend only on the inputs' low bits (a multiply carries upwards only), and the index takes its slot
 // from the low bits: the finaliser spreads every input bit over all of them.
-inline std::uint64_t key_finish(std::uint64_t state) noexcept { return mix64(state); }
+inline std::uint64_t key_finish(std::uint64_t state) noexcept {
+  return mix64(state);
+}
 
 inline std::uint64_t key_hash(Kind kind, std::uint16_t port, std::string_view host) noexcept {
   std::uint64_t h = key_seed(kind, port);

@@ -14,9 +14,12 @@ namespace ringtun::route {
 
 const char* kind_name(Kind kind) noexcept {
   switch (kind) {
-    case Kind::kTcp: return "tcp";
-    case Kind::kHttp: return "http";
-    case Kind::kTls: return "tls";
+    case Kind::kTcp:
+      return "tcp";
+    case Kind::kHttp:
+      return "http";
+    case Kind::kTls:
+      return "tls";
   }
   return "unknown";  // a value cast from outside the enum
 }
@@ -120,8 +123,8 @@ ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey
   State& st = *state_;
   auto found = st.by_key.find(key);
   if (found == st.by_key.end()) {
-    EntryIt entry = st.entries.insert(st.entries.end(),
-                                      Entry{Route{key, std::string(service), owner, {session}}, st.next_order++});
+    EntryIt entry =
+        st.entries.insert(st.entries.end(), Entry{Route{key, std::string(service), owner, {session}}, st.next_order++});
     st.by_key.emplace(key, entry);
     st.attach(session, entry);
     ++st.version;
@@ -171,8 +174,7 @@ std::vector<RouteKey> Claims::release_session(SessionRef session) {
     }
   }
   ++st.version;  // the session left at least one route, released or not
-  std::sort(released.begin(), released.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(released.begin(), released.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<RouteKey> keys;
   keys.reserve(released.size());
   for (auto& item : released) keys.push_back(std::move(item.second));
@@ -192,8 +194,12 @@ const Owner* Claims::holder(const RouteKey& key) const noexcept {
   return found == state_->by_key.end() ? nullptr : &found->second->route.owner;
 }
 
-std::size_t Claims::size() const noexcept { return state_->entries.size(); }
-std::uint64_t Claims::version() const noexcept { return state_->version; }
+std::size_t Claims::size() const noexcept {
+  return state_->entries.size();
+}
+std::uint64_t Claims::version() const noexcept {
+  return state_->version;
+}
 
 std::shared_ptr<const Table> Claims::build() const {
   std::shared_ptr<Table> table(new Table());

@@ -63,9 +63,9 @@ void Table::build_index() {
   index->routes = routes_.data();
   for (std::size_t i = 0; i < routes_.size(); ++i) {
     const RouteKey& key = routes_[i].key;
-    RINGTUN_ASSERT(index->probe(detail::key_hash(key.kind, key.port, key.host), key.kind, key.port, key.host) ==
-                       nullptr,
-                   "Table: duplicate key");
+    RINGTUN_ASSERT(
+        index->probe(detail::key_hash(key.kind, key.port, key.host), key.kind, key.port, key.host) == nullptr,
+        "Table: duplicate key");
     index->insert(detail::key_hash(key.kind, key.port, key.host), static_cast<std::uint32_t>(i));
     if (detail::is_wildcard(key.host)) index->wildcards[static_cast<std::size_t>(key.kind)] = true;
   }
@@ -91,7 +91,7 @@ const Route* Table::find_host(Kind kind, std::string_view host) const noexcept {
   // One pass from the last byte to the first hashes the exact name and, at each dot, the wildcard for the suffix
   // after that dot. Labels are non-empty, so a name of <= 253 bytes has at most 126 dots.
   struct Candidate {
-    std::uint64_t hash;
+    std::uint64_t state;  // FNV state after the suffix; finished only if probed (the exact name usually hits)
     std::size_t dot;
   };
   Candidate candidates[kMaxHostLength / 2];
@@ -101,7 +101,7 @@ const Route* Table::find_host(Kind kind, std::string_view host) const noexcept {
   for (std::size_t i = length; i-- > 0;) {
     const auto byte = static_cast<unsigned char>(name[i]);
     if (byte == '.' && any_wildcard) {
-      candidates[count++] = {detail::key_finish(detail::fnv_step(detail::fnv_step(state, '.'), '*')), i};
+      candidates[count++] = {state, i};
     }
     state = detail::fnv_step(state, byte);
   }
@@ -114,7 +114,8 @@ const Route* Table::find_host(Kind kind, std::string_view host) const noexcept {
     const Candidate& c = candidates[--count];
     name[c.dot - 1] = '*';
     std::string_view wildcard(name + c.dot - 1, length - c.dot + 1);
-    if (const Route* route = index_->probe(c.hash, kind, 0, wildcard)) return route;
+    const std::uint64_t hash = detail::key_finish(detail::fnv_step(detail::fnv_step(c.state, '.'), '*'));
+    if (const Route* route = index_->probe(hash, kind, 0, wildcard)) return route;
   }
   return nullptr;
 }

@@ -22,7 +22,9 @@ namespace {
 
 using ModelKey = std::tuple<int, int, std::string>;  // kind, port, host: std::map order, nothing more
 
-ModelKey model_key(const RouteKey& key) { return {static_cast<int>(key.kind), key.port, key.host}; }
+ModelKey model_key(const RouteKey& key) {
+  return {static_cast<int>(key.kind), key.port, key.host};
+}
 
 struct ModelRoute {
   RouteKey key;
@@ -132,7 +134,8 @@ struct Model {
     for (const auto& [k, r] : routes) {
       if (r.key.kind != kind || r.key.host.size() < 2 || r.key.host.substr(0, 2) != "*.") continue;
       std::string suffix = r.key.host.substr(1);  // ".suffix"
-      bool matches = name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      bool matches =
+          name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
       if (matches && (best == nullptr || r.key.host.size() > best->key.host.size())) best = &r;
     }
     return best;
@@ -152,21 +155,41 @@ void check_route(const Route* got, const ModelRoute* want) {
 }
 
 const std::vector<std::uint16_t> kProbePorts{0, 1, 80, 81, 443, 8080, 65535};
-const std::vector<std::string> kQueries{
-    "a.test", "b.test", "x.b.test", "y.x.b.test", "z.y.x.b.test", "test", "q.test", "Q.X.B.TEST.", "A.Test",
-    "c.d.example", "e.c.d.example", "d.example", "example", "other.org", "a.test.", "test.", "a..test", "*.test",
-    "", ".", "-a.test", "a_b.test", "x.d.example", "1.2.3.4"};
+const std::vector<std::string> kQueries{"a.test",        "b.test",    "x.b.test",    "y.x.b.test", "z.y.x.b.test",
+                                        "test",          "q.test",    "Q.X.B.TEST.", "A.Test",     "c.d.example",
+                                        "e.c.d.example", "d.example", "example",     "other.org",  "a.test.",
+                                        "test.",         "a..test",   "*.test",      "",           ".",
+                                        "-a.test",       "a_b.test",  "x.d.example", "1.2.3.4"};
+
+// A name of 1..5 labels from a pool that overlaps the claimed names, in random case, sometimes with a trailing dot.
+std::string random_query(std::mt19937_64& rng) {
+  static constexpr const char* kLabels[] = {"a", "b", "x", "y", "test", "example", "c", "d", "3", "4", "q-r"};
+  std::string name;
+  const std::size_t labels = 1 + rng() % 5;
+  for (std::size_t i = 0; i < labels; ++i) {
+    if (i > 0) name += '.';
+    name += kLabels[rng() % std::size(kLabels)];
+  }
+  for (char& c : name) {
+    if (rng() % 4 == 0) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  if (rng() % 5 == 0) name += '.';
+  return name;
+}
 
 // Every lookup of `table` agrees with `model`.
-void check_table(const Table& table, const Model& model, const std::vector<RouteKey>& universe) {
+void check_table(const Table& table, const Model& model, const std::vector<RouteKey>& universe,
+                 const std::vector<std::string>& extra_queries = {}) {
   REQUIRE(table.size() == model.routes.size());
   auto ordered = model.in_claim_order();
   for (std::size_t i = 0; i < ordered.size(); ++i) check_route(&table.routes()[i], &ordered[i]);
   for (std::uint16_t port : kProbePorts) check_route(table.find_tcp(port), model.find(RouteKey{Kind::kTcp, port, {}}));
   for (Kind kind : {Kind::kHttp, Kind::kTls}) {
-    for (const std::string& q : kQueries) {
-      CAPTURE(q);
-      check_route(table.find_host(kind, q), model.find_host(kind, q));
+    for (const auto* queries : {&kQueries, &extra_queries}) {
+      for (const std::string& q : *queries) {
+        CAPTURE(q);
+        check_route(table.find_host(kind, q), model.find_host(kind, q));
+      }
     }
   }
   for (const RouteKey& key : universe) check_route(table.find(key), model.find(key));
@@ -183,8 +206,8 @@ TEST_CASE("property: random claims, releases and session ends agree with a map m
   std::vector<RouteKey> valid_keys;
   for (std::uint16_t port : {1, 80, 443, 8080, 65535}) valid_keys.push_back(RouteKey{Kind::kTcp, port, {}});
   for (Kind kind : {Kind::kHttp, Kind::kTls}) {
-    for (const char* host : {"a.test", "b.test", "x.b.test", "y.x.b.test", "test", "c.d.example", "d.example",
-                             "*.test", "*.b.test", "*.x.b.test", "*.example", "*.d.example", "1.2.3.4", "*.3.4"}) {
+    for (const char* host : {"a.test", "b.test", "x.b.test", "y.x.b.test", "test", "c.d.example", "d.example", "*.test",
+                             "*.b.test", "*.x.b.test", "*.example", "*.d.example", "1.2.3.4", "*.3.4"}) {
       valid_keys.push_back(RouteKey{kind, 0, host});
     }
   }
@@ -197,7 +220,9 @@ TEST_CASE("property: random claims, releases and session ends agree with a map m
   const std::vector<std::string> services{"s0", "s1", "s2"};
 
   std::mt19937_64 rng(0x5eed2026);
-  auto pick = [&rng](const auto& v) -> const auto& { return v[rng() % v.size()]; };
+  auto pick = [&rng](const auto& v) -> const auto& {
+    return v[rng() % v.size()];
+  };
 
   Claims claims;
   Model model;
@@ -205,7 +230,7 @@ TEST_CASE("property: random claims, releases and session ends agree with a map m
   Model old_model = model;
   std::uint64_t granted = 0, taken = 0, invalid = 0, released = 0, session_routes = 0;
 
-  const int kSteps = 20000;
+  constexpr int kSteps = 20000;
   for (int step = 0; step < kSteps; ++step) {
     CAPTURE(step);
     const std::uint64_t version_before = claims.version();
@@ -263,7 +288,9 @@ TEST_CASE("property: random claims, releases and session ends agree with a map m
     // A fresh snapshot agrees too.
     auto table = claims.build();
     REQUIRE(table->version() == claims.version());
-    check_table(*table, model, universe);
+    std::vector<std::string> queries;
+    for (int i = 0; i < 8; ++i) queries.push_back(random_query(rng));
+    check_table(*table, model, universe, queries);
 
     if (step % 500 == 499) {
       // The snapshot taken 500 steps ago still shows the state of its time.

@@ -10,14 +10,20 @@ using namespace ringtun::route;  // NOLINT
 
 namespace {
 
-RouteKey tcp(std::uint16_t port) { return RouteKey{Kind::kTcp, port, {}}; }
-RouteKey http(std::string host) { return RouteKey{Kind::kHttp, 0, std::move(host)}; }
-RouteKey tls(std::string host) { return RouteKey{Kind::kTls, 0, std::move(host)}; }
+RouteKey tcp(std::uint16_t port) {
+  return RouteKey{Kind::kTcp, port, {}};
+}
+RouteKey http(std::string host) {
+  return RouteKey{Kind::kHttp, 0, std::move(host)};
+}
+RouteKey tls(std::string host) {
+  return RouteKey{Kind::kTls, 0, std::move(host)};
+}
 
 const Owner kAlice{0, "alice"};
 const Owner kBob{0, "bob"};
-const SessionRef kS1{1, 0};
-const SessionRef kS2{2, 0};
+constexpr SessionRef kS1{1, 0};
+constexpr SessionRef kS2{2, 0};
 
 std::string normalized(std::string_view name, bool allow_wildcard) {
   std::string out = "untouched";
@@ -31,7 +37,9 @@ bool valid(std::string_view name, bool allow_wildcard = false) {
 }
 
 // The service a lookup finds, or "-" for none.
-std::string service_of(const Route* route) { return route ? route->service : "-"; }
+std::string service_of(const Route* route) {
+  return route ? route->service : "-";
+}
 
 }  // namespace
 
@@ -98,8 +106,7 @@ TEST_CASE("normalize_host refuses malformed names and says which rule") {
   CHECK(normalized("*..b", true) == "error: empty label in host name");
   CHECK(normalized("*.-a", true) == "error: label starts or ends with '-' in host name");
   CHECK(valid("*." + std::string(251, 'a').replace(63, 1, ".").replace(127, 1, ".").replace(191, 1, "."), true));
-  CHECK_FALSE(valid("*." + std::string(252, 'a').replace(63, 1, ".").replace(127, 1, ".").replace(191, 1, "."),
-                    true));
+  CHECK_FALSE(valid("*." + std::string(252, 'a').replace(63, 1, ".").replace(127, 1, ".").replace(191, 1, "."), true));
 
   // A failed call leaves `out` as it was.
   std::string out = "kept";

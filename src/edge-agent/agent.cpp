@@ -228,9 +228,8 @@ void AgentCore::gateway_cores_known(std::uint32_t cores) {
     }
     auto message = std::make_unique<StartConnection>();
     message->index = index;
-    (void)ring::post_owned<StartConnection>(loop_, target, message, [](ring::Loop& loop, StartConnection& m) {
-      core_of(loop).ensure_connection(m.index);
-    });
+    ring::post_owned<StartConnection>(loop_, target, std::move(message),
+                                      [](ring::Loop& loop, StartConnection& m) { core_of(loop).ensure_connection(m.index); });
   }
 }
 

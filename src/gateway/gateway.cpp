@@ -249,11 +249,9 @@ void GatewayCore::handshake_done(HandshakeReader& reader, int fd, unsigned targe
   message->tls = std::move(tls);
   if (target == loop_.core()) {
     adopt_handoff(*message);
-  } else if (!ring::post_owned<Handoff>(loop_, target, message, [](ring::Loop& loop, Handoff& m) {
-               core_of(loop).adopt_handoff(m);
-             })) {
-    LOG_WARN("core %u's mailbox is full: dropping a tunnel connection", target);
-    ::close(message->fd);
+  } else {
+    ring::post_owned<Handoff>(loop_, target, std::move(message),
+                              [](ring::Loop& loop, Handoff& m) { core_of(loop).adopt_handoff(m); });
   }
   check_stopped();
 }
@@ -342,12 +340,8 @@ void GatewayCore::handle_hello(tunnel::TunnelConn& conn, tunnel::Hello&& hello) 
   request->agent_id = hello.agent_id;
   request->services = hello.services;
   pending_.emplace(conn.app_tag, PendingHello{&conn, std::move(hello)});
-  if (!ring::post_owned<RegisterRequest>(loop_, 0, request, [](ring::Loop& loop, RegisterRequest& m) {
-        core_of(loop).registry_register(m);
-      })) {
-    pending_.erase(conn.app_tag);
-    refuse(conn, tunnel::RefusalCode::kShuttingDown, "gateway busy");
-  }
+  ring::post_owned<RegisterRequest>(loop_, 0, std::move(request),
+                                    [](ring::Loop& loop, RegisterRequest& m) { core_of(loop).registry_register(m); });
 }
 
 void GatewayCore::refuse(tunnel::TunnelConn& conn, tunnel::RefusalCode code, const std::string& message) {
@@ -401,11 +395,8 @@ void GatewayCore::send_conn_change(const std::string& agent_id, int delta) {
   auto message = std::make_unique<ConnChange>();
   message->agent_id = agent_id;
   message->delta = delta;
-  if (!ring::post_owned<ConnChange>(loop_, 0, message, [](ring::Loop& loop, ConnChange& m) {
-        core_of(loop).registry_conn_change(m);
-      })) {
-    LOG_ERROR("registry mailbox full: connection count for '%s' is now wrong", agent_id.c_str());
-  }
+  ring::post_owned<ConnChange>(loop_, 0, std::move(message),
+                               [](ring::Loop& loop, ConnChange& m) { core_of(loop).registry_conn_change(m); });
 }
 
 void GatewayCore::on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) {
@@ -457,11 +448,8 @@ void GatewayCore::registry_register(RegisterRequest& request) {
         bind->port = service.port;
         bind->agent_id = request.agent_id;
         bind->service = service.name;
-        if (!ring::post_owned<BindPort>(loop_, core, bind, [](ring::Loop& loop, BindPort& m) {
-              core_of(loop).bind_port(m);
-            })) {
-          ::close(bind->fd);
-        }
+        ring::post_owned<BindPort>(loop_, core, std::move(bind),
+                                   [](ring::Loop& loop, BindPort& m) { core_of(loop).bind_port(m); });
       }
       LOG_INFO("port %u now serves '%s' of agent '%s'", service.port, service.name.c_str(), request.agent_id.c_str());
     }
@@ -472,11 +460,8 @@ void GatewayCore::registry_register(RegisterRequest& request) {
     }
   }
   reply->ok = reply->message.empty();
-  if (!ring::post_owned<RegisterReply>(loop_, request.reply_core, reply, [](ring::Loop& loop, RegisterReply& m) {
-        core_of(loop).on_register_reply(m);
-      })) {
-    LOG_ERROR("core %u's mailbox is full: a registration answer was lost", request.reply_core);
-  }
+  ring::post_owned<RegisterReply>(loop_, request.reply_core, std::move(reply),
+                                  [](ring::Loop& loop, RegisterReply& m) { core_of(loop).on_register_reply(m); });
 }
 
 void GatewayCore::registry_conn_change(ConnChange& change) {
@@ -492,9 +477,8 @@ void GatewayCore::registry_conn_change(ConnChange& change) {
     for (unsigned core = 0; core < gateway_.core_count; ++core) {
       auto unbind = std::make_unique<UnbindPort>();
       unbind->port = port;
-      (void)ring::post_owned<UnbindPort>(loop_, core, unbind, [](ring::Loop& loop, UnbindPort& m) {
-        core_of(loop).unbind_port(m);
-      });
+      ring::post_owned<UnbindPort>(loop_, core, std::move(unbind),
+                                   [](ring::Loop& loop, UnbindPort& m) { core_of(loop).unbind_port(m); });
     }
   }
   if (!record.ports.empty()) LOG_INFO("agent '%s' is gone: its %zu port(s) are closed", change.agent_id.c_str(), record.ports.size());

@@ -34,6 +34,7 @@ namespace {
 constexpr std::uint32_t kMaxIovPerSend = IOV_MAX;  // sendmsg rejects more; the rest goes in the next submission
 constexpr std::uint64_t kAcceptRetryMs = 100;       // after EMFILE and friends, do not spin on accept
 constexpr std::uint32_t kMaxWaitMs = 1000;          // wake at least this often even with no timer armed
+constexpr unsigned kControlPerTurn = 1024;           // control messages run per turn (the rest next turn)
 }  // namespace
 
 struct Loop::Slot {
@@ -360,11 +361,6 @@ Status Loop::recv_stop(SocketId socket) noexcept {
     ++ops_in_flight_;
   }
   return {};
-}
-
-bool Loop::recv_armed(SocketId socket) const noexcept {
-  const Slot* slot = lookup(socket);
-  return slot != nullptr && slot->recv_armed;
 }
 
 void Loop::arm_recv(Slot& slot, std::uint32_t index) noexcept {
@@ -856,6 +852,19 @@ Status Loop::post(unsigned target, const CrossCoreTask& task) noexcept {
   return {};
 }
 
+void Loop::post_control(unsigned target, std::unique_ptr<ControlMessage> message) noexcept {
+  Loop* loop = target == core_ ? this : (target < peers_.size() ? peers_[target] : nullptr);
+  RINGTUN_CHECK(loop != nullptr, "post_control: no such core");
+  loop->deliver(std::move(message));
+}
+
+void Loop::deliver(std::unique_ptr<ControlMessage> message) noexcept {
+  control_inbox_.push(message.release());
+  // The same handshake with sleeping_ as post(): a parked loop is woken, a busy one is not.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed)) wake();
+}
+
 void Loop::wake() noexcept {
   std::uint64_t one = 1;
   (void)!::write(doorbell_fd_, &one, sizeof one);
@@ -873,7 +882,7 @@ bool Loop::mailboxes_empty() const noexcept {
   for (const auto& queue : inbox_) {
     if (!queue->empty()) return false;
   }
-  return true;
+  return control_inbox_.empty();
 }
 
 bool Loop::drain_mailboxes() noexcept {
@@ -885,6 +894,13 @@ bool Loop::drain_mailboxes() noexcept {
       any = true;
       task.fn(*this, task);
     }
+  }
+  // Control messages are bounded per turn too; the rest wait (and keep the loop from sleeping), never dropped.
+  for (unsigned n = 0; n < kControlPerTurn; ++n) {
+    std::unique_ptr<ControlMessage> message(control_inbox_.pop());
+    if (!message) break;
+    any = true;
+    message->run(*this);
   }
   return any;
 }

@@ -48,6 +48,7 @@
 #include "common/result.hpp"
 #include "ring/buffer_pool.hpp"
 #include "ring/buffer_ring.hpp"
+#include "ring/control_inbox.hpp"
 #include "ring/spsc_queue.hpp"
 #include "ring/timer_wheel.hpp"
 #include "ring/user_data.hpp"
@@ -103,13 +104,13 @@ class SocketHandler {
   virtual void on_flush(Loop& loop, SocketId socket);
 };
 
-// Work posted from another core; runs on the target loop's thread. `fn` decides what `object`/`arg` mean and who
-// owns them; messages are copied by value, so no allocation happens per message.
+// Work posted from another core through its bounded mailbox; runs on the target loop's thread. `fn` decides what
+// `object`/`arg0` mean and who owns them; messages are copied by value, so no allocation happens per message. For
+// traffic that can take back-pressure; control that must never be lost goes through post_control().
 struct CrossCoreTask {
   void (*fn)(Loop& loop, const CrossCoreTask& task) = nullptr;
   void* object = nullptr;
   std::uint64_t arg0 = 0;
-  std::uint64_t arg1 = 0;
   // Frees what the task owns if it never runs (its target loop stopped first); called from ~Loop. May be null.
   void (*drop)(const CrossCoreTask& task) = nullptr;
 };
@@ -188,7 +189,6 @@ class Loop {
   // Arms multishot recv drawing buffers from receive pool `pool` (which must exist).
   Status recv_start(SocketId socket, unsigned pool = 0) noexcept;
   Status recv_stop(SocketId socket) noexcept;
-  bool recv_armed(SocketId socket) const noexcept;
   Status send(SocketId socket, iovec* iov, unsigned iov_count) noexcept;
   // Sends `length` bytes of a registered fixed buffer (zero-copy when long enough and allowed).
   Status send_fixed(SocketId socket, const FixedBuffer& buffer, std::uint32_t length) noexcept;
@@ -226,6 +226,11 @@ class Loop {
   // Producer side, called on this loop's thread: queues `task` for loop `target` (may be this loop) and wakes it
   // if it sleeps. Err(kExhausted) when that mailbox is full.
   Status post(unsigned target, const CrossCoreTask& task) noexcept;
+  // Control messages (see control_inbox.hpp): never refused, run in the order each sender posted them, after the
+  // target's I/O of the turn. post_control() is called on this loop's thread (`target` may be this loop);
+  // deliver() on the target loop object, from any thread.
+  void post_control(unsigned target, std::unique_ptr<ControlMessage> message) noexcept;
+  void deliver(std::unique_ptr<ControlMessage> message) noexcept;
   // Thread-safe: wakes the loop if it sleeps.
   void wake() noexcept;
 
@@ -301,6 +306,7 @@ class Loop {
 
   // Cross-core: inbox_[source] is written by core `source` only. peers_ are the other loops.
   std::vector<std::unique_ptr<SpscQueue<CrossCoreTask>>> inbox_;
+  ControlInbox control_inbox_;
   std::vector<Loop*> peers_;
   int doorbell_fd_ = -1;
   std::uint64_t doorbell_value_ = 0;

@@ -159,10 +159,6 @@ Result<Address> peer_address(int fd) {
 
 Status set_nodelay(int fd, bool on) { return set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY"); }
 
-Status set_notsent_lowat(int fd, int bytes) {
-  return set_int_option(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, bytes, "TCP_NOTSENT_LOWAT");
-}
-
 Result<std::uint64_t> raise_fd_limit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return fail_errno(errno, "getrlimit");

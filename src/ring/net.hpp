@@ -42,8 +42,6 @@ Result<std::vector<int>> listen_tcp_group(const Address& address, unsigned count
 Result<Address> local_address(int fd);
 Result<Address> peer_address(int fd);
 Status set_nodelay(int fd, bool on = true);
-// Keeps the kernel send queue shallow so queued control frames are not stuck behind megabytes of data.
-Status set_notsent_lowat(int fd, int bytes);
 
 // Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit.
 Result<std::uint64_t> raise_fd_limit();

@@ -14,14 +14,9 @@ using namespace ringtun;
 using ring::CrossCoreTask;
 using ring::Loop;
 
-namespace {
-void skip_if_unsupported(const Result<int>& r) {
-  if (!r && r.error().code() == Errc::kUnsupported) {
-    std::printf("SKIP: io_uring unavailable\n");
-    std::exit(77);
-  }
-}
+using test::skip_if_unsupported;
 
+namespace {
 // run() blocks the signals it takes in its own thread and the loops it starts, not in threads that existed before:
 // a test thread that sends signals must block them itself, or a signal landing while the runtime thread is between
 // two sigtimedwait calls is delivered to it (and kills the process).
@@ -102,13 +97,13 @@ TEST_CASE("mailbox between two loops: ping-pong of 20,000 tasks, doorbell wakes 
       s->runtime->stop(0);
       return;
     }
-    CrossCoreTask next{bounce, s, task.arg0 + 1, 0};
+    CrossCoreTask next{bounce, s, task.arg0 + 1};
     REQUIRE(loop.post(1 - loop.core(), next));
   };
 
   auto result = runtime.run([&](Loop& loop) -> Status {
     if (loop.core() == 0) {
-      RINGTUN_TRY(loop.post(1, CrossCoreTask{bounce, &shared, 1, 0}));
+      RINGTUN_TRY(loop.post(1, CrossCoreTask{bounce, &shared, 1}));
     }
     return {};
   });
@@ -259,7 +254,7 @@ TEST_CASE("runtime: on_thread_exit runs on every loop thread; a task its target 
       if (loop.core() == 0) {
         // Posted while the runtime is stopping: loop 1 runs it or, if it stopped first, drops it. Never neither.
         CrossCoreTask task{[](Loop&, const CrossCoreTask& t) { delete static_cast<int*>(t.object), ++g_task_ran; },
-                           new int(7), 0, 0,
+                           new int(7), 0,
                            [](const CrossCoreTask& t) { delete static_cast<int*>(t.object), ++g_task_dropped; }};
         runtime.stop(0);
         RINGTUN_TRY(loop.post(1, task));

@@ -35,6 +35,14 @@ inline std::unique_ptr<ring::Loop> make_loop(ring::LoopOptions options = {}) {
   return std::move(*loop);
 }
 
+// A runtime that could not start because the kernel lacks io_uring skips the test binary (exit 77).
+inline void skip_if_unsupported(const Result<int>& r) {
+  if (!r && r.error().code() == Errc::kUnsupported) {
+    std::printf("SKIP: io_uring unavailable\n");
+    std::exit(77);
+  }
+}
+
 // Turns the loop until `done()` or the deadline; returns whether done() became true.
 inline bool run_until(ring::Loop& loop, const std::function<bool()>& done, std::uint64_t timeout_ms = 10'000) {
   const std::uint64_t deadline = monotonic_ms() + timeout_ms;

@@ -177,6 +177,7 @@ Status Session::handle_open(const DecodedFrame& f) noexcept {
   s.local = false;
   s.open_sent = true;
   s.state = StreamState::kOpen;
+  s.opened_us = now_us_;
   s.send = SendWindow(peer_stream_window_);
   s.recv = ReceiveWindow(options_.initial_stream_window,
                          options_.autotune ? options_.max_stream_window : options_.initial_stream_window);
@@ -228,10 +229,15 @@ Status Session::handle_rst(const FrameHeader& h) noexcept {
     if (is_idle_id(h.stream)) return connection_error(ErrorCode::kProtocolError, "frame: RST on an idle stream");
     return recently_reset(h.stream) ? Status{} : flood(Flood::kClosedStreamFrame);
   }
-  bool peer_opened = !streams_.at(index).local;
+  // Rapid reset (CVE-2023-44487): opening streams and cancelling them at once costs the peer two frames and us a
+  // connect. Only that churn is counted: a stream that lived a whole flood window was no such cheap cycle, and a
+  // peer can reset at most max_concurrent_streams of those per window, so a mass reset of long-lived streams (all
+  // public clients of a tunnel gone at once) is free.
+  const Stream& s = streams_.at(index);
+  std::uint64_t age = now_us_ >= s.opened_us ? now_us_ - s.opened_us : 0;
+  bool rapid = !s.local && age < options_.flood.window_us;
   free_stream(index, true, static_cast<ErrorCode>(h.arg));
-  // Rapid reset: opening streams and cancelling them at once costs the peer two frames and us a connect.
-  if (peer_opened) return flood(Flood::kPeerReset);
+  if (rapid) return flood(Flood::kPeerReset);
   return {};
 }
 

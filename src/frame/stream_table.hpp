@@ -57,6 +57,7 @@ struct Stream {
   bool fin_sent = false;     // our FIN was encoded
   std::uint8_t queue_kind = 0;  // which list queue_link is on: 0 none, 1 open queue, 2 closing queue
   bool sent_anything = false;
+  std::uint64_t opened_us = 0;  // when the peer's OPEN was received (peer streams; rapid-reset age)
   std::uint64_t user = 0;
 
   // Send side: a FIFO of caller buffer segments (indices into the session's segment pool).

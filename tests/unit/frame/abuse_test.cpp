@@ -414,3 +414,46 @@ TEST_CASE("a burst of streams reset by us: the peer's in-flight frames for all o
   CHECK(v.goaway_code() == -1);
   CHECK(v.out.count(FrameType::kRst) == kStreams);  // our resets only: no STREAM_CLOSED answers to the race
 }
+
+// Rapid reset (CVE-2023-44487) is open-then-cancel churn. A peer that keeps every limit and resets many streams that
+// lived a while (a gateway whose public clients all vanished) is not that: only resets within the flood window of
+// the stream's OPEN count.
+TEST_CASE("rapid reset counts only streams reset within the flood window of their OPEN") {
+  SessionOptions o = options_for(Role::kAgent);
+  o.max_concurrent_streams = 3000;
+  const std::uint64_t window = o.flood.window_us;
+  const std::uint32_t limit = o.flood.max_peer_resets;
+  constexpr StreamId kOld = 1500;
+  Raw opens;
+  opens.hello();
+  for (StreamId i = 0; i < kOld; ++i) opens.open(2 * i + 1);
+  Raw resets;
+  for (StreamId i = 0; i < kOld; ++i) resets.rst(2 * i + 1, ErrorCode::kCancel);
+
+  SUBCASE("1,500 streams reset at once after living a whole window: no flood") {
+    Victim v(o);
+    REQUIRE(v.feed(opens).has_value());
+    v.session.set_time(1'000'000 + window);
+    REQUIRE(v.feed(resets).has_value());
+    CHECK_FALSE(v.session.failed());
+    CHECK(v.goaway_code() == -1);
+    CHECK(v.session.live_streams() == 0);
+    CHECK(v.handler.closed_count == kOld);
+    // Those resets did not use up the budget for young ones: `limit` open-then-resets are still fine...
+    Raw churn;
+    StreamId id = 2 * kOld + 1;
+    for (std::uint32_t i = 0; i < limit; ++i, id += 2) churn.open(id).rst(id, ErrorCode::kCancel);
+    REQUIRE(v.feed(churn).has_value());
+    // ...and one more is a flood.
+    v.feed(Raw{}.open(id).rst(id, ErrorCode::kCancel));
+    expect_goaway(v, ErrorCode::kEnhanceYourCalm, ringtun::Errc::kLimit);
+  }
+  SUBCASE("the same streams reset just inside the window: rapid reset") {
+    Victim v(o);
+    REQUIRE(v.feed(opens).has_value());
+    v.session.set_time(1'000'000 + window - 1);
+    v.feed(resets);
+    expect_goaway(v, ErrorCode::kEnhanceYourCalm, ringtun::Errc::kLimit);
+    CHECK(v.handler.closed_count == limit + 1);
+  }
+}

@@ -56,6 +56,9 @@ Status Session::connection_error(ErrorCode code, const char* context) noexcept {
     failed_ = true;
     error_code_ = code;
     queue_goaway(code);
+    // Nothing but the GOAWAY goes out now: RSTs still waiting are dropped (their streams' handlers heard on_closed
+    // already), so the session can drain.
+    while (!reset_queue_.empty()) release_reset(reset_queue_.front());
   }
   return fail(errc_for(code), context);
 }
@@ -70,11 +73,9 @@ bool Session::is_idle_id(StreamId id) const noexcept {
 }
 
 void Session::stream_error(std::uint32_t index, ErrorCode code) noexcept {
-  Stream& s = streams_.at(index);
-  // If even an RST cannot be queued the peer is out-running our writes; the connection error path reports it.
-  if (queue_rst(s.id, code)) remember_reset(s.id);
-  else (void)connection_error(ErrorCode::kEnhanceYourCalm, "frame: control queue full");
-  free_stream(index, true, code);
+  // Only streams the peer knows get here (found by id, OPEN sent), and the RST waits in the slot, so this never
+  // needs control-queue room: each such RST answers a stream the peer opened within our limits.
+  free_stream(index, true, code, /*send_rst=*/!failed_ && !aborted_);
 }
 
 Status Session::handle_frame(const DecodedFrame& f) noexcept {
@@ -267,7 +268,7 @@ Status Session::handle_goaway(const DecodedFrame& f) noexcept {
   // Pending ones (OPEN not sent) are refused too: nothing more may be opened on this connection.
   for (std::uint32_t i = 0; i < streams_.created(); ++i) {
     Stream& s = streams_.at(i);
-    if (s.state == StreamState::kFree || !s.local) continue;
+    if (!s.live() || !s.local) continue;  // a reset-pending stream is over already; its RST still goes
     if (!s.open_sent || s.id > last) free_stream(i, true, ErrorCode::kRefusedStream);
   }
   handler_.on_goaway(last, static_cast<ErrorCode>(h.arg));

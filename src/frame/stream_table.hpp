@@ -69,8 +69,6 @@ struct Stream {
   bool fin_sent = false;     // our FIN was encoded
   StreamQueue queue_kind = StreamQueue::kNone;  // which list queue_link is on
   bool sent_anything = false;
-  ErrorCode rst_code = ErrorCode::kNoError;  // the RST to send (kResetPending)
-  std::uint64_t opened_us = 0;               // when the peer's OPEN was received (peer streams; rapid-reset age)
   std::uint64_t user = 0;
 
   // Send side: a FIFO of caller buffer segments (indices into the session's segment pool).
@@ -95,6 +93,10 @@ struct Stream {
   ListLink credit_link;   // WINDOW_UPDATE due
   ListLink queue_link;    // open, closing or reset queue (queue_kind says which)
   std::uint32_t next_free = kNoIndex;
+
+  // Cold, kept last so the fields the data path touches keep their place in the slot.
+  ErrorCode rst_code = ErrorCode::kNoError;  // the RST to send (kResetPending)
+  std::uint64_t opened_us = 0;               // when the peer's OPEN was received (peer streams; rapid-reset age)
 
   // Allocated and not yet ended as far as the handler knows (not free, not reset-pending).
   bool live() const noexcept { return state > StreamState::kResetPending; }

@@ -1,7 +1,7 @@
 // FloodGuard: counts cheap-to-send, costly-to-handle peer frames per fixed time window and says when a count
 // crosses its limit (the Session then sends GOAWAY ENHANCE_YOUR_CALM). These are the HTTP/2 abuse classes: PING
-// floods, empty DATA frames, rapid open-then-reset, frames aimed at closed streams, refused-stream storms, CONTROL
-// floods and tiny WINDOW_UPDATE dribble. Each legitimate use is far below its default limit.
+// floods, empty DATA frames, rapid open-then-reset (CVE-2023-44487), frames aimed at closed streams, refused-stream
+// storms, CONTROL floods and tiny WINDOW_UPDATE dribble. Each legitimate use is far below its default limit.
 //
 // Windows are fixed (all counters reset when `window_us` has passed since the window began), which is cruder than
 // a sliding window but deterministic, O(1) and allocation-free. Time comes from the caller.
@@ -16,7 +16,9 @@ namespace ringtun::frame {
 enum class Flood : std::uint8_t {
   kPing,
   kEmptyFrame,
-  kPeerReset,          // RST on a stream the peer itself opened (rapid reset)
+  // RST on a stream the peer itself opened less than window_us after its OPEN arrived (rapid reset: open-then-cancel
+  // churn). Older streams' RSTs are free: each held a concurrency slot for a whole window, which bounds their rate.
+  kPeerReset,
   kClosedStreamFrame,  // DATA/WINDOW_UPDATE/RST for a stream that is already gone
   kRefusedStream,      // OPEN beyond our concurrency limit
   kControl,

@@ -7,12 +7,6 @@
 
 namespace ringtun::frame {
 
-namespace {
-constexpr std::uint8_t kQueueNone = 0;
-constexpr std::uint8_t kQueueOpen = 1;
-constexpr std::uint8_t kQueueClosing = 2;
-}  // namespace
-
 Session::Session(const SessionOptions& options, SessionHandler& handler)
     : options_(options),
       handler_(handler),
@@ -119,29 +113,41 @@ void Session::push_inflight(std::uint32_t seg) noexcept {
 
 // ---- Stream teardown. ----
 
-void Session::free_stream(std::uint32_t index, bool notify_reset, ErrorCode reset_code) noexcept {
+void Session::free_stream(std::uint32_t index, bool notify_reset, ErrorCode reset_code, bool send_rst) noexcept {
   Stream& s = streams_.at(index);
+  RINGTUN_ASSERT(s.live(), "Session::free_stream: not a live stream");
   StreamHandle h = streams_.handle(index);
   active_.remove(streams_, index);
   credit_due_.remove(streams_, index);
-  if (s.queue_kind == kQueueOpen) open_queue_.remove(streams_, index);
-  if (s.queue_kind == kQueueClosing) closing_.remove(streams_, index);
-  s.queue_kind = kQueueNone;
+  if (s.queue_kind == StreamQueue::kOpen) open_queue_.remove(streams_, index);
+  if (s.queue_kind == StreamQueue::kClosing) closing_.remove(streams_, index);
+  s.queue_kind = StreamQueue::kNone;
   if (s.id != 0) {
+    // Unbound even while its RST waits: the peer's frames for it are then those of a closed stream.
     streams_.unbind(s.id);
-    // A stream that closed normally may still see the peer's in-flight frames (a WINDOW_UPDATE crossing our FIN):
-    // a race, not a flood. After the peer's own RST, its further frames are its fault and stay counted.
-    if (!notify_reset && !recently_reset(s.id)) remember_reset(s.id);
-  }
-  if (s.local) {
-    if (s.open_sent) --local_open_count_;
-  } else {
-    --peer_open_count_;
+    // A stream that closed normally, or that we reset, may still see the peer's in-flight frames (a WINDOW_UPDATE
+    // crossing our FIN, DATA crossing our RST): a race, not a flood. After the peer's own RST, its further frames
+    // are its fault and stay counted.
+    if ((send_rst || !notify_reset) && !recently_reset(s.id)) remember_reset(s.id);
   }
   std::uint32_t seg = s.seg_head;
   s.seg_head = s.seg_tail = kNoIndex;
   s.queued_bytes = 0;
-  streams_.release(index);  // from here on `s` and `h` are stale; callbacks below may reuse the slot
+  if (send_rst) {
+    // The slot (and its place in the concurrency counts: the peer still sees the stream open) is kept until the RST
+    // is in a batch; no handle reaches it any more.
+    s.state = StreamState::kResetPending;
+    s.rst_code = reset_code;
+    reset_queue_.push_back(streams_, index);
+    s.queue_kind = StreamQueue::kReset;
+  } else {
+    if (s.local) {
+      if (s.open_sent) --local_open_count_;
+    } else {
+      --peer_open_count_;
+    }
+    streams_.release(index);  // from here on `s` and `h` are stale; callbacks below may reuse the slot
+  }
 
   // Unsent bytes are handed back now. A segment partly placed in a batch is still referenced by that batch, so it
   // waits for sent() like any in-flight segment (its wire_end is the current end, so ordering is preserved).
@@ -163,10 +169,20 @@ void Session::free_stream(std::uint32_t index, bool notify_reset, ErrorCode rese
   handler_.on_closed(h);
 }
 
+void Session::release_reset(std::uint32_t index) noexcept {
+  Stream& s = streams_.at(index);
+  RINGTUN_ASSERT(s.state == StreamState::kResetPending, "Session::release_reset: not reset-pending");
+  reset_queue_.remove(streams_, index);
+  s.queue_kind = StreamQueue::kNone;
+  // Only streams the peer knew of wait for an RST: local ones had their OPEN sent.
+  if (s.local) --local_open_count_; else --peer_open_count_;
+  streams_.release(index);
+}
+
 void Session::fire_closed_queue() noexcept {
   while (!closing_.empty()) {
     std::uint32_t index = closing_.pop_front(streams_);
-    streams_.at(index).queue_kind = kQueueNone;
+    streams_.at(index).queue_kind = StreamQueue::kNone;
     free_stream(index, false, ErrorCode::kNoError);
   }
 }
@@ -212,7 +228,7 @@ Result<StreamHandle> Session::open_stream(std::span<const std::byte> metadata, b
   if (!metadata.empty()) std::memcpy(s.open_payload.data(), metadata.data(), metadata.size());
   streams_.bind(s.id, index);
   open_queue_.push_back(streams_, index);
-  s.queue_kind = kQueueOpen;
+  s.queue_kind = StreamQueue::kOpen;
   return streams_.handle(index);
 }
 
@@ -242,12 +258,10 @@ Status Session::close_stream(StreamHandle h) noexcept { return queue_data(h, {},
 Status Session::reset_stream(StreamHandle h, ErrorCode code) noexcept {
   Stream* s = streams_.get(h);
   if (s == nullptr) return fail(Errc::kNotFound, "frame: reset_stream");
-  // A stream whose OPEN never went out is unknown to the peer: it just disappears.
-  if (s->open_sent && !failed_ && !aborted_) {
-    if (!queue_rst(s->id, code)) return fail(Errc::kExhausted, "frame: control queue full");
-    remember_reset(s->id);
-  }
-  free_stream(h.index, false, code);
+  // A stream whose OPEN never went out is unknown to the peer: it just disappears. Otherwise the RST waits in the
+  // stream slot, not the control queue: a burst of resets (every public client of a tunnel gone at once) must never
+  // fail or leave a stream the peer still believes open.
+  free_stream(h.index, false, code, /*send_rst=*/s->open_sent && !failed_ && !aborted_);
   return {};
 }
 
@@ -268,7 +282,7 @@ void Session::flush_credit() noexcept {
   conn_credit_flush_ = true;
   for (std::uint32_t i = 0; i < streams_.created(); ++i) {
     Stream& s = streams_.at(i);
-    if (s.state == StreamState::kFree || s.receiving_closed() || s.recv.pending() == 0) continue;
+    if (!s.live() || s.receiving_closed() || s.recv.pending() == 0) continue;
     if (!StreamList<&Stream::credit_link>::contains(s)) credit_due_.push_back(streams_, i);
   }
 }
@@ -318,7 +332,9 @@ void Session::abort_all() noexcept {
   if (aborted_) return;
   aborted_ = true;
   for (std::uint32_t i = 0; i < streams_.created(); ++i) {
-    if (streams_.at(i).state != StreamState::kFree) free_stream(i, false, ErrorCode::kCancel);
+    const Stream& s = streams_.at(i);
+    if (s.state == StreamState::kResetPending) release_reset(i);  // its RST will never go out
+    else if (s.live()) free_stream(i, false, ErrorCode::kCancel);
   }
   // Nothing will be sent any more: every reference goes back.
   sent_total_ = encoded_total_;

@@ -101,8 +101,9 @@ class Session {
   [[nodiscard]] Status feed(std::span<const std::byte> bytes) noexcept;
 
   // ---- Send path. ----
-  // Clears `batch` and fills it with what is ready: preface and SETTINGS first, then control frames, WINDOW_UPDATEs,
-  // OPENs, then DATA by deficit round-robin among streams with data and credit, up to max_batch_bytes.
+  // Clears `batch` and fills it with what is ready: preface and SETTINGS first, then control frames, the RSTs of
+  // streams reset since the last batch, WINDOW_UPDATEs, OPENs, then DATA by deficit round-robin among streams with
+  // data and credit, up to max_batch_bytes (control frames always go; RSTs and the rest wait for the next batch).
   void build_batch(FrameBatch& batch) noexcept;
   // True if build_batch() would produce something.
   bool wants_write() const noexcept;
@@ -118,7 +119,10 @@ class Session {
   [[nodiscard]] Status queue_data(StreamHandle h, std::span<const std::byte> bytes, std::uint64_t cookie,
                                   bool fin = false) noexcept;
   [[nodiscard]] Status close_stream(StreamHandle h) noexcept;  // FIN after queued data
-  // Abandons the stream: queued bytes are released, RST(code) is sent, on_closed follows.
+  // Abandons the stream: queued bytes are released, on_closed follows (the handle is stale from then on), and
+  // RST(code) goes out with the next batch - unless the OPEN never went out, then the stream just disappears.
+  // The RST is kept with the stream slot, not in the control queue, so this never fails for a live stream however
+  // many are reset at once; the slot is freed once the RST is in a batch. kNotFound for a stale handle.
   [[nodiscard]] Status reset_stream(StreamHandle h, ErrorCode code) noexcept;
   // n bytes delivered by on_data reached their final socket: returns stream credit (coalesced).
   [[nodiscard]] Status consumed(StreamHandle h, std::size_t n) noexcept;
@@ -144,6 +148,7 @@ class Session {
   bool goaway_sent() const noexcept { return goaway_sent_; }
   // GOAWAY exchanged or failed, no live streams, everything built was sent: the socket may be closed.
   bool drained() const noexcept;
+  // Stream slots in use, including reset streams whose RST has not been placed in a batch yet.
   std::uint32_t live_streams() const noexcept { return streams_.live(); }
   std::uint64_t rtt_us() const noexcept { return rtt_us_; }
   std::uint32_t connection_send_window() const noexcept { return conn_send_.available(); }
@@ -189,12 +194,15 @@ class Session {
   Status flood(Flood kind) noexcept;
   // A stream id that names no live stream: idle (never opened: connection error) or closed (answer per frame).
   bool is_idle_id(StreamId id) const noexcept;
+  // A stream error we detected: RST(code) to the peer, on_reset and on_closed to the handler.
   void stream_error(std::uint32_t index, ErrorCode code) noexcept;
   void remember_reset(StreamId id) noexcept;
   bool recently_reset(StreamId id) const noexcept;
 
   // session_send.cpp
   void encode_control(FrameBatch& batch) noexcept;
+  // RSTs of reset-pending streams, within max_batch_bytes; frees each slot as its RST is placed.
+  void encode_resets(FrameBatch& batch) noexcept;
   void encode_credit(FrameBatch& batch) noexcept;
   void encode_opens(FrameBatch& batch) noexcept;
   void encode_data(FrameBatch& batch) noexcept;
@@ -208,10 +216,16 @@ class Session {
 
   // session.cpp
   bool queue_control(const FrameHeader& h, std::span<const std::byte> payload, bool reserve_last = false) noexcept;
+  // An RST answering a frame for a stream we hold no slot for (closed long ago, refused); a full queue is the
+  // caller's connection error. RSTs for streams we reset wait in their slot instead (free_stream).
   bool queue_rst(StreamId id, ErrorCode code) noexcept;
   void queue_goaway(ErrorCode code) noexcept;
-  // Frees a stream: unlinks it, hands back its queued bytes, fires on_reset (if `reset_code` given) and on_closed.
-  void free_stream(std::uint32_t index, bool notify_reset, ErrorCode reset_code) noexcept;
+  // Ends a stream: unlinks it, hands back its queued bytes, fires on_reset (if `notify_reset`) and on_closed. With
+  // `send_rst` (the peer knows the stream and must be told) the slot stays allocated as reset-pending until
+  // encode_resets() places RST(reset_code); otherwise it is freed now.
+  void free_stream(std::uint32_t index, bool notify_reset, ErrorCode reset_code, bool send_rst = false) noexcept;
+  // Frees a reset-pending slot (its RST was encoded, or will never be sent). No callbacks: on_closed fired already.
+  void release_reset(std::uint32_t index) noexcept;
   void maybe_close(std::uint32_t index) noexcept;
   void fire_closed_queue() noexcept;
   std::uint32_t alloc_segment() noexcept;
@@ -227,6 +241,7 @@ class Session {
   StreamList<&Stream::credit_link> credit_due_;
   StreamList<&Stream::queue_link> open_queue_;
   StreamList<&Stream::queue_link> closing_;
+  StreamList<&Stream::queue_link> reset_queue_;  // reset-pending streams, in reset order
 
   std::vector<Segment> segments_;
   std::uint32_t seg_free_ = kNoIndex;

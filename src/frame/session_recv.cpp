@@ -56,6 +56,9 @@ Status Session::connection_error(ErrorCode code, const char* context) noexcept {
     failed_ = true;
     error_code_ = code;
     queue_goaway(code);
+    // Nothing but the GOAWAY goes out now: RSTs still waiting are dropped (their streams' handlers heard on_closed
+    // already), so the session can drain.
+    while (!reset_queue_.empty()) release_reset(reset_queue_.front());
   }
   return fail(errc_for(code), context);
 }
@@ -70,11 +73,9 @@ bool Session::is_idle_id(StreamId id) const noexcept {
 }
 
 void Session::stream_error(std::uint32_t index, ErrorCode code) noexcept {
-  Stream& s = streams_.at(index);
-  // If even an RST cannot be queued the peer is out-running our writes; the connection error path reports it.
-  if (queue_rst(s.id, code)) remember_reset(s.id);
-  else (void)connection_error(ErrorCode::kEnhanceYourCalm, "frame: control queue full");
-  free_stream(index, true, code);
+  // Only streams the peer knows get here (found by id, OPEN sent), and the RST waits in the slot, so this never
+  // needs control-queue room: each such RST answers a stream the peer opened within our limits.
+  free_stream(index, true, code, /*send_rst=*/!failed_ && !aborted_);
 }
 
 Status Session::handle_frame(const DecodedFrame& f) noexcept {
@@ -177,6 +178,7 @@ Status Session::handle_open(const DecodedFrame& f) noexcept {
   s.local = false;
   s.open_sent = true;
   s.state = StreamState::kOpen;
+  s.opened_us = now_us_;
   s.send = SendWindow(peer_stream_window_);
   s.recv = ReceiveWindow(options_.initial_stream_window,
                          options_.autotune ? options_.max_stream_window : options_.initial_stream_window);
@@ -228,10 +230,15 @@ Status Session::handle_rst(const FrameHeader& h) noexcept {
     if (is_idle_id(h.stream)) return connection_error(ErrorCode::kProtocolError, "frame: RST on an idle stream");
     return recently_reset(h.stream) ? Status{} : flood(Flood::kClosedStreamFrame);
   }
-  bool peer_opened = !streams_.at(index).local;
+  // Rapid reset (CVE-2023-44487): opening streams and cancelling them at once costs the peer two frames and us a
+  // connect. Only that churn is counted: a stream that lived a whole flood window was no such cheap cycle, and a
+  // peer can reset at most max_concurrent_streams of those per window, so a mass reset of long-lived streams (all
+  // public clients of a tunnel gone at once) is free.
+  const Stream& s = streams_.at(index);
+  std::uint64_t age = now_us_ >= s.opened_us ? now_us_ - s.opened_us : 0;
+  bool rapid = !s.local && age < options_.flood.window_us;
   free_stream(index, true, static_cast<ErrorCode>(h.arg));
-  // Rapid reset: opening streams and cancelling them at once costs the peer two frames and us a connect.
-  if (peer_opened) return flood(Flood::kPeerReset);
+  if (rapid) return flood(Flood::kPeerReset);
   return {};
 }
 
@@ -261,7 +268,7 @@ Status Session::handle_goaway(const DecodedFrame& f) noexcept {
   // Pending ones (OPEN not sent) are refused too: nothing more may be opened on this connection.
   for (std::uint32_t i = 0; i < streams_.created(); ++i) {
     Stream& s = streams_.at(i);
-    if (s.state == StreamState::kFree || !s.local) continue;
+    if (!s.live() || !s.local) continue;  // a reset-pending stream is over already; its RST still goes
     if (!s.open_sent || s.id > last) free_stream(i, true, ErrorCode::kRefusedStream);
   }
   handler_.on_goaway(last, static_cast<ErrorCode>(h.arg));

@@ -1,15 +1,10 @@
-// Session send path: batch building (control first, then credit, OPENs, and DATA by deficit round-robin) and the
-// release of control storage and caller buffers once sent() reports their bytes written.
+// Session send path: batch building (control first, then pending RSTs, credit, OPENs, and DATA by deficit
+// round-robin) and the release of control storage and caller buffers once sent() reports their bytes written.
 #include <algorithm>
 
 #include "frame/session.hpp"
 
 namespace ringtun::frame {
-
-namespace {
-constexpr std::uint8_t kQueueNone = 0;
-constexpr std::uint8_t kQueueClosing = 2;
-}  // namespace
 
 bool Session::sendable(const Stream& s) const noexcept {
   if (!s.open_sent || s.fin_sent) return false;
@@ -33,6 +28,7 @@ bool Session::wants_write() const noexcept {
   if (aborted_) return false;
   if (!preface_sent_ || ctrl_encode_ < ctrl_end_) return true;
   if (failed_) return false;
+  if (!reset_queue_.empty()) return true;
   if (conn_recv_.update_due() || (conn_credit_flush_ && conn_recv_.pending() > 0)) return true;
   if (!credit_due_.empty()) return true;
   if (!open_queue_.empty() && can_open_now()) return true;
@@ -48,6 +44,7 @@ void Session::build_batch(FrameBatch& batch) noexcept {
   }
   encode_control(batch);
   if (!failed_) {
+    encode_resets(batch);
     encode_credit(batch);
     encode_opens(batch);
     encode_data(batch);
@@ -63,6 +60,17 @@ void Session::encode_control(FrameBatch& batch) noexcept {
     batch.add_frame(e.header, std::span<const std::byte>(ctrl_bytes_.data() + e.payload_off, e.header.length));
     e.wire_end = encoded_total_ + batch.bytes();
     ++ctrl_encode_;
+  }
+}
+
+void Session::encode_resets(FrameBatch& batch) noexcept {
+  // The header is encoded into the batch's own arena, so nothing of the slot is referenced after this: it is freed
+  // at once (and with it a concurrency slot, so an OPEN later in this same batch may use it).
+  while (!reset_queue_.empty() && batch.has_room(0) && batch.bytes() + kHeaderSize <= options_.max_batch_bytes) {
+    std::uint32_t index = reset_queue_.front();
+    const Stream& s = streams_.at(index);
+    batch.add_frame(FrameHeader{FrameType::kRst, 0, 0, s.id, 0, static_cast<std::uint32_t>(s.rst_code)}, {});
+    release_reset(index);
   }
 }
 
@@ -92,7 +100,7 @@ void Session::encode_opens(FrameBatch& batch) noexcept {
     // The metadata lives in the stream slot, which may be reused before the batch is sent: the batch copies it.
     if (!batch.add_frame_copy(h, std::span<const std::byte>(s.open_payload.data(), s.open_len))) return;
     open_queue_.remove(streams_, index);
-    s.queue_kind = kQueueNone;
+    s.queue_kind = StreamQueue::kNone;
     s.open_sent = true;
     s.sent_anything = true;
     s.state = fin ? StreamState::kHalfClosedLocal : StreamState::kOpen;
@@ -188,7 +196,7 @@ std::uint32_t Session::encode_data_frame(FrameBatch& batch, std::uint32_t index,
     s.fin_sent = true;
     if (s.state == StreamState::kHalfClosedRemote) {
       closing_.push_back(streams_, index);  // both sides done: free at the end of build_batch
-      s.queue_kind = kQueueClosing;
+      s.queue_kind = StreamQueue::kClosing;
     } else {
       s.state = StreamState::kHalfClosedLocal;
     }

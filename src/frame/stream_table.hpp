@@ -31,13 +31,25 @@ struct StreamHandle {
 };
 
 // Protocol state, local point of view (docs/protocol.md "Stream states"). kPending is local only: we allocated the
-// id but OPEN is waiting for the peer's SETTINGS or a concurrency slot.
+// id but OPEN is waiting for the peer's SETTINGS or a concurrency slot. kResetPending is local only too: we reset the
+// stream and its RST waits for the next batch; the handler already saw on_closed, so no handle reaches the slot, but
+// the slot stays allocated (and counted against concurrency, as the peer still sees the stream open) until the RST is
+// encoded. The order matters: every state above kResetPending is a stream handles may name (Stream::live()).
 enum class StreamState : std::uint8_t {
   kFree,
+  kResetPending,
   kPending,
   kOpen,
   kHalfClosedLocal,   // we sent FIN
   kHalfClosedRemote,  // peer sent FIN
+};
+
+// Which list Stream::queue_link is on.
+enum class StreamQueue : std::uint8_t {
+  kNone,
+  kOpen,     // awaiting OPEN
+  kClosing,  // both sides sent FIN: freed at the end of this batch
+  kReset,    // reset pending: RST goes out in the next batch, then the slot is freed
 };
 
 struct ListLink {
@@ -55,7 +67,7 @@ struct Stream {
   bool open_sent = false;    // our OPEN was encoded (local streams) / always true for peer streams
   bool fin_queued = false;   // the I/O layer closed its sending side; FIN goes out after the queued data
   bool fin_sent = false;     // our FIN was encoded
-  std::uint8_t queue_kind = 0;  // which list queue_link is on: 0 none, 1 open queue, 2 closing queue
+  StreamQueue queue_kind = StreamQueue::kNone;  // which list queue_link is on
   bool sent_anything = false;
   std::uint64_t user = 0;
 
@@ -76,12 +88,18 @@ struct Stream {
   std::uint8_t open_fin = 0;
   std::array<std::byte, kMaxOpenPayload> open_payload{};
 
-  // Intrusive list memberships: at most one of {open list, closing list} at a time, so they share a link.
+  // Intrusive list memberships: at most one of {open, closing, reset} queue at a time, so they share a link.
   ListLink active_link;   // DRR rotation: has data (or a FIN) and credit
   ListLink credit_link;   // WINDOW_UPDATE due
-  ListLink queue_link;    // open queue (awaiting OPEN) or closing queue (free after this batch)
+  ListLink queue_link;    // open, closing or reset queue (queue_kind says which)
   std::uint32_t next_free = kNoIndex;
 
+  // Cold, kept last so the fields the data path touches keep their place in the slot.
+  ErrorCode rst_code = ErrorCode::kNoError;  // the RST to send (kResetPending)
+  std::uint64_t opened_us = 0;               // when the peer's OPEN was received (peer streams; rapid-reset age)
+
+  // Allocated and not yet ended as far as the handler knows (not free, not reset-pending).
+  bool live() const noexcept { return state > StreamState::kResetPending; }
   bool sending_closed() const noexcept { return fin_queued || fin_sent; }
   bool receiving_closed() const noexcept { return state == StreamState::kHalfClosedRemote; }
 };
@@ -93,6 +111,7 @@ class StreamTable {
   explicit StreamTable(std::uint32_t capacity);
 
   std::uint32_t capacity() const noexcept { return capacity_; }
+  // Allocated slots, reset-pending ones included.
   std::uint32_t live() const noexcept { return live_; }
   // Slots created so far (for scans): indices [0, created()).
   std::uint32_t created() const noexcept { return created_; }
@@ -100,16 +119,16 @@ class StreamTable {
   Stream& at(std::uint32_t index) noexcept { return chunks_[index / kChunk][index % kChunk]; }
   const Stream& at(std::uint32_t index) const noexcept { return chunks_[index / kChunk][index % kChunk]; }
 
-  // The live stream `h` names, or nullptr.
+  // The live stream `h` names, or nullptr (also for a reset-pending slot: its handle went stale with on_closed).
   Stream* get(StreamHandle h) noexcept {
     if (h.index >= created_) return nullptr;
     Stream& s = at(h.index);
-    return (s.state != StreamState::kFree && s.generation == h.generation) ? &s : nullptr;
+    return (s.live() && s.generation == h.generation) ? &s : nullptr;
   }
   const Stream* get(StreamHandle h) const noexcept {
     if (h.index >= created_) return nullptr;
     const Stream& s = at(h.index);
-    return (s.state != StreamState::kFree && s.generation == h.generation) ? &s : nullptr;
+    return (s.live() && s.generation == h.generation) ? &s : nullptr;
   }
   StreamHandle handle(std::uint32_t index) const noexcept { return {index, at(index).generation}; }
 

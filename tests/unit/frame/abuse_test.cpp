@@ -401,11 +401,8 @@ TEST_CASE("a burst of streams reset by us: the peer's in-flight frames for all o
   for (StreamId i = 0; i < kStreams; ++i) opens.open(2 * i + 1);
   REQUIRE(v.feed(opens).has_value());
   REQUIRE(v.handler.opened.size() == kStreams);
-  // Resets leave in batches, as a loop turn would send them (the control queue is bounded).
-  for (std::size_t i = 0; i < v.handler.opened.size(); ++i) {
-    REQUIRE(v.session.reset_stream(v.handler.opened[i], ErrorCode::kCancel));
-    if (i % 100 == 99) v.flush();
-  }
+  // All in one loop turn: the RSTs wait in their stream slots, not in the bounded control queue.
+  for (StreamHandle h : v.handler.opened) REQUIRE(v.session.reset_stream(h, ErrorCode::kCancel));
   v.flush();
   Raw late;
   for (StreamId i = 0; i < kStreams; ++i) late.data(2 * i + 1, 100).window(2 * i + 1, 5000).rst(2 * i + 1, ErrorCode::kCancel);
@@ -413,4 +410,83 @@ TEST_CASE("a burst of streams reset by us: the peer's in-flight frames for all o
   CHECK_FALSE(v.session.failed());
   CHECK(v.goaway_code() == -1);
   CHECK(v.out.count(FrameType::kRst) == kStreams);  // our resets only: no STREAM_CLOSED answers to the race
+}
+
+// Regression: stream errors used to queue their RST in the control queue and turned a full queue into GOAWAY
+// ENHANCE_YOUR_CALM, so a peer within every limit whose streams all overran at once (or a small control queue)
+// lost the whole connection. A stream error is a reset of a live stream: its RST waits in the slot.
+TEST_CASE("a burst of stream errors never overflows the control queue") {
+  SessionOptions o = options_for(Role::kAgent);
+  o.max_control_frames = 8;
+  o.max_concurrent_streams = 100;
+  Victim v(o);
+  Raw r;
+  r.hello();
+  for (StreamId id = 1; id < 200; id += 2) r.open(id).data(id, 1, flags::kFin);
+  for (StreamId id = 1; id < 200; id += 2) r.data(id, 1);  // DATA after FIN: stream error STREAM_CLOSED
+  // One feed, no batch built in between.
+  REQUIRE(v.session.feed(r.b).has_value());
+  CHECK_FALSE(v.session.failed());
+  CHECK(v.session.live_streams() == 100);  // reset-pending until their RSTs are in a batch
+  v.flush();
+  CHECK(v.goaway_code() == -1);
+  CHECK(v.out.count(FrameType::kRst) == 100);
+  CHECK(v.rst_code(199) == code(ErrorCode::kStreamClosed));
+  CHECK(v.session.live_streams() == 0);
+  CHECK(v.handler.closed_count == 100);
+
+  // Answers to frames on streams we hold no slot for still use the control queue: a peer that floods those while
+  // never reading is still cut off.
+  SessionOptions q = options_for(Role::kAgent);
+  q.max_control_frames = 8;
+  q.max_concurrent_streams = 1;
+  Victim w(q);
+  Raw refused;
+  refused.hello().open(1);
+  for (StreamId id = 3; id < 40; id += 2) refused.open(id);  // beyond the limit: RST REFUSED_STREAM each
+  CHECK_FALSE(w.session.feed(refused.b).has_value());
+  CHECK(w.session.error_code() == ErrorCode::kEnhanceYourCalm);
+}
+
+// Rapid reset (CVE-2023-44487) is open-then-cancel churn. A peer that keeps every limit and resets many streams that
+// lived a while (a gateway whose public clients all vanished) is not that: only resets within the flood window of
+// the stream's OPEN count.
+TEST_CASE("rapid reset counts only streams reset within the flood window of their OPEN") {
+  SessionOptions o = options_for(Role::kAgent);
+  o.max_concurrent_streams = 3000;
+  const std::uint64_t window = o.flood.window_us;
+  const std::uint32_t limit = o.flood.max_peer_resets;
+  constexpr StreamId kOld = 1500;
+  Raw opens;
+  opens.hello();
+  for (StreamId i = 0; i < kOld; ++i) opens.open(2 * i + 1);
+  Raw resets;
+  for (StreamId i = 0; i < kOld; ++i) resets.rst(2 * i + 1, ErrorCode::kCancel);
+
+  SUBCASE("1,500 streams reset at once after living a whole window: no flood") {
+    Victim v(o);
+    REQUIRE(v.feed(opens).has_value());
+    v.session.set_time(1'000'000 + window);
+    REQUIRE(v.feed(resets).has_value());
+    CHECK_FALSE(v.session.failed());
+    CHECK(v.goaway_code() == -1);
+    CHECK(v.session.live_streams() == 0);
+    CHECK(v.handler.closed_count == kOld);
+    // Those resets did not use up the budget for young ones: `limit` open-then-resets are still fine...
+    Raw churn;
+    StreamId id = 2 * kOld + 1;
+    for (std::uint32_t i = 0; i < limit; ++i, id += 2) churn.open(id).rst(id, ErrorCode::kCancel);
+    REQUIRE(v.feed(churn).has_value());
+    // ...and one more is a flood.
+    v.feed(Raw{}.open(id).rst(id, ErrorCode::kCancel));
+    expect_goaway(v, ErrorCode::kEnhanceYourCalm, ringtun::Errc::kLimit);
+  }
+  SUBCASE("the same streams reset just inside the window: rapid reset") {
+    Victim v(o);
+    REQUIRE(v.feed(opens).has_value());
+    v.session.set_time(1'000'000 + window - 1);
+    v.feed(resets);
+    expect_goaway(v, ErrorCode::kEnhanceYourCalm, ringtun::Errc::kLimit);
+    CHECK(v.handler.closed_count == limit + 1);
+  }
 }

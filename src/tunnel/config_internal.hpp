@@ -105,15 +105,4 @@ Unexpected report(std::string* error_text, Errc code, std::string message);
 Status load_gateway_file(std::string_view path, GatewayConfig* config, std::string* error_text);
 Status load_agent_file(std::string_view path, AgentConfig* config, std::string* error_text);
 
-// Where the first RFC 8259 violation in `text` is (simdjson's DOM parser reports only what went wrong). Line and
-// column count from 1; the column counts UTF-8 characters.
-struct JsonErrorLocation {
-  bool found = false;
-  std::size_t offset = 0;
-  std::size_t line = 1;
-  std::size_t column = 1;
-  std::string reason;
-};
-JsonErrorLocation locate_json_error(std::string_view text, std::size_t max_depth);
-
 }  // namespace ringtun::tunnel::detail

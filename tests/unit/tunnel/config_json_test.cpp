@@ -1,7 +1,6 @@
 // The --config JSON file: happy paths, flags overriding the file, every error class with its message (syntax with
 // line and column, unknown and duplicate keys, wrong types, ranges, size), and hostile input.
 #include <doctest/doctest.h>
-#include <simdjson.h>
 
 #include <cstdint>
 #include <random>
@@ -394,115 +393,6 @@ TEST_CASE("json: syntax errors name line, column and the reason") {
   auto r = gateway_file(nul);
   REQUIRE_FALSE(r.ok());
   CHECK(contains(after_path(r.error, nul), "line 1, column 14: invalid JSON (expected ',' or '}'"));
-}
-
-TEST_CASE("json: locate_json_error finds nothing in valid documents") {
-  for (std::string_view doc :
-       {std::string_view(kGatewayJson), std::string_view(kAgentJson), std::string_view("[]"),
-        std::string_view(" {\"a\": [1, -0, 0.5e-3, 1E+2, true, false, null, \"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"]} "),
-        std::string_view("\"\\ud83d\\ude00 \xF0\x9F\x98\x80\""), std::string_view("18446744073709551615"),
-        std::string_view("-9223372036854775808")}) {
-    CAPTURE(doc);
-    auto where = tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth);
-    CHECK_FALSE_MESSAGE(where.found, where.reason);
-  }
-  std::string deepest(tunnel::detail::kMaxJsonDepth, '[');
-  deepest += std::string(tunnel::detail::kMaxJsonDepth, ']');
-  CHECK_FALSE(tunnel::detail::locate_json_error(deepest, tunnel::detail::kMaxJsonDepth).found);
-}
-
-// The locator runs only after simdjson rejected a document, so it must agree with simdjson on what is valid:
-// otherwise a rejected file would get the vague fallback message, or (worse) a wrong location.
-TEST_CASE("json: the error locator agrees with simdjson on seeded mutations of valid configs") {
-  simdjson::dom::parser parser;
-  REQUIRE(parser.allocate(4096, tunnel::detail::kMaxJsonDepth + 1) == simdjson::SUCCESS);
-  const std::string alphabet = std::string("{}[],:\"\\/ \n\t0123456789-+.eEtrufalsn'x") + '\0' + "\x80\xC3\xA9\xFF";
-  std::mt19937 rng(20240611);
-  int disagreements = 0;
-  int invalid = 0;
-  for (int round = 0; round < 20000; ++round) {
-    std::string doc = round % 2 == 0 ? kGatewayJson : kAgentJson;
-    int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits; ++e) {
-      std::size_t at = rng() % (doc.size() + 1);
-      char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 3) {
-        case 0:
-          if (at < doc.size()) doc[at] = c;
-          break;
-        case 1:
-          doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), c);
-          break;
-        default:
-          if (at < doc.size()) doc.erase(at, 1);
-          break;
-      }
-    }
-    simdjson::padded_string padded(doc);
-    simdjson::dom::element root;
-    bool simdjson_ok = parser.parse(padded).get(root) == simdjson::SUCCESS;
-    auto where = tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth);
-    invalid += simdjson_ok ? 0 : 1;
-    if (simdjson_ok == where.found) {
-      ++disagreements;
-      if (disagreements <= 5) {
-        MESSAGE("disagreement: simdjson ok=" << simdjson_ok << " locator: " << where.reason << " in: " << doc);
-      }
-    }
-    if (where.found) CHECK(where.offset <= doc.size());
-  }
-  CHECK(disagreements == 0);
-  CHECK(invalid > 5000);  // the mutations do exercise the error path
-}
-
-TEST_CASE("json: depth limit agrees with simdjson at the boundary") {
-  simdjson::dom::parser parser;
-  REQUIRE(parser.allocate(4096, tunnel::detail::kMaxJsonDepth + 1) == simdjson::SUCCESS);
-  for (std::size_t depth = tunnel::detail::kMaxJsonDepth - 2; depth <= tunnel::detail::kMaxJsonDepth + 2; ++depth) {
-    for (bool objects : {false, true}) {
-      std::string doc;
-      for (std::size_t i = 0; i < depth; ++i) doc += objects ? "{\"a\":" : "[";
-      doc += "1";
-      for (std::size_t i = 0; i < depth; ++i) doc += objects ? "}" : "]";
-      CAPTURE(depth);
-      CAPTURE(objects);
-      simdjson::padded_string padded(doc);
-      simdjson::dom::element root;
-      bool simdjson_ok = parser.parse(padded).get(root) == simdjson::SUCCESS;
-      CHECK(simdjson_ok == !tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth).found);
-    }
-  }
-}
-
-TEST_CASE("json: numbers at the edge of range agree with simdjson") {
-  simdjson::dom::parser parser;
-  for (const char* number : {"1e-400",
-                             "-1e-400",
-                             "4.9e-324",
-                             "2.4e-324",
-                             "1.7976931348623157e308",
-                             "1.797693134862315807e308",
-                             "1.797693134862315808e308",
-                             "1.7976931348623159e308",
-                             "-1.7976931348623159e308",
-                             "100000000000000000000000000000000000000e300",
-                             "123456789012345678901234.5",
-                             "9223372036854775808",
-                             "18446744073709551615",
-                             "18446744073709551616",
-                             "-9223372036854775808",
-                             "-9223372036854775809",
-                             "-18446744073709551615",
-                             "-0",
-                             "0e0",
-                             "-0.0E-0"}) {
-    std::string doc = std::string("[") + number + "]";
-    CAPTURE(doc);
-    simdjson::padded_string padded(doc);
-    simdjson::dom::element root;
-    bool simdjson_ok = parser.parse(padded).get(root) == simdjson::SUCCESS;
-    CHECK(simdjson_ok == !tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth).found);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "app/options.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "ring/post.hpp"
@@ -37,7 +38,7 @@ AgentConn::~AgentConn() = default;
 
 void AgentConn::connect_now() noexcept {
   if (stopped_ || (state_ != State::kIdle && state_ != State::kBackoff)) return;
-  const tunnel::AgentConfig& config = core_.agent().config;
+  const app::AgentConfig& config = core_.agent().config;
   auto socket = core_.loop().connect(config.gateway.get(), config.gateway.length, config.connect_timeout_ms, this);
   if (!socket) {
     char buf[160];
@@ -73,7 +74,7 @@ void AgentConn::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
   conn_ = tunnel::TunnelConn::start(core_.tunnel_core(), socket, frame::Role::kAgent, core_.agent().tunnel_options,
                                     core_, {}, std::move(tls));
   conn_->app_tag = index_;
-  const tunnel::AgentConfig& config = core_.agent().config;
+  const app::AgentConfig& config = core_.agent().config;
   tunnel::Hello hello;
   hello.agent_id = config.agent_id;
   hello.token = config.token;
@@ -291,12 +292,12 @@ void AgentCore::connection_stopped() {
 
 // ---------------------------------------------------------------- the program
 
-int run_agent(const tunnel::AgentConfig& config) {
+int run_agent(const app::AgentConfig& config) {
   Agent agent;
   agent.config = config;
   // The gateway decides how many streams it opens (its --max-streams); the agent accepts up to the protocol's
   // practical bound so that it is never the tighter limit.
-  agent.tunnel_options = tunnel::tunnel_options(config.common, kAgentMaxStreams);
+  agent.tunnel_options = app::tunnel_options(config.common, kAgentMaxStreams);
   agent.tunnel_options.connect_timeout_ms = config.connect_timeout_ms;
   if (config.common.insecure_plaintext) {
     LOG_WARN("--insecure-plaintext: tunnel traffic is NOT encrypted and the gateway is NOT verified; use it on "
@@ -318,7 +319,7 @@ int run_agent(const tunnel::AgentConfig& config) {
   }
 
   (void)ring::net::raise_fd_limit();
-  ring::Runtime runtime(tunnel::runtime_options(config.common));
+  ring::Runtime runtime(app::runtime_options(config.common));
   agent.runtime = &runtime;
   agent.threads = runtime.thread_count();
   agent.cores.assign(agent.threads, nullptr);

@@ -1,9 +1,9 @@
 // The --help texts of both programs.
 #include <string>
 
-#include "tunnel/config.hpp"
+#include "app/config.hpp"
 
-namespace ringtun::tunnel {
+namespace ringtun::app {
 
 namespace {
 
@@ -140,4 +140,4 @@ std::string_view agent_usage() {
   return text;
 }
 
-}  // namespace ringtun::tunnel
+}  // namespace ringtun::app

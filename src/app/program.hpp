@@ -8,9 +8,9 @@
 #include <string_view>
 
 #include "common/log.hpp"
-#include "tunnel/config.hpp"
+#include "app/config.hpp"
 
-namespace ringtun::tunnel {
+namespace ringtun::app {
 
 template <typename Config>
 int program_main(const char* name, int argc, const char* const* argv,
@@ -34,4 +34,4 @@ int program_main(const char* name, int argc, const char* const* argv,
   return run(parsed->config);
 }
 
-}  // namespace ringtun::tunnel
+}  // namespace ringtun::app

@@ -16,7 +16,7 @@
 #include "common/result.hpp"
 #include "ring/net.hpp"
 
-namespace ringtun::tunnel {
+namespace ringtun::app {
 
 // A token an agent may present, and the public ports it may claim with it (inclusive range).
 struct TokenRule {
@@ -91,4 +91,4 @@ Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_tex
 // Parses "LO-HI" or a single port (the --allow-ports flag).
 Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text);
 
-}  // namespace ringtun::tunnel
+}  // namespace ringtun::app

@@ -9,16 +9,17 @@
 #include <vector>
 
 #include "config_test_support.hpp"
-#include "tunnel/config.hpp"
+#include "app/config.hpp"
+#include "tunnel/handshake.hpp"
 
 using namespace ringtun;
-using namespace ringtun::tunnel;
-using tunnel::test::agent;
-using tunnel::test::agent_exact;
-using tunnel::test::kTestFingerprint;
-using tunnel::test::contains;
-using tunnel::test::gateway;
-using tunnel::test::one_line;
+using namespace ringtun::app;
+using app::test::agent;
+using app::test::agent_exact;
+using app::test::kTestFingerprint;
+using app::test::contains;
+using app::test::gateway;
+using app::test::one_line;
 
 namespace {
 const std::vector<std::string> kGatewayBase = {"--listen", "0.0.0.0:7000", "--token", "s3cret"};
@@ -433,6 +434,17 @@ TEST_CASE("agent: required settings missing") {
   auto twice = agent(plus(kAgentBase, {"--token", "other"}));
   REQUIRE_FALSE(twice.ok());
   CHECK(twice.error == "--token: given more than once");
+}
+
+TEST_CASE("a token the handshake could not carry is refused at start-up, not at connect time") {
+  std::string error;
+  const std::string long_token(tunnel::kMaxTokenLength + 1, 'k');
+  const char* argv[] = {"ringtun-agent", "--gateway", "127.0.0.1:7000", "--token", long_token.c_str(),
+                        "--expose", "tcp:8080=127.0.0.1:80"};
+  auto r = parse_agent_args(7, argv, &error);
+  REQUIRE_FALSE(r);
+  CHECK(error.find("--token: longer than 1024 characters") != std::string::npos);
+  CHECK(error.find(long_token) == std::string::npos);
 }
 
 TEST_CASE("agent: --gateway is numeric with a host and a port") {

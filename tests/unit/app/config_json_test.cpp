@@ -8,16 +8,16 @@
 #include <vector>
 
 #include "config_test_support.hpp"
-#include "tunnel/config.hpp"
-#include "tunnel/config_internal.hpp"
+#include "app/config.hpp"
+#include "app/config_internal.hpp"
 
 using namespace ringtun;
-using namespace ringtun::tunnel;
-using tunnel::test::agent;
-using tunnel::test::contains;
-using tunnel::test::gateway;
-using tunnel::test::one_line;
-using tunnel::test::TempFile;
+using namespace ringtun::app;
+using app::test::agent;
+using app::test::contains;
+using app::test::gateway;
+using app::test::one_line;
+using app::test::TempFile;
 
 namespace {
 
@@ -417,7 +417,7 @@ TEST_CASE("json: unreadable, missing and repeated --config") {
 
 TEST_CASE("json: the 1 MiB cap") {
   const std::string body = R"({"listen": "0.0.0.0:7000", "tokens": [{"token": "a"}]})";
-  std::string exact(tunnel::detail::kMaxConfigFileBytes - body.size(), ' ');
+  std::string exact(app::detail::kMaxConfigFileBytes - body.size(), ' ');
   exact += body;
   REQUIRE(exact.size() == 1u << 20);
   TempFile at_cap(exact);
@@ -447,7 +447,7 @@ TEST_CASE("json: the 1 MiB cap") {
 TEST_CASE("json: many entries just under the cap load in linear time") {
   std::string doc = "{\"listen\": \"0.0.0.0:7000\", \"tokens\": [";
   int count = 0;
-  while (doc.size() < tunnel::detail::kMaxConfigFileBytes - 100) {
+  while (doc.size() < app::detail::kMaxConfigFileBytes - 100) {
     if (count > 0) doc += ',';
     doc += "{\"token\": \"t" + std::to_string(count++) + "\"}";
   }

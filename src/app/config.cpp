@@ -1,6 +1,6 @@
 // Command-line parsing for ringtun-gateway and ringtun-agent, and the value checks the JSON loader shares
 // (config_json.cpp). See config.hpp for the contract and config_internal.hpp for the message scheme.
-#include "tunnel/config.hpp"
+#include "app/config.hpp"
 #include "tunnel/handshake.hpp"
 
 #include <arpa/inet.h>
@@ -14,13 +14,13 @@
 #include <unordered_map>
 
 #include "tls/tls.hpp"
-#include "tunnel/config_internal.hpp"
+#include "app/config_internal.hpp"
 
 #ifndef RINGTUN_VERSION
 #define RINGTUN_VERSION "unknown"
 #endif
 
-namespace ringtun::tunnel {
+namespace ringtun::app {
 namespace detail {
 namespace {
 
@@ -297,9 +297,9 @@ Status check_service_name(std::string_view where, std::string_view name, std::st
 // Secrets are never echoed: messages name the flag or key only.
 Status check_token(std::string_view where, std::string_view secret, std::string* error_text) {
   if (secret.empty()) return report(error_text, Errc::kInvalidArgument, std::string(where) + ": empty");
-  if (secret.size() > kMaxTokenLength) {  // the handshake carries at most this much
+  if (secret.size() > tunnel::kMaxTokenLength) {  // the handshake carries at most this much
     return report(error_text, Errc::kInvalidArgument,
-                  std::string(where) + ": longer than " + std::to_string(kMaxTokenLength) + " characters");
+                  std::string(where) + ": longer than " + std::to_string(tunnel::kMaxTokenLength) + " characters");
   }
   for (char c : secret) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
@@ -736,4 +736,4 @@ Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_tex
   return service;
 }
 
-}  // namespace ringtun::tunnel
+}  // namespace ringtun::app

@@ -14,9 +14,9 @@
 #include <cstring>
 
 #include "common/json_error.hpp"
-#include "tunnel/config_internal.hpp"
+#include "app/config_internal.hpp"
 
-namespace ringtun::tunnel::detail {
+namespace ringtun::app::detail {
 namespace {
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -375,4 +375,4 @@ Status load_agent_file(std::string_view path, AgentConfig* config, std::string* 
   return load_file(path, Program::kAgent, config, error_text);
 }
 
-}  // namespace ringtun::tunnel::detail
+}  // namespace ringtun::app::detail

@@ -1,5 +1,5 @@
 // Private to config*.cpp (and their unit tests): the settings table both the flag parser and the JSON loader
-// read, the value checks they share, and the JSON loader's entry points. Not part of the tunnel module's API.
+// read, the value checks they share, and the JSON loader's entry points. Not part of the app module's API.
 //
 // Every message is built as "<where>: <problem>", where <where> names the source ("--threads" or
 // "config.json: services[1].public_port") and a problem about a value starts with the value, quoted.
@@ -12,9 +12,9 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "tunnel/config.hpp"
+#include "app/config.hpp"
 
-namespace ringtun::tunnel::detail {
+namespace ringtun::app::detail {
 
 inline constexpr std::size_t kMaxConfigFileBytes = 1u << 20;  // 1 MiB: a config is a few hundred bytes
 // Our schema nests three levels (top, "tokens"/"services" array, entry); anything deeper is an error anyway, and
@@ -105,4 +105,4 @@ Unexpected report(std::string* error_text, Errc code, std::string message);
 Status load_gateway_file(std::string_view path, GatewayConfig* config, std::string* error_text);
 Status load_agent_file(std::string_view path, AgentConfig* config, std::string* error_text);
 
-}  // namespace ringtun::tunnel::detail
+}  // namespace ringtun::app::detail

@@ -1,4 +1,5 @@
-// The --config file: reading it (bounded), parsing it with simdjson's DOM API, and storing what it sets.
+// The --config file: reading it (bounded), parsing it with simdjson's DOM API, and storing what it sets through the
+// settings table (the same Fields the flags use, so a value gets the same checks and messages either way).
 //
 // simdjson 3.0.1's DOM parser says what went wrong but not where, so on a syntax error common/json_error's scanner
 // (locate_json_error) walks the text to find the first offending byte and gives line, column and a specific
@@ -10,11 +11,15 @@
 #include <unistd.h>
 
 #include <simdjson.h>
+
 #include <cerrno>
 #include <cstring>
+#include <span>
+#include <vector>
 
+#include "app/settings.hpp"
+#include "common/assert.hpp"
 #include "common/json_error.hpp"
-#include "app/config_internal.hpp"
 
 namespace ringtun::app::detail {
 namespace {
@@ -146,37 +151,46 @@ class Loader {
 
   template <typename Config>
   Status load_top(const simdjson::dom::object& root, Config* config) {
-    bool seen[static_cast<std::size_t>(SettingId::kCount)] = {};
+    const std::span<const Setting> table = settings();
+    std::vector<bool> seen(table.size());
+    const Target target = target_of(config);
     for (auto field : root) {
-      const SettingSpec* spec = find_json_key(program_, field.key);
-      if (spec == nullptr) {
+      const Setting* setting = find_json_key(program_, field.key);
+      if (setting == nullptr) {
         return report(error_text_, Errc::kParse,
                       file_ + ": unknown key " + in_quotes(field.key) + " at the top level" + key_hint(field.key));
       }
-      auto id = static_cast<std::size_t>(spec->id);
-      if (seen[id]) {
+      auto index = static_cast<std::size_t>(setting - table.data());
+      if (seen[index]) {
         return report(error_text_, Errc::kParse,
                       file_ + ": duplicate key " + in_quotes(field.key) + " at the top level");
       }
-      seen[id] = true;
+      seen[index] = true;
       const std::string where = file_ + ": " + std::string(field.key);
-      if (spec->kind == ValueKind::kList) {
-        RINGTUN_TRY(load_list(field.value, where, config));
-        continue;
-      }
-      SettingValue value;
-      if (spec->kind == ValueKind::kInteger) {
-        RINGTUN_TRY(read_integer(field.value, where, spec->min, spec->max, spec->range_text, &value.integer));
-      } else if (spec->kind == ValueKind::kSwitch) {
-        bool on = false;
-        if (field.value.type() != element_type::BOOL || field.value.get_bool().get(on) != simdjson::SUCCESS) {
-          return report(error_text_, Errc::kParse, where + ": expected true or false, got " + describe(field.value));
+      Value value;
+      switch (setting->kind) {
+        case Kind::kTokenList:
+        case Kind::kServiceList:
+          RINGTUN_TRY(load_list(field.value, where, config));
+          continue;
+        case Kind::kInteger:
+          RINGTUN_TRY(read_integer(field.value, where, setting->min, setting->max, range_of(*setting), &value.integer));
+          break;
+        case Kind::kSwitch: {
+          bool on = false;
+          if (field.value.type() != element_type::BOOL || field.value.get_bool().get(on) != simdjson::SUCCESS) {
+            return report(error_text_, Errc::kParse, where + ": expected true or false, got " + describe(field.value));
+          }
+          value.integer = on ? 1 : 0;
+          break;
         }
-        value.integer = on ? 1 : 0;
-      } else {
-        RINGTUN_TRY(read_string(field.value, where, &value.text));
+        case Kind::kText:
+          RINGTUN_TRY(read_string(field.value, where, &value.text));
+          break;
+        default:
+          RINGTUN_CHECK(false, "a flag-only setting has a JSON key");
       }
-      RINGTUN_TRY(apply_setting(config, *spec, value, where, error_text_));
+      RINGTUN_TRY(setting->field.store(target, value, where, error_text_));
     }
     return {};
   }

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/log.hpp"
 #include "app/config.hpp"
+#include "common/log.hpp"
 
 namespace ringtun::app {
 

@@ -9,7 +9,7 @@
 
 #include "config_test_support.hpp"
 #include "app/config.hpp"
-#include "app/config_internal.hpp"
+#include "app/settings.hpp"
 
 using namespace ringtun;
 using namespace ringtun::app;

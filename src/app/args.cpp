@@ -125,15 +125,6 @@ Status check_tls_pairs(const CommonConfig& common, bool verifies, const char* ve
   return {};
 }
 
-// "203.0.113.7" of "203.0.113.7:7000", "::1" of "[::1]:7000": the name the agent expects in the certificate.
-std::string host_part(std::string_view address) {
-  if (!address.empty() && address.front() == '[') {
-    const std::size_t close = address.find(']');
-    return std::string(address.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
-  }
-  return std::string(address.substr(0, address.rfind(':')));
-}
-
 Status finish(GatewayConfig* config, std::string* error_text) {
   if (config->listen_text.empty()) {
     return report(error_text, Errc::kInvalidArgument,
@@ -183,7 +174,7 @@ Status finish(AgentConfig* config, std::string* error_text) {
                   "gateway prints its fingerprint at start-up: --gateway-fingerprint sha256:...), or run both sides "
                   "with --insecure-plaintext on a trusted link");
   }
-  if (config->server_name.empty()) config->server_name = host_part(config->gateway_text);
+  if (config->server_name.empty()) config->server_name = config->gateway_host;
   return check_timing(config->common, error_text);
 }
 

@@ -194,9 +194,116 @@ Status check_local_address(std::string_view where, std::string_view text, ring::
   return check_address(where, text, AddressUse::kConnect, "127.0.0.1:80", out, error_text);
 }
 
-Status check_gateway_address(std::string_view where, std::string_view text, ring::net::Address* out,
-                             std::string* error_text) {
-  return check_address(where, text, AddressUse::kConnect, "203.0.113.7:7000", out, error_text);
+namespace {
+
+// RFC 1123 host name: labels of 1..63 letters, digits and '-' (not first or last), joined by dots, 253 at most.
+Status check_host_name(const std::string& prefix, std::string_view host, std::string* error_text) {
+  for (char c : host) {
+    bool allowed = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      return report(error_text, Errc::kParse,
+                    prefix + ": the host name is not ASCII (write an internationalized name in its xn-- form)");
+    }
+    if (!allowed) {
+      return report(error_text, Errc::kParse,
+                    prefix + ": the host name has a character that is not allowed: " + in_quotes(std::string(1, c)) +
+                        " (a host name has letters, digits, '-' and dots)");
+    }
+  }
+  if (host.size() > kMaxHostNameLength) {
+    return report(error_text, Errc::kInvalidArgument,
+                  prefix + ": the host name is longer than " + std::to_string(kMaxHostNameLength) + " characters");
+  }
+  std::string_view rest = host;
+  for (;;) {
+    std::size_t dot = rest.find('.');
+    std::string_view label = rest.substr(0, dot);
+    if (label.empty()) {
+      return report(error_text, Errc::kParse,
+                    prefix + ": the host name has an empty label (a dot at the start or end, or two in a row)");
+    }
+    if (label.size() > kMaxHostLabelLength) {
+      return report(error_text, Errc::kInvalidArgument,
+                    prefix + ": the host name's label " + in_quotes(label) + " is longer than " +
+                        std::to_string(kMaxHostLabelLength) + " characters");
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return report(error_text, Errc::kParse,
+                    prefix + ": the host name's label " + in_quotes(label) + " starts or ends with '-'");
+    }
+    if (dot == std::string_view::npos) return {};
+    rest.remove_prefix(dot + 1);
+  }
+}
+
+}  // namespace
+
+Status check_gateway_address(std::string_view where, std::string_view text, std::string* host_out,
+                             std::uint16_t* port_out, std::string* error_text) {
+  constexpr std::string_view kExample = " (e.g. 203.0.113.7:7000, gw.example.com:7000 or [2001:db8::7]:7000)";
+  const std::string prefix = std::string(where) + ": " + in_quotes(text);
+  auto no_host = [&] {
+    return report(error_text, Errc::kInvalidArgument,
+                  prefix + " has no host to connect to (e.g. 203.0.113.7:7000 or gw.example.com:7000)");
+  };
+  auto no_port = [&] {
+    return report(error_text, Errc::kParse, prefix + " has no port: expected HOST:PORT" + std::string(kExample));
+  };
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      return report(error_text, Errc::kParse, prefix + " is not an address: '[' without ']' (expected [IPv6]:PORT)");
+    }
+    host = text.substr(1, close - 1);
+    std::string_view after = text.substr(close + 1);
+    if (after.empty()) return no_port();
+    if (after.front() != ':') {
+      return report(error_text, Errc::kParse,
+                    prefix + " is not an address: expected ':' and a port after ']' (e.g. [2001:db8::7]:7000)");
+    }
+    port = after.substr(1);
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, std::string(host).c_str(), &v6) != 1) {
+      return report(error_text, Errc::kParse,
+                    prefix + ": " + in_quotes(host) + " is not an IPv6 address (brackets are for IPv6 addresses only)");
+    }
+    if (IN6_IS_ADDR_UNSPECIFIED(&v6)) return no_host();
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      std::uint64_t number = 0;
+      return parse_decimal(text, &number) ? no_host() : no_port();  // "7000" is a port without a host
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return report(error_text, Errc::kParse,
+                    prefix + " is not an address: IPv6 needs [brackets] (e.g. [2001:db8::7]:7000)");
+    }
+    if (host.empty() || host == "*") return no_host();
+    if (host.find_first_not_of("0123456789.") == std::string_view::npos) {
+      // Digits and dots only: an IPv4 address, or a mistake; never a name (getaddrinfo would read "10.1" as one).
+      in_addr v4{};
+      if (::inet_pton(AF_INET, std::string(host).c_str(), &v4) != 1) {
+        return report(error_text, Errc::kParse, prefix + ": " + in_quotes(host) + " is not an IPv4 address");
+      }
+      if (v4.s_addr == htonl(INADDR_ANY)) return no_host();
+    } else {
+      RINGTUN_TRY(check_host_name(prefix, host, error_text));
+    }
+  }
+  if (port.empty()) return no_port();
+  std::uint64_t number = 0;
+  const bool digits = parse_decimal(port, &number);
+  if (!digits || number < 1 || number > 65535) {
+    return report(error_text, digits ? Errc::kInvalidArgument : Errc::kParse,
+                  prefix + " needs a port 1..65535, not " + in_quotes(port) + std::string(kExample));
+  }
+  *host_out = std::string(host);
+  *port_out = static_cast<std::uint16_t>(number);
+  return {};
 }
 
 std::size_t SeenSet::add(std::string_view key, std::size_t index) {

@@ -61,8 +61,9 @@ struct ServiceConfig {
 
 struct AgentConfig {
   CommonConfig common;
-  ring::net::Address gateway;  // required
-  std::string gateway_text;
+  std::string gateway_host;  // required: a DNS name, localhost, or an IPv4 / IPv6 address (no brackets)
+  std::uint16_t gateway_port = 0;
+  std::string gateway_text;                 // "HOST:PORT" as given, for messages
   std::string token;                        // required
   std::string agent_id;                     // defaults to the host name
   std::vector<ServiceConfig> services;      // at least one

@@ -138,7 +138,8 @@ Status store_listen(const Target& target, const Value& value, std::string_view w
 }
 
 Status store_gateway(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
-  RINGTUN_TRY(check_gateway_address(where, value.text, &member<&AgentConfig::gateway>(target), error_text));
+  RINGTUN_TRY(check_gateway_address(where, value.text, &member<&AgentConfig::gateway_host>(target),
+                                    &member<&AgentConfig::gateway_port>(target), error_text));
   member<&AgentConfig::gateway_text>(target) = std::string(value.text);
   return {};
 }
@@ -173,7 +174,8 @@ constexpr Setting kSettings[] = {
      .kind = Kind::kInteger, .min = 1, .max = kMaxStreamsLimit,
      .field = integer_field<&GatewayConfig::max_streams_per_connection>},
     {.flag = "--gateway", .json_key = "gateway", .programs = kAgent, .section = Section::kTunnel,
-     .placeholder = "HOST:PORT", .help = "the gateway's tunnel address (required); numeric or localhost, not a name",
+     .placeholder = "HOST:PORT",
+     .help = "the gateway's tunnel address (required): a DNS name, an IPv4 or [IPv6] address, or localhost",
      .kind = Kind::kText, .field = {&store_gateway}},
     {.flag = "--token", .json_key = "token", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "SECRET", .help = "the key the gateway expects (required)",

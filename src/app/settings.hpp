@@ -29,7 +29,9 @@ inline constexpr std::size_t kMaxConfigFileBytes = 1u << 20;  // 1 MiB: a config
 // the limit bounds both simdjson's and the error locator's work on hostile files. It counts open objects/arrays;
 // simdjson's max_depth counts one more (the document itself), so its parser is allocated with kMaxJsonDepth + 1.
 inline constexpr std::size_t kMaxJsonDepth = 32;
-inline constexpr std::size_t kMaxNameLength = 64;            // service names and agent ids
+inline constexpr std::size_t kMaxNameLength = 64;       // service names and agent ids
+inline constexpr std::size_t kMaxHostNameLength = 253;  // RFC 1123 host names (DNS: 255 octets on the wire)
+inline constexpr std::size_t kMaxHostLabelLength = 63;
 inline constexpr std::uint32_t kMaxDurationMs = 86'400'000;  // one day: anything longer is a typo
 inline constexpr std::uint32_t kMaxStreamsLimit = 1u << 20;
 inline constexpr unsigned kMaxThreads = 1024;
@@ -139,8 +141,9 @@ Status check_listen_address(std::string_view where, std::string_view text, ring:
 // A local service address: numeric host or localhost, and a port 1..65535.
 Status check_local_address(std::string_view where, std::string_view text, ring::net::Address* out,
                            std::string* error_text);
-// The gateway the agent dials: numeric host or localhost, and a port 1..65535.
-Status check_gateway_address(std::string_view where, std::string_view text, ring::net::Address* out,
+// The gateway the agent dials, "HOST:PORT": HOST is an RFC 1123 host name (localhost included), an IPv4 address or
+// an [IPv6] address, not an unspecified one; PORT is 1..65535. *host gets IPv6 without its brackets.
+Status check_gateway_address(std::string_view where, std::string_view text, std::string* host, std::uint16_t* port,
                              std::string* error_text);
 
 // `text` with control characters, '"' and '\\' escaped, cut at 80 bytes: safe in a one-line message.

@@ -39,7 +39,8 @@ AgentConn::~AgentConn() = default;
 void AgentConn::connect_now() noexcept {
   if (stopped_ || (state_ != State::kIdle && state_ != State::kBackoff)) return;
   const app::AgentConfig& config = core_.agent().config;
-  auto socket = core_.loop().connect(config.gateway.get(), config.gateway.length, config.connect_timeout_ms, this);
+  const ring::net::Address& gateway = core_.agent().gateway;
+  auto socket = core_.loop().connect(gateway.get(), gateway.length, config.connect_timeout_ms, this);
   if (!socket) {
     char buf[160];
     LOG_WARN("connection %u: %s", index_, socket.error().describe(buf, sizeof buf));
@@ -295,6 +296,15 @@ void AgentCore::connection_stopped() {
 int run_agent(const app::AgentConfig& config) {
   Agent agent;
   agent.config = config;
+  // Temporary, until the resolver lands: numeric addresses and localhost only.
+  const std::string& host = config.gateway_host;
+  auto gateway = ring::net::parse_address((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                                          std::to_string(config.gateway_port));
+  if (!gateway) {
+    LOG_ERROR("--gateway %s: DNS names are not resolved yet", host.c_str());
+    return 2;
+  }
+  agent.gateway = *gateway;
   // The gateway decides how many streams it opens (its --max-streams); the agent accepts up to the protocol's
   // practical bound so that it is never the tighter limit.
   agent.tunnel_options = app::tunnel_options(config.common, kAgentMaxStreams);

@@ -29,6 +29,7 @@ class AgentCore;
 
 struct Agent {
   app::AgentConfig config;
+  ring::net::Address gateway;  // numeric --gateway only, until the resolver lands
   tunnel::TunnelOptions tunnel_options;
   unsigned threads = 1;
   std::atomic<std::uint32_t> gateway_cores{1};  // from connection 0's welcome; what hellos report as conn_count

@@ -100,7 +100,8 @@ TEST_CASE("json: a full agent file") {
   REQUIRE_MESSAGE(r.ok(), r.error);
   const AgentConfig& c = r.config();
   CHECK(c.gateway_text == "127.0.0.1:7000");
-  CHECK(c.gateway.port() == 7000);
+  CHECK(c.gateway_host == "127.0.0.1");
+  CHECK(c.gateway_port == 7000);
   CHECK(c.token == "s3cret");
   CHECK(c.agent_id == "edge-1");
   REQUIRE(c.services.size() == 2);
@@ -300,7 +301,9 @@ TEST_CASE("json: agent keys, types and ranges") {
        Errc::kParse},
       {R"({"listen": "0.0.0.0:7000"})", "unknown key \"listen\" at the top level (it is a ringtun-gateway setting)",
        Errc::kParse},
-      {R"({"gateway": "gw.example.com:7000"})", "gateway: \"gw.example.com:7000\" is a host name", Errc::kParse},
+      {R"({"gateway": "gw_1.example.com:7000"})",
+       "gateway: \"gw_1.example.com:7000\": the host name has a character that is not allowed: \"_\"", Errc::kParse},
+      {R"({"gateway": "gw.example.com"})", "gateway: \"gw.example.com\" has no port", Errc::kParse},
       {R"({"gateway": "0.0.0.0:7000"})", "gateway: \"0.0.0.0:7000\" has no host to connect to", Errc::kInvalidArgument},
       {R"({"token": ""})", "token: empty", Errc::kInvalidArgument},
       {R"({"token": ["a"]})", "token: expected a string, got an array", Errc::kParse},

@@ -69,6 +69,7 @@ struct AgentConfig {
   std::vector<ServiceConfig> services;      // at least one
   std::uint32_t reconnect_max_ms = 30'000;  // cap of the exponential back-off
   std::uint32_t connect_timeout_ms = 5'000;
+  std::uint32_t retry_refused_ms = 30'000;  // ask again for services the gateway refused for now
   std::string ca_file;              // verify the gateway against these CAs (and its name)
   std::string gateway_fingerprint;  // or pin its certificate: "sha256:<64 hex>", canonical
   std::string server_name;          // SNI and the name checked with ca_file (default: --gateway's host)

@@ -194,6 +194,10 @@ constexpr Setting kSettings[] = {
     {.flag = "--connect-timeout-ms", .json_key = "connect_timeout_ms", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "N", .help = "give up a connection attempt after this long",
      .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs, .field = integer_field<&AgentConfig::connect_timeout_ms>},
+    {.flag = "--retry-refused-ms", .json_key = "retry_refused_ms", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "N",
+     .help = "ask the gateway again this often for services it refused for now (port taken or unavailable)",
+     .kind = Kind::kInteger, .min = 100, .max = kMaxDurationMs, .field = integer_field<&AgentConfig::retry_refused_ms>},
 
     // ---- TLS
     {.flag = "--gateway-fingerprint", .json_key = "gateway_fingerprint", .programs = kAgent, .section = Section::kTls,

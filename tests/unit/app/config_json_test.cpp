@@ -43,6 +43,7 @@ const char kAgentJson[] = R"({
   ],
   "reconnect_max_ms": 1000,
   "connect_timeout_ms": 200,
+  "retry_refused_ms": 5000,
   "threads": 1,
   "log_level": "error",
   "heartbeat_ms": 100,
@@ -113,6 +114,7 @@ TEST_CASE("json: a full agent file") {
   CHECK(c.services[1].local.family() == AF_INET6);
   CHECK(c.reconnect_max_ms == 1000);
   CHECK(c.connect_timeout_ms == 200);
+  CHECK(c.retry_refused_ms == 5000);
   CHECK(c.common.threads == 1);
   CHECK(c.common.log_level == log::Level::kError);
   CHECK(c.common.heartbeat_ms == 100);
@@ -311,6 +313,8 @@ TEST_CASE("json: agent keys, types and ranges") {
       {R"({"reconnect_max_ms": 0})", "reconnect_max_ms: expected an integer 1..86400000, got 0",
        Errc::kInvalidArgument},
       {R"({"connect_timeout_ms": 1.5})", "connect_timeout_ms: expected an integer 1..86400000", Errc::kParse},
+      {R"({"retry_refused_ms": 99})", "retry_refused_ms: expected an integer 100..86400000, got 99",
+       Errc::kInvalidArgument},
   };
   for (const ContentCase& c : cases) {
     std::string json(c.json);

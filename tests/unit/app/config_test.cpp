@@ -347,6 +347,7 @@ TEST_CASE("agent: the minimal command line gives the documented defaults") {
   CHECK(c.services[0].local.port() == 80);
   CHECK(c.reconnect_max_ms == 30000);
   CHECK(c.connect_timeout_ms == 5000);
+  CHECK(c.retry_refused_ms == 30000);
   CHECK(c.common.threads == 0);
   CHECK(c.common.heartbeat_ms == 5000);
 }
@@ -559,6 +560,29 @@ TEST_CASE("agent: the TLS server name defaults to the host of --gateway, a DNS n
                             "--ca", "/etc/ca.pem", "--server-name", "other.example"});
   REQUIRE_MESSAGE(given.ok(), given.error);
   CHECK(given.config().server_name == "other.example");
+}
+
+TEST_CASE("agent: --retry-refused-ms, from the command line and the file") {
+  auto r = agent(plus(kAgentBase, {"--retry-refused-ms", "100"}));
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(r.config().retry_refused_ms == 100);
+  auto most = agent(plus(kAgentBase, {"--retry-refused-ms=86400000"}));
+  REQUIRE_MESSAGE(most.ok(), most.error);
+  CHECK(most.config().retry_refused_ms == 86400000);
+  auto low = agent(plus(kAgentBase, {"--retry-refused-ms", "99"}));
+  REQUIRE_FALSE(low.ok());
+  CHECK(low.code() == Errc::kInvalidArgument);
+  CHECK(low.error == "--retry-refused-ms: \"99\" is not a number in 100..86400000");
+  test::TempFile file(R"({"retry_refused_ms": 2500})");
+  auto json = agent(plus(kAgentBase, {"--config", file.path(), "--gateway-fingerprint", kTestFingerprint}));
+  REQUIRE_MESSAGE(json.ok(), json.error);
+  CHECK(json.config().retry_refused_ms == 2500);
+  auto gateway_flag = gateway(plus(kGatewayBase, {"--retry-refused-ms", "1000"}));
+  REQUIRE_FALSE(gateway_flag.ok());
+  CHECK(gateway_flag.error == "unknown flag --retry-refused-ms (it is a ringtun-agent flag; see --help)");
+  CHECK(contains(agent_usage(), "--retry-refused-ms N"));
+  CHECK(contains(agent_usage(), "ask the gateway again this often for services it refused for now"));
+  CHECK_FALSE(contains(gateway_usage(), "--retry-refused-ms"));
 }
 
 TEST_CASE("agent: --agent-id is checked like a service name") {

@@ -52,7 +52,7 @@ std::string show_integer(const Target& target) {
   return std::to_string(member<kMember>(target));
 }
 template <auto kMember>
-constexpr Field integer_field{&store_integer<kMember>, &show_integer<kMember>,
+constexpr Field integer_field{Stores::kInteger, &store_integer<kMember>, &show_integer<kMember>,
                               std::numeric_limits<typename MemberOf<decltype(kMember)>::type>::max()};
 
 template <auto kMember>
@@ -61,7 +61,7 @@ Status store_switch(const Target& target, const Value& value, std::string_view, 
   return {};
 }
 template <auto kMember>
-constexpr Field switch_field{&store_switch<kMember>};
+constexpr Field switch_field{Stores::kSwitch, &store_switch<kMember>};
 
 // Checks `text` and writes what to keep (canonical where the setting has a canonical form) to *out.
 using TextCheck = Status (*)(std::string_view where, std::string_view text, std::string* out, std::string* error_text);
@@ -71,7 +71,12 @@ Status store_text(const Target& target, const Value& value, std::string_view whe
 }
 // No show(): no text setting has a default worth printing as a value; default_note describes it.
 template <auto kMember, TextCheck kCheck>
-constexpr Field text_field{&store_text<kMember, kCheck>};
+constexpr Field text_field{Stores::kText, &store_text<kMember, kCheck>};
+
+// A text setting with a store of its own (several members, or not a string).
+constexpr Field custom_text(StoreFn store, ShowFn show = nullptr) {
+  return {Stores::kText, store, show};
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Checks and stores of single settings
@@ -162,13 +167,13 @@ constexpr Setting kSettings[] = {
     // ---- Tunnel
     {.flag = "--listen", .json_key = "listen", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "ADDR:PORT", .help = "address agents connect to (required), e.g. 0.0.0.0:7000 or [::]:7000",
-     .kind = Kind::kText, .field = {&store_listen}},
+     .kind = Kind::kText, .field = custom_text(&store_listen)},
     {.flag = "--token", .json_key = "tokens", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "SECRET", .help = "a key an agent may present; repeat for several keys (at least one)",
      .kind = Kind::kTokenList},
     {.flag = "--allow-ports", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "LO-HI", .help = "public ports the --token just before may claim: LO-HI or PORT",
-     .kind = Kind::kTokenPorts, .field = {nullptr, &show_default_ports}},
+     .kind = Kind::kTokenPorts, .field = {Stores::kNothing, nullptr, &show_default_ports}},
     {.flag = "--max-streams", .json_key = "max_streams", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "N", .help = "concurrent streams per agent connection",
      .kind = Kind::kInteger, .min = 1, .max = kMaxStreamsLimit,
@@ -176,7 +181,7 @@ constexpr Setting kSettings[] = {
     {.flag = "--gateway", .json_key = "gateway", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "HOST:PORT",
      .help = "the gateway's tunnel address (required): a DNS name, an IPv4 or [IPv6] address, or localhost",
-     .kind = Kind::kText, .field = {&store_gateway}},
+     .kind = Kind::kText, .field = custom_text(&store_gateway)},
     {.flag = "--token", .json_key = "token", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "SECRET", .help = "the key the gateway expects (required)",
      .kind = Kind::kText, .field = text_field<&AgentConfig::token, accept_token>},
@@ -242,7 +247,7 @@ constexpr Setting kSettings[] = {
      .default_note = "all CPUs this process may use", .field = integer_field<&CommonConfig::threads>},
     {.flag = "--log-level", .json_key = "log_level", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "LEVEL", .help = kLevelChoices,
-     .kind = Kind::kText, .field = {&store_log_level, &show_log_level}},
+     .kind = Kind::kText, .field = custom_text(&store_log_level, &show_log_level)},
     {.flag = "--heartbeat-ms", .json_key = "heartbeat_ms", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "N", .help = "PING interval on an idle tunnel connection",
      .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs, .field = integer_field<&CommonConfig::heartbeat_ms>},
@@ -286,15 +291,17 @@ constexpr bool check_entry(const Setting& s) {
   bool takes_value = s.kind != Kind::kSwitch && s.kind != Kind::kHelp && s.kind != Kind::kVersion;
   if (takes_value == s.placeholder.empty()) broken_rule("a setting that takes a value names it in --help");
   if (s.kind == Kind::kInteger) {
-    if (s.field.store == nullptr || s.field.show == nullptr) broken_rule("an integer is stored by integer_field<>");
     if (s.min > s.max) broken_rule("min is above max");
     if (s.max > s.field.largest) broken_rule("max does not fit the member");
   } else if (s.min != 0 || s.max != 0 || !s.range_text.empty()) {
     broken_rule("only integer settings have a range");
   }
-  bool scalar = s.kind == Kind::kInteger || s.kind == Kind::kText || s.kind == Kind::kSwitch;
-  if (scalar != (s.field.store != nullptr)) broken_rule("scalar kinds store through their field; no other does");
-  if (scalar) {
+  const Stores expected = s.kind == Kind::kInteger  ? Stores::kInteger
+                          : s.kind == Kind::kSwitch ? Stores::kSwitch
+                          : s.kind == Kind::kText   ? Stores::kText
+                                                    : Stores::kNothing;
+  if (s.field.stores != expected) broken_rule("a scalar stores through its field's kind (integer_field<>, ...)");
+  if (expected != Stores::kNothing) {
     std::string_view name = s.flag.substr(2);
     bool same = name.size() == s.json_key.size();
     for (std::size_t i = 0; same && i < name.size(); ++i) same = s.json_key[i] == (name[i] == '-' ? '_' : name[i]);

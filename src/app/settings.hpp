@@ -46,7 +46,7 @@ enum class Kind : std::uint8_t {
   kInteger,      // decimal digits in [min, max]; a JSON integer
   kText,         // a string, checked by the entry's Field
   kSwitch,       // a flag without a value turns it on; true/false in JSON
-  kConfigFile,   // --config FILE: read before every flag, which all override it. Flag only: a file naming a file
+  kConfigFile,   // --config FILE: read before every flag, which all override it. Flag only (no file names a file)
   kHelp,         // print the help and exit 0. Flag only
   kVersion,      // print the version and exit 0. Flag only
   kTokenList,    // gateway --token, repeatable; JSON "tokens": [{"token": ..., "allow_ports": ...}]
@@ -83,10 +83,16 @@ inline Target target_of(AgentConfig* config) noexcept {
 // the same message after their different <where>) and writes the member(s); errors: kParse (malformed text),
 // kInvalidArgument. show() reads the member back as text, for --help's default; null: the default is described
 // by the entry's default_note instead. Made by the helpers in settings.cpp (integer_field<&AgentConfig::...>, ...).
+using StoreFn = Status (*)(const Target& target, const Value& value, std::string_view where, std::string* error_text);
+using ShowFn = std::string (*)(const Target& target);
+// What store() takes, said once more as data: the compiler checks it against the entry's kind (a function pointer
+// compared with null is not a constant expression in every build; GCC's -fsanitize=undefined keeps the comparison).
+enum class Stores : std::uint8_t { kNothing, kInteger, kSwitch, kText };
 struct Field {
-  Status (*store)(const Target& target, const Value& value, std::string_view where, std::string* error_text) = nullptr;
-  std::string (*show)(const Target& target) = nullptr;
-  std::uint64_t largest = 0;  // kInteger: the largest value the member can hold (the table's max must fit)
+  Stores stores = Stores::kNothing;  // kNothing: store is null
+  StoreFn store = nullptr;
+  ShowFn show = nullptr;
+  std::uint64_t largest = 0;  // Stores::kInteger: the largest value the member can hold (the table's max must fit)
 };
 
 struct Setting {

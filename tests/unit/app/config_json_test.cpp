@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "config_test_support.hpp"
 #include "app/config.hpp"
 #include "app/settings.hpp"
+#include "config_test_support.hpp"
 
 using namespace ringtun;
 using namespace ringtun::app;
@@ -120,6 +120,17 @@ TEST_CASE("json: a full agent file") {
   CHECK(c.common.heartbeat_ms == 100);
   CHECK(c.common.dead_peer_ms == 1000);
   CHECK(c.common.drain_timeout_ms == 5);
+}
+
+TEST_CASE("json: the gateway by DNS name, and the server name it implies") {
+  TempFile file(R"({"gateway": "gw.example.com:7000", "token": "t", "ca": "/etc/ca.pem",
+                    "services": [{"public_port": 80, "local": "127.0.0.1:80"}]})");
+  auto r = agent_file(file);
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(r.config().gateway_host == "gw.example.com");
+  CHECK(r.config().gateway_port == 7000);
+  CHECK(r.config().gateway_text == "gw.example.com:7000");
+  CHECK(r.config().server_name == "gw.example.com");
 }
 
 TEST_CASE("json: a UTF-8 byte-order mark and non-ASCII text are accepted") {

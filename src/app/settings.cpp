@@ -12,8 +12,8 @@ namespace ringtun::app::detail {
 namespace {
 
 // ---------------------------------------------------------------------------------------------------------------
-// Fields: where a setting lives, from a pointer to its member. integer_field<&AgentConfig::reconnect_max_ms> stores
-// a checked integer there and shows it; text_field<&AgentConfig::ca_file, check_path> runs the check, which writes
+// Fields: where a setting lives, from a pointer to its member. integer_field<&AgentConfig::reconnect_max_ms>() stores
+// a checked integer there and shows it; text_field<&AgentConfig::ca_file, check_path>() runs the check, which writes
 // the (possibly canonical) text.
 
 template <typename MemberPointer>
@@ -52,8 +52,10 @@ std::string show_integer(const Target& target) {
   return std::to_string(member<kMember>(target));
 }
 template <auto kMember>
-constexpr Field integer_field{Stores::kInteger, &store_integer<kMember>, &show_integer<kMember>,
-                              std::numeric_limits<typename MemberOf<decltype(kMember)>::type>::max()};
+constexpr Field integer_field() {
+  return {Stores::kInteger, &store_integer<kMember>, &show_integer<kMember>,
+          std::numeric_limits<typename MemberOf<decltype(kMember)>::type>::max()};
+}
 
 template <auto kMember>
 Status store_switch(const Target& target, const Value& value, std::string_view, std::string*) {
@@ -61,7 +63,9 @@ Status store_switch(const Target& target, const Value& value, std::string_view, 
   return {};
 }
 template <auto kMember>
-constexpr Field switch_field{Stores::kSwitch, &store_switch<kMember>};
+constexpr Field switch_field() {
+  return {Stores::kSwitch, &store_switch<kMember>};
+}
 
 // Checks `text` and writes what to keep (canonical where the setting has a canonical form) to *out.
 using TextCheck = Status (*)(std::string_view where, std::string_view text, std::string* out, std::string* error_text);
@@ -71,7 +75,9 @@ Status store_text(const Target& target, const Value& value, std::string_view whe
 }
 // No show(): no text setting has a default worth printing as a value; default_note describes it.
 template <auto kMember, TextCheck kCheck>
-constexpr Field text_field{Stores::kText, &store_text<kMember, kCheck>};
+constexpr Field text_field() {
+  return {Stores::kText, &store_text<kMember, kCheck>};
+}
 
 // A text setting with a store of its own (several members, or not a string).
 constexpr Field custom_text(StoreFn store, ShowFn show = nullptr) {
@@ -177,14 +183,14 @@ constexpr Setting kSettings[] = {
     {.flag = "--max-streams", .json_key = "max_streams", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "N", .help = "concurrent streams per agent connection",
      .kind = Kind::kInteger, .min = 1, .max = kMaxStreamsLimit,
-     .field = integer_field<&GatewayConfig::max_streams_per_connection>},
+     .field = integer_field<&GatewayConfig::max_streams_per_connection>()},
     {.flag = "--gateway", .json_key = "gateway", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "HOST:PORT",
      .help = "the gateway's tunnel address (required): a DNS name, an IPv4 or [IPv6] address, or localhost",
      .kind = Kind::kText, .field = custom_text(&store_gateway)},
     {.flag = "--token", .json_key = "token", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "SECRET", .help = "the key the gateway expects (required)",
-     .kind = Kind::kText, .field = text_field<&AgentConfig::token, accept_token>},
+     .kind = Kind::kText, .field = text_field<&AgentConfig::token, accept_token>()},
     {.flag = "--expose", .json_key = "services", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "tcp:[NAME@]PORT=HOST:PORT",
      .help = "serve public PORT on the gateway from local HOST:PORT (numeric or localhost);\n"
@@ -192,50 +198,53 @@ constexpr Setting kSettings[] = {
      .kind = Kind::kServiceList},
     {.flag = "--agent-id", .json_key = "agent_id", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "ID", .help = "how the gateway names this agent",
-     .kind = Kind::kText, .default_note = "the host name", .field = text_field<&AgentConfig::agent_id, accept_name>},
+     .kind = Kind::kText, .default_note = "the host name", .field = text_field<&AgentConfig::agent_id, accept_name>()},
     {.flag = "--reconnect-max-ms", .json_key = "reconnect_max_ms", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "N", .help = "cap of the reconnect back-off",
-     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs, .field = integer_field<&AgentConfig::reconnect_max_ms>},
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::reconnect_max_ms>()},
     {.flag = "--connect-timeout-ms", .json_key = "connect_timeout_ms", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "N", .help = "give up a connection attempt after this long",
-     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs, .field = integer_field<&AgentConfig::connect_timeout_ms>},
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::connect_timeout_ms>()},
     {.flag = "--retry-refused-ms", .json_key = "retry_refused_ms", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "N",
      .help = "ask the gateway again this often for services it refused for now (port taken or unavailable)",
-     .kind = Kind::kInteger, .min = 100, .max = kMaxDurationMs, .field = integer_field<&AgentConfig::retry_refused_ms>},
+     .kind = Kind::kInteger, .min = 100, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::retry_refused_ms>()},
 
     // ---- TLS
     {.flag = "--gateway-fingerprint", .json_key = "gateway_fingerprint", .programs = kAgent, .section = Section::kTls,
      .placeholder = "FP", .help = "pin the gateway's certificate: sha256:<64 hex> as the gateway logs it",
-     .kind = Kind::kText, .field = text_field<&AgentConfig::gateway_fingerprint, accept_fingerprint>},
+     .kind = Kind::kText, .field = text_field<&AgentConfig::gateway_fingerprint, accept_fingerprint>()},
     {.flag = "--ca", .json_key = "ca", .programs = kAgent, .section = Section::kTls,
      .placeholder = "FILE|system",
      .help = "verify the gateway's certificate chain, dates and name against these CAs\n"
              "(system: the OS trust store, for a publicly signed gateway certificate)",
-     .kind = Kind::kText, .field = text_field<&AgentConfig::ca_file, check_path>},
+     .kind = Kind::kText, .field = text_field<&AgentConfig::ca_file, check_path>()},
     {.flag = "--server-name", .json_key = "server_name", .programs = kAgent, .section = Section::kTls,
      .placeholder = "NAME", .help = "name sent (SNI) and checked with --ca",
      .kind = Kind::kText, .default_note = "the host of --gateway",
-     .field = text_field<&AgentConfig::server_name, accept_server_name>},
+     .field = text_field<&AgentConfig::server_name, accept_server_name>()},
     // One member, two meanings: the gateway's own certificate, or the agent's client certificate.
     {.flag = "--cert", .json_key = "cert", .programs = kGateway, .section = Section::kTls,
      .placeholder = "FILE", .help = "PEM certificate (chain) agents verify; with --key",
-     .kind = Kind::kText, .field = text_field<&CommonConfig::cert_file, check_path>},
+     .kind = Kind::kText, .field = text_field<&CommonConfig::cert_file, check_path>()},
     {.flag = "--cert", .json_key = "cert", .programs = kAgent, .section = Section::kTls,
      .placeholder = "FILE", .help = "client certificate (PEM) for gateways that require one; with --key",
-     .kind = Kind::kText, .field = text_field<&CommonConfig::cert_file, check_path>},
+     .kind = Kind::kText, .field = text_field<&CommonConfig::cert_file, check_path>()},
     {.flag = "--key", .json_key = "key", .programs = kBoth, .section = Section::kTls,
      .placeholder = "FILE", .help = "PEM private key of --cert",
-     .kind = Kind::kText, .field = text_field<&CommonConfig::key_file, check_path>},
+     .kind = Kind::kText, .field = text_field<&CommonConfig::key_file, check_path>()},
     {.flag = "--state-dir", .json_key = "state_dir", .programs = kGateway, .section = Section::kTls,
      .placeholder = "DIR",
      .help = "without --cert: where a self-signed pair is generated on the first run and kept;\n"
              "its fingerprint is logged for agents' --gateway-fingerprint",
      .kind = Kind::kText, .default_note = "$STATE_DIRECTORY, /var/lib/ringtun as root, else ~/.local/state/ringtun",
-     .field = text_field<&GatewayConfig::state_dir, check_path>},
+     .field = text_field<&GatewayConfig::state_dir, check_path>()},
     {.flag = "--client-ca", .json_key = "client_ca", .programs = kGateway, .section = Section::kTls,
      .placeholder = "FILE", .help = "require agents to present a client certificate signed by these CAs (mTLS)",
-     .kind = Kind::kText, .field = text_field<&GatewayConfig::client_ca_file, check_path>},
+     .kind = Kind::kText, .field = text_field<&GatewayConfig::client_ca_file, check_path>()},
 
     // ---- Common
     {.flag = "--config", .programs = kBoth, .section = Section::kCommon,
@@ -244,22 +253,26 @@ constexpr Setting kSettings[] = {
     {.flag = "--threads", .json_key = "threads", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "N", .help = "worker threads, one per core",
      .kind = Kind::kInteger, .min = 0, .max = kMaxThreads, .range_text = "1..1024 (or 0 for all CPUs)",
-     .default_note = "all CPUs this process may use", .field = integer_field<&CommonConfig::threads>},
+     .default_note = "all CPUs this process may use",
+     .field = integer_field<&CommonConfig::threads>()},
     {.flag = "--log-level", .json_key = "log_level", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "LEVEL", .help = kLevelChoices,
      .kind = Kind::kText, .field = custom_text(&store_log_level, &show_log_level)},
     {.flag = "--heartbeat-ms", .json_key = "heartbeat_ms", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "N", .help = "PING interval on an idle tunnel connection",
-     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs, .field = integer_field<&CommonConfig::heartbeat_ms>},
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&CommonConfig::heartbeat_ms>()},
     {.flag = "--dead-peer-ms", .json_key = "dead_peer_ms", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "N", .help = "no bytes for this long: the peer is gone; above --heartbeat-ms",
-     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs, .field = integer_field<&CommonConfig::dead_peer_ms>},
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&CommonConfig::dead_peer_ms>()},
     {.flag = "--drain-timeout-ms", .json_key = "drain_timeout_ms", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "N", .help = "on SIGTERM, how long open streams may finish",
-     .kind = Kind::kInteger, .min = 0, .max = kMaxDurationMs, .field = integer_field<&CommonConfig::drain_timeout_ms>},
+     .kind = Kind::kInteger, .min = 0, .max = kMaxDurationMs,
+     .field = integer_field<&CommonConfig::drain_timeout_ms>()},
     {.flag = "--insecure-plaintext", .json_key = "insecure_plaintext", .programs = kBoth, .section = Section::kCommon,
      .help = "no TLS: for benchmarks and trusted links only; both sides must agree (logged as a warning)",
-     .kind = Kind::kSwitch, .field = switch_field<&CommonConfig::insecure_plaintext>},
+     .kind = Kind::kSwitch, .field = switch_field<&CommonConfig::insecure_plaintext>()},
     {.flag = "--help", .programs = kBoth, .section = Section::kCommon,
      .help = "print this help and exit", .kind = Kind::kHelp, .short_flag = "-h"},
     {.flag = "--version", .programs = kBoth, .section = Section::kCommon,
@@ -311,7 +324,7 @@ constexpr bool check_entry(const Setting& s) {
 }
 
 constexpr bool check_table() {
-  constexpr std::size_t n = std::size(kSettings);
+  const std::size_t n = std::size(kSettings);
   for (std::size_t i = 0; i < n; ++i) {
     const Setting& a = kSettings[i];
     check_entry(a);

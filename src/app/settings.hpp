@@ -82,7 +82,7 @@ inline Target target_of(AgentConfig* config) noexcept {
 // Where an entry's value lives. store() checks a value (a kText value is parsed here, so a flag and the file give
 // the same message after their different <where>) and writes the member(s); errors: kParse (malformed text),
 // kInvalidArgument. show() reads the member back as text, for --help's default; null: the default is described
-// by the entry's default_note instead. Made by the helpers in settings.cpp (integer_field<&AgentConfig::...>, ...).
+// by the entry's default_note instead. Made by the helpers in settings.cpp (integer_field<&AgentConfig::...>(), ...).
 using StoreFn = Status (*)(const Target& target, const Value& value, std::string_view where, std::string* error_text);
 using ShowFn = std::string (*)(const Target& target);
 // What store() takes, said once more as data: the compiler checks it against the entry's kind (a function pointer

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "app/options.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "ring/post.hpp"
@@ -37,8 +38,9 @@ AgentConn::~AgentConn() = default;
 
 void AgentConn::connect_now() noexcept {
   if (stopped_ || (state_ != State::kIdle && state_ != State::kBackoff)) return;
-  const tunnel::AgentConfig& config = core_.agent().config;
-  auto socket = core_.loop().connect(config.gateway.get(), config.gateway.length, config.connect_timeout_ms, this);
+  const app::AgentConfig& config = core_.agent().config;
+  const ring::net::Address& gateway = core_.agent().gateway;
+  auto socket = core_.loop().connect(gateway.get(), gateway.length, config.connect_timeout_ms, this);
   if (!socket) {
     char buf[160];
     LOG_WARN("connection %u: %s", index_, socket.error().describe(buf, sizeof buf));
@@ -73,7 +75,7 @@ void AgentConn::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
   conn_ = tunnel::TunnelConn::start(core_.tunnel_core(), socket, frame::Role::kAgent, core_.agent().tunnel_options,
                                     core_, {}, std::move(tls));
   conn_->app_tag = index_;
-  const tunnel::AgentConfig& config = core_.agent().config;
+  const app::AgentConfig& config = core_.agent().config;
   tunnel::Hello hello;
   hello.agent_id = config.agent_id;
   hello.token = config.token;
@@ -290,12 +292,21 @@ void AgentCore::connection_stopped() {
 
 // ---------------------------------------------------------------- the program
 
-int run_agent(const tunnel::AgentConfig& config) {
+int run_agent(const app::AgentConfig& config) {
   Agent agent;
   agent.config = config;
+  // Temporary, until the resolver lands: numeric addresses and localhost only.
+  const std::string& host = config.gateway_host;
+  auto gateway = ring::net::parse_address((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                                          std::to_string(config.gateway_port));
+  if (!gateway) {
+    LOG_ERROR("--gateway %s: DNS names are not resolved yet", host.c_str());
+    return 2;
+  }
+  agent.gateway = *gateway;
   // The gateway decides how many streams it opens (its --max-streams); the agent accepts up to the protocol's
   // practical bound so that it is never the tighter limit.
-  agent.tunnel_options = tunnel::tunnel_options(config.common, kAgentMaxStreams);
+  agent.tunnel_options = app::tunnel_options(config.common, kAgentMaxStreams);
   agent.tunnel_options.connect_timeout_ms = config.connect_timeout_ms;
   if (config.common.insecure_plaintext) {
     LOG_WARN("--insecure-plaintext: tunnel traffic is NOT encrypted and the gateway is NOT verified; use it on "
@@ -317,7 +328,7 @@ int run_agent(const tunnel::AgentConfig& config) {
   }
 
   (void)ring::net::raise_fd_limit();
-  ring::Runtime runtime(tunnel::runtime_options(config.common));
+  ring::Runtime runtime(app::runtime_options(config.common));
   agent.runtime = &runtime;
   agent.threads = runtime.thread_count();
   agent.cores.assign(agent.threads, nullptr);

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "app/config.hpp"
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
 #include "tls/tls.hpp"
-#include "tunnel/config.hpp"
 #include "tunnel/handshake.hpp"
 #include "tunnel/tunnel_conn.hpp"
 
@@ -28,7 +28,8 @@ namespace ringtun::agent {
 class AgentCore;
 
 struct Agent {
-  tunnel::AgentConfig config;
+  app::AgentConfig config;
+  ring::net::Address gateway;  // numeric --gateway only, until the resolver lands
   tunnel::TunnelOptions tunnel_options;
   unsigned threads = 1;
   std::atomic<std::uint32_t> gateway_cores{1};  // from connection 0's welcome; what hellos report as conn_count
@@ -38,7 +39,7 @@ struct Agent {
 };
 
 // Runs the agent until SIGINT/SIGTERM or a fatal refusal; returns the exit code.
-int run_agent(const tunnel::AgentConfig& config);
+int run_agent(const app::AgentConfig& config);
 
 // One tunnel connection slot (index i of N): connecting, handshaking, ready, or waiting to retry.
 class AgentConn final : public ring::SocketHandler {

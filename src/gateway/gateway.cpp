@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "app/options.hpp"
 #include "common/log.hpp"
 #include "gateway/handshake_reader.hpp"
 #include "ring/post.hpp"
@@ -286,9 +287,9 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
   handle_hello(conn, std::move(message->hello));
 }
 
-const tunnel::TokenRule* GatewayCore::find_token(const std::string& token) const noexcept {
-  const tunnel::TokenRule* match = nullptr;
-  for (const tunnel::TokenRule& rule : gateway_.config.tokens) {  // every rule, so timing does not tell which
+const app::TokenRule* GatewayCore::find_token(const std::string& token) const noexcept {
+  const app::TokenRule* match = nullptr;
+  for (const app::TokenRule& rule : gateway_.config.tokens) {  // every rule, so timing does not tell which
     if (constant_time_equal(rule.secret, token) && match == nullptr) match = &rule;
   }
   return match;
@@ -305,7 +306,7 @@ void GatewayCore::handle_hello(tunnel::TunnelConn& conn, tunnel::Hello&& hello) 
                std::to_string(gateway_.core_count) + " cores");
     return;
   }
-  const tunnel::TokenRule* rule = find_token(hello.token);
+  const app::TokenRule* rule = find_token(hello.token);
   if (rule == nullptr) {
     LOG_WARN("agent '%s' at %s: token refused", hello.agent_id.c_str(), conn.peer().to_string().c_str());
     refuse(conn, tunnel::RefusalCode::kBadToken, "token refused by the gateway");
@@ -514,10 +515,10 @@ void GatewayCore::unbind_port(UnbindPort& message) {
 
 // ---------------------------------------------------------------- the program
 
-int run_gateway(const tunnel::GatewayConfig& config) {
+int run_gateway(const app::GatewayConfig& config) {
   Gateway gateway;
   gateway.config = config;
-  gateway.tunnel_options = tunnel::tunnel_options(config.common, config.max_streams_per_connection);
+  gateway.tunnel_options = app::tunnel_options(config.common, config.max_streams_per_connection);
   gateway.public_bind = config.listen;
   gateway.public_bind.set_port(0);
   auto tls = make_gateway_tls(config);
@@ -525,7 +526,7 @@ int run_gateway(const tunnel::GatewayConfig& config) {
   gateway.tls.store(std::move(*tls));
 
   (void)ring::net::raise_fd_limit();
-  ring::RuntimeOptions runtime_options = tunnel::runtime_options(config.common);
+  ring::RuntimeOptions runtime_options = app::runtime_options(config.common);
   runtime_options.on_reload = [&gateway] { reload_gateway_tls(gateway); };
   ring::Runtime runtime(runtime_options);
   gateway.runtime = &runtime;

@@ -20,10 +20,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "app/config.hpp"
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
 #include "tls/tls.hpp"
-#include "tunnel/config.hpp"
 #include "tunnel/handshake.hpp"
 #include "tunnel/tunnel_conn.hpp"
 
@@ -34,7 +34,7 @@ class GatewayCore;
 // Shared, read-only once the runtime runs (except `cores`, filled in by each core's own init before any message, and
 // `tls`, which a reload swaps whole).
 struct Gateway {
-  tunnel::GatewayConfig config;
+  app::GatewayConfig config;
   tunnel::TunnelOptions tunnel_options;
   ring::net::Address public_bind;         // host part of --listen: public ports bind the same address
   std::vector<int> tunnel_listener_fds;   // one per core
@@ -48,14 +48,14 @@ struct Gateway {
 };
 
 // The gateway's TLS context (null with --insecure-plaintext); logs the certificate's fingerprint. Errors are logged.
-Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const tunnel::GatewayConfig& config);
+Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const app::GatewayConfig& config);
 
 // SIGHUP: reads --cert/--key (or the state directory's pair) and --client-ca again and swaps the context for new
 // tunnel connections; on any error logs it and keeps serving the previous one.
 void reload_gateway_tls(Gateway& gateway);
 
 // Runs the gateway until SIGINT/SIGTERM (SIGHUP reloads the TLS certificate); returns the exit code.
-int run_gateway(const tunnel::GatewayConfig& config);
+int run_gateway(const app::GatewayConfig& config);
 
 class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvents {
  public:
@@ -109,7 +109,7 @@ class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvent
   void handle_hello(tunnel::TunnelConn& conn, tunnel::Hello&& hello);
   void refuse(tunnel::TunnelConn& conn, tunnel::RefusalCode code, const std::string& message);
   void welcome(tunnel::TunnelConn& conn, const tunnel::Hello& hello);
-  const tunnel::TokenRule* find_token(const std::string& token) const noexcept;
+  const app::TokenRule* find_token(const std::string& token) const noexcept;
   void route_public(PublicPort& port, int fd);
   void open_public_stream(tunnel::TunnelConn& conn, std::uint16_t port, const std::string& service, int fd);
   void release_parked(const std::string& agent_id, tunnel::TunnelConn& conn);

@@ -46,7 +46,7 @@ bool exists(const std::string& path) {
 
 }  // namespace
 
-Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const tunnel::GatewayConfig& config) {
+Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const app::GatewayConfig& config) {
   if (config.common.insecure_plaintext) {
     LOG_WARN("--insecure-plaintext: tunnel traffic is NOT encrypted and agents cannot authenticate this gateway; "
              "use it on trusted links and for benchmarks only");

@@ -1,9 +1,9 @@
 // ringtun-gateway: flags/config -> run_gateway().
 #include "gateway/gateway.hpp"
-#include "tunnel/program.hpp"
+#include "app/program.hpp"
 
 int main(int argc, char** argv) {
-  return ringtun::tunnel::program_main<ringtun::tunnel::GatewayConfig>(
-      "ringtun-gateway", argc, argv, ringtun::tunnel::parse_gateway_args, ringtun::tunnel::gateway_usage,
+  return ringtun::app::program_main<ringtun::app::GatewayConfig>(
+      "ringtun-gateway", argc, argv, ringtun::app::parse_gateway_args, ringtun::app::gateway_usage,
       ringtun::gateway::run_gateway);
 }

@@ -29,7 +29,6 @@
 #include "frame/session.hpp"
 #include "ring/loop.hpp"
 #include "ring/net.hpp"
-#include "ring/runtime.hpp"
 #include "ring/timer_wheel.hpp"
 #include "tls/tls.hpp"
 #include "tunnel/byte_queue.hpp"
@@ -50,12 +49,6 @@ struct TunnelOptions {
   // on one stream, 1 MiB ~0.70x (fewer, larger sends), 2 MiB no better. Idle connections give it back (trim()).
   std::uint32_t tls_send_budget = 1024 * 1024;
 };
-
-// The runtime and tunnel settings both programs derive from their shared configuration: one loop per core with
-// a receive pool for tunnel sockets and one for edge sockets, and the heartbeat / stream limits.
-struct CommonConfig;
-ring::RuntimeOptions runtime_options(const CommonConfig& config);
-TunnelOptions tunnel_options(const CommonConfig& config, std::uint32_t max_streams);
 
 // Per-core counters, readable by whoever owns the core (metrics, tests).
 struct TunnelStats {

@@ -2,7 +2,6 @@
 
 #include <string>
 
-#include "tunnel/config.hpp"
 #include "tunnel/handshake.hpp"
 
 using namespace ringtun;
@@ -94,15 +93,4 @@ TEST_CASE("a refusal message never echoes a secret it was not given") {
                  &error);
   REQUIRE_FALSE(r);
   CHECK(error.find("super-secret") == std::string::npos);
-}
-
-TEST_CASE("a token the handshake could not carry is refused at start-up, not at connect time") {
-  std::string error;
-  const std::string long_token(kMaxTokenLength + 1, 'k');
-  const char* argv[] = {"ringtun-agent", "--gateway", "127.0.0.1:7000", "--token", long_token.c_str(),
-                        "--expose", "tcp:8080=127.0.0.1:80"};
-  auto r = parse_agent_args(7, argv, &error);
-  REQUIRE_FALSE(r);
-  CHECK(error.find("--token: longer than 1024 characters") != std::string::npos);
-  CHECK(error.find(long_token) == std::string::npos);
 }

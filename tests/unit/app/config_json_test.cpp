@@ -1,24 +1,23 @@
 // The --config JSON file: happy paths, flags overriding the file, every error class with its message (syntax with
 // line and column, unknown and duplicate keys, wrong types, ranges, size), and hostile input.
 #include <doctest/doctest.h>
-#include <simdjson.h>
 
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "app/config.hpp"
+#include "app/settings.hpp"
 #include "config_test_support.hpp"
-#include "tunnel/config.hpp"
-#include "tunnel/config_internal.hpp"
 
 using namespace ringtun;
-using namespace ringtun::tunnel;
-using tunnel::test::agent;
-using tunnel::test::contains;
-using tunnel::test::gateway;
-using tunnel::test::one_line;
-using tunnel::test::TempFile;
+using namespace ringtun::app;
+using app::test::agent;
+using app::test::contains;
+using app::test::gateway;
+using app::test::one_line;
+using app::test::TempFile;
 
 namespace {
 
@@ -44,6 +43,7 @@ const char kAgentJson[] = R"({
   ],
   "reconnect_max_ms": 1000,
   "connect_timeout_ms": 200,
+  "retry_refused_ms": 5000,
   "threads": 1,
   "log_level": "error",
   "heartbeat_ms": 100,
@@ -101,7 +101,8 @@ TEST_CASE("json: a full agent file") {
   REQUIRE_MESSAGE(r.ok(), r.error);
   const AgentConfig& c = r.config();
   CHECK(c.gateway_text == "127.0.0.1:7000");
-  CHECK(c.gateway.port() == 7000);
+  CHECK(c.gateway_host == "127.0.0.1");
+  CHECK(c.gateway_port == 7000);
   CHECK(c.token == "s3cret");
   CHECK(c.agent_id == "edge-1");
   REQUIRE(c.services.size() == 2);
@@ -113,11 +114,23 @@ TEST_CASE("json: a full agent file") {
   CHECK(c.services[1].local.family() == AF_INET6);
   CHECK(c.reconnect_max_ms == 1000);
   CHECK(c.connect_timeout_ms == 200);
+  CHECK(c.retry_refused_ms == 5000);
   CHECK(c.common.threads == 1);
   CHECK(c.common.log_level == log::Level::kError);
   CHECK(c.common.heartbeat_ms == 100);
   CHECK(c.common.dead_peer_ms == 1000);
   CHECK(c.common.drain_timeout_ms == 5);
+}
+
+TEST_CASE("json: the gateway by DNS name, and the server name it implies") {
+  TempFile file(R"({"gateway": "gw.example.com:7000", "token": "t", "ca": "/etc/ca.pem",
+                    "services": [{"public_port": 80, "local": "127.0.0.1:80"}]})");
+  auto r = agent_file(file);
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(r.config().gateway_host == "gw.example.com");
+  CHECK(r.config().gateway_port == 7000);
+  CHECK(r.config().gateway_text == "gw.example.com:7000");
+  CHECK(r.config().server_name == "gw.example.com");
 }
 
 TEST_CASE("json: a UTF-8 byte-order mark and non-ASCII text are accepted") {
@@ -301,7 +314,9 @@ TEST_CASE("json: agent keys, types and ranges") {
        Errc::kParse},
       {R"({"listen": "0.0.0.0:7000"})", "unknown key \"listen\" at the top level (it is a ringtun-gateway setting)",
        Errc::kParse},
-      {R"({"gateway": "gw.example.com:7000"})", "gateway: \"gw.example.com:7000\" is a host name", Errc::kParse},
+      {R"({"gateway": "gw_1.example.com:7000"})",
+       "gateway: \"gw_1.example.com:7000\": the host name has a character that is not allowed: \"_\"", Errc::kParse},
+      {R"({"gateway": "gw.example.com"})", "gateway: \"gw.example.com\" has no port", Errc::kParse},
       {R"({"gateway": "0.0.0.0:7000"})", "gateway: \"0.0.0.0:7000\" has no host to connect to", Errc::kInvalidArgument},
       {R"({"token": ""})", "token: empty", Errc::kInvalidArgument},
       {R"({"token": ["a"]})", "token: expected a string, got an array", Errc::kParse},
@@ -309,6 +324,8 @@ TEST_CASE("json: agent keys, types and ranges") {
       {R"({"reconnect_max_ms": 0})", "reconnect_max_ms: expected an integer 1..86400000, got 0",
        Errc::kInvalidArgument},
       {R"({"connect_timeout_ms": 1.5})", "connect_timeout_ms: expected an integer 1..86400000", Errc::kParse},
+      {R"({"retry_refused_ms": 99})", "retry_refused_ms: expected an integer 100..86400000, got 99",
+       Errc::kInvalidArgument},
   };
   for (const ContentCase& c : cases) {
     std::string json(c.json);
@@ -396,115 +413,6 @@ TEST_CASE("json: syntax errors name line, column and the reason") {
   CHECK(contains(after_path(r.error, nul), "line 1, column 14: invalid JSON (expected ',' or '}'"));
 }
 
-TEST_CASE("json: locate_json_error finds nothing in valid documents") {
-  for (std::string_view doc :
-       {std::string_view(kGatewayJson), std::string_view(kAgentJson), std::string_view("[]"),
-        std::string_view(" {\"a\": [1, -0, 0.5e-3, 1E+2, true, false, null, \"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"]} "),
-        std::string_view("\"\\ud83d\\ude00 \xF0\x9F\x98\x80\""), std::string_view("18446744073709551615"),
-        std::string_view("-9223372036854775808")}) {
-    CAPTURE(doc);
-    auto where = tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth);
-    CHECK_FALSE_MESSAGE(where.found, where.reason);
-  }
-  std::string deepest(tunnel::detail::kMaxJsonDepth, '[');
-  deepest += std::string(tunnel::detail::kMaxJsonDepth, ']');
-  CHECK_FALSE(tunnel::detail::locate_json_error(deepest, tunnel::detail::kMaxJsonDepth).found);
-}
-
-// The locator runs only after simdjson rejected a document, so it must agree with simdjson on what is valid:
-// otherwise a rejected file would get the vague fallback message, or (worse) a wrong location.
-TEST_CASE("json: the error locator agrees with simdjson on seeded mutations of valid configs") {
-  simdjson::dom::parser parser;
-  REQUIRE(parser.allocate(4096, tunnel::detail::kMaxJsonDepth + 1) == simdjson::SUCCESS);
-  const std::string alphabet = std::string("{}[],:\"\\/ \n\t0123456789-+.eEtrufalsn'x") + '\0' + "\x80\xC3\xA9\xFF";
-  std::mt19937 rng(20240611);
-  int disagreements = 0;
-  int invalid = 0;
-  for (int round = 0; round < 20000; ++round) {
-    std::string doc = round % 2 == 0 ? kGatewayJson : kAgentJson;
-    int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits; ++e) {
-      std::size_t at = rng() % (doc.size() + 1);
-      char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 3) {
-        case 0:
-          if (at < doc.size()) doc[at] = c;
-          break;
-        case 1:
-          doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), c);
-          break;
-        default:
-          if (at < doc.size()) doc.erase(at, 1);
-          break;
-      }
-    }
-    simdjson::padded_string padded(doc);
-    simdjson::dom::element root;
-    bool simdjson_ok = parser.parse(padded).get(root) == simdjson::SUCCESS;
-    auto where = tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth);
-    invalid += simdjson_ok ? 0 : 1;
-    if (simdjson_ok == where.found) {
-      ++disagreements;
-      if (disagreements <= 5) {
-        MESSAGE("disagreement: simdjson ok=" << simdjson_ok << " locator: " << where.reason << " in: " << doc);
-      }
-    }
-    if (where.found) CHECK(where.offset <= doc.size());
-  }
-  CHECK(disagreements == 0);
-  CHECK(invalid > 5000);  // the mutations do exercise the error path
-}
-
-TEST_CASE("json: depth limit agrees with simdjson at the boundary") {
-  simdjson::dom::parser parser;
-  REQUIRE(parser.allocate(4096, tunnel::detail::kMaxJsonDepth + 1) == simdjson::SUCCESS);
-  for (std::size_t depth = tunnel::detail::kMaxJsonDepth - 2; depth <= tunnel::detail::kMaxJsonDepth + 2; ++depth) {
-    for (bool objects : {false, true}) {
-      std::string doc;
-      for (std::size_t i = 0; i < depth; ++i) doc += objects ? "{\"a\":" : "[";
-      doc += "1";
-      for (std::size_t i = 0; i < depth; ++i) doc += objects ? "}" : "]";
-      CAPTURE(depth);
-      CAPTURE(objects);
-      simdjson::padded_string padded(doc);
-      simdjson::dom::element root;
-      bool simdjson_ok = parser.parse(padded).get(root) == simdjson::SUCCESS;
-      CHECK(simdjson_ok == !tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth).found);
-    }
-  }
-}
-
-TEST_CASE("json: numbers at the edge of range agree with simdjson") {
-  simdjson::dom::parser parser;
-  for (const char* number : {"1e-400",
-                             "-1e-400",
-                             "4.9e-324",
-                             "2.4e-324",
-                             "1.7976931348623157e308",
-                             "1.797693134862315807e308",
-                             "1.797693134862315808e308",
-                             "1.7976931348623159e308",
-                             "-1.7976931348623159e308",
-                             "100000000000000000000000000000000000000e300",
-                             "123456789012345678901234.5",
-                             "9223372036854775808",
-                             "18446744073709551615",
-                             "18446744073709551616",
-                             "-9223372036854775808",
-                             "-9223372036854775809",
-                             "-18446744073709551615",
-                             "-0",
-                             "0e0",
-                             "-0.0E-0"}) {
-    std::string doc = std::string("[") + number + "]";
-    CAPTURE(doc);
-    simdjson::padded_string padded(doc);
-    simdjson::dom::element root;
-    bool simdjson_ok = parser.parse(padded).get(root) == simdjson::SUCCESS;
-    CHECK(simdjson_ok == !tunnel::detail::locate_json_error(doc, tunnel::detail::kMaxJsonDepth).found);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // The file itself, and hostile input
 
@@ -527,7 +435,7 @@ TEST_CASE("json: unreadable, missing and repeated --config") {
 
 TEST_CASE("json: the 1 MiB cap") {
   const std::string body = R"({"listen": "0.0.0.0:7000", "tokens": [{"token": "a"}]})";
-  std::string exact(tunnel::detail::kMaxConfigFileBytes - body.size(), ' ');
+  std::string exact(app::detail::kMaxConfigFileBytes - body.size(), ' ');
   exact += body;
   REQUIRE(exact.size() == 1u << 20);
   TempFile at_cap(exact);
@@ -557,7 +465,7 @@ TEST_CASE("json: the 1 MiB cap") {
 TEST_CASE("json: many entries just under the cap load in linear time") {
   std::string doc = "{\"listen\": \"0.0.0.0:7000\", \"tokens\": [";
   int count = 0;
-  while (doc.size() < tunnel::detail::kMaxConfigFileBytes - 100) {
+  while (doc.size() < app::detail::kMaxConfigFileBytes - 100) {
     if (count > 0) doc += ',';
     doc += "{\"token\": \"t" + std::to_string(count++) + "\"}";
   }

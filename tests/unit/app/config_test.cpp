@@ -9,16 +9,17 @@
 #include <vector>
 
 #include "config_test_support.hpp"
-#include "tunnel/config.hpp"
+#include "app/config.hpp"
+#include "tunnel/handshake.hpp"
 
 using namespace ringtun;
-using namespace ringtun::tunnel;
-using tunnel::test::agent;
-using tunnel::test::agent_exact;
-using tunnel::test::kTestFingerprint;
-using tunnel::test::contains;
-using tunnel::test::gateway;
-using tunnel::test::one_line;
+using namespace ringtun::app;
+using app::test::agent;
+using app::test::agent_exact;
+using app::test::kTestFingerprint;
+using app::test::contains;
+using app::test::gateway;
+using app::test::one_line;
 
 namespace {
 const std::vector<std::string> kGatewayBase = {"--listen", "0.0.0.0:7000", "--token", "s3cret"};
@@ -334,8 +335,8 @@ TEST_CASE("agent: the minimal command line gives the documented defaults") {
   auto r = agent(kAgentBase);
   REQUIRE_MESSAGE(r.ok(), r.error);
   const AgentConfig& c = r.config();
-  CHECK(c.gateway.port() == 7000);
-  CHECK(c.gateway.is_loopback());
+  CHECK(c.gateway_host == "127.0.0.1");
+  CHECK(c.gateway_port == 7000);
   CHECK(c.gateway_text == "127.0.0.1:7000");
   CHECK(c.token == "s3cret");
   CHECK(c.agent_id == host_name());
@@ -346,6 +347,7 @@ TEST_CASE("agent: the minimal command line gives the documented defaults") {
   CHECK(c.services[0].local.port() == 80);
   CHECK(c.reconnect_max_ms == 30000);
   CHECK(c.connect_timeout_ms == 5000);
+  CHECK(c.retry_refused_ms == 30000);
   CHECK(c.common.threads == 0);
   CHECK(c.common.heartbeat_ms == 5000);
 }
@@ -394,7 +396,8 @@ TEST_CASE("agent: every flag in both forms, --expose repeated") {
     auto r = agent(args);
     REQUIRE_MESSAGE(r.ok(), r.error);
     const AgentConfig& c = r.config();
-    CHECK(c.gateway.family() == AF_INET6);
+    CHECK(c.gateway_host == "::1");
+    CHECK(c.gateway_port == 7000);
     CHECK(c.token == "t");
     CHECK(c.agent_id == "edge-1");
     REQUIRE(c.services.size() == 3);
@@ -435,23 +438,151 @@ TEST_CASE("agent: required settings missing") {
   CHECK(twice.error == "--token: given more than once");
 }
 
-TEST_CASE("agent: --gateway is numeric with a host and a port") {
-  auto name = agent({"--gateway", "gw.example.com:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80"});
-  REQUIRE_FALSE(name.ok());
-  CHECK(name.code() == Errc::kParse);
-  CHECK(contains(name.error, "--gateway: \"gw.example.com:7000\" is a host name"));
-  CHECK(contains(name.error, "names are not resolved: use a numeric address"));
-  for (const char* no_host : {":7000", "7000", "0.0.0.0:7000", "[::]:7000"}) {
-    CAPTURE(no_host);
-    auto r = agent({"--gateway", no_host, "--token", "t", "--expose", "tcp:80=127.0.0.1:80"});
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.code() == Errc::kInvalidArgument);
-    CHECK(contains(r.error, "has no host to connect to"));
+TEST_CASE("a token the handshake could not carry is refused at start-up, not at connect time") {
+  std::string error;
+  const std::string long_token(tunnel::kMaxTokenLength + 1, 'k');
+  const char* argv[] = {"ringtun-agent", "--gateway", "127.0.0.1:7000", "--token", long_token.c_str(),
+                        "--expose", "tcp:8080=127.0.0.1:80"};
+  auto r = parse_agent_args(7, argv, &error);
+  REQUIRE_FALSE(r);
+  CHECK(error.find("--token: longer than 1024 characters") != std::string::npos);
+  CHECK(error.find(long_token) == std::string::npos);
+}
+
+TEST_CASE("agent: --gateway takes a DNS name, an IPv4 or [IPv6] address, or localhost, and a port") {
+  struct Accepted {
+    const char* text;
+    const char* host;
+    std::uint16_t port;
+  };
+  const std::string label63(63, 'a');
+  const std::string longest = label63 + "." + label63 + "." + label63 + "." + std::string(61, 'b');  // 253
+  const Accepted accepted[] = {
+      {"203.0.113.7:7000", "203.0.113.7", 7000},
+      {"[2001:db8::7]:443", "2001:db8::7", 443},
+      {"[::1]:1", "::1", 1},
+      {"localhost:65535", "localhost", 65535},
+      {"gw.example.com:7000", "gw.example.com", 7000},
+      {"GW-1.Example.COM:7000", "GW-1.Example.COM", 7000},
+      {"gateway:7000", "gateway", 7000},
+      {"3com.example:80", "3com.example", 80},  // RFC 1123: a label may start with a digit
+  };
+  for (const Accepted& a : accepted) {
+    CAPTURE(a.text);
+    auto r = agent({"--gateway", a.text, "--token", "t", "--expose", "tcp:80=127.0.0.1:80"});
+    REQUIRE_MESSAGE(r.ok(), r.error);
+    CHECK(r.config().gateway_host == a.host);
+    CHECK(r.config().gateway_port == a.port);
+    CHECK(r.config().gateway_text == a.text);
   }
-  auto port0 = agent({"--gateway", "10.0.0.1:0", "--token", "t", "--expose", "tcp:80=127.0.0.1:80"});
-  REQUIRE_FALSE(port0.ok());
-  CHECK(contains(port0.error, "--gateway: \"10.0.0.1:0\" needs a port 1..65535"));
-  CHECK(agent({"--gateway", "localhost:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80"}).ok());
+  auto at_limit = agent({"--gateway", longest + ":7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80"});
+  REQUIRE_MESSAGE(at_limit.ok(), at_limit.error);
+  CHECK(at_limit.config().gateway_host.size() == 253);
+}
+
+TEST_CASE("agent: each malformed --gateway has its own message") {
+  const std::string label64(64, 'a');
+  const std::string too_long = std::string(63, 'a') + "." + std::string(63, 'a') + "." + std::string(63, 'a') + "." +
+                               std::string(62, 'b');  // 254
+  struct Case {
+    std::string text;
+    std::string message;  // after "--gateway: "
+    Errc code;
+  };
+  const Case cases[] = {
+      // No host.
+      {":7000", "\":7000\" has no host to connect to", Errc::kInvalidArgument},
+      {"7000", "\"7000\" has no host to connect to", Errc::kInvalidArgument},
+      {"0.0.0.0:7000", "\"0.0.0.0:7000\" has no host to connect to", Errc::kInvalidArgument},
+      {"[::]:7000", "\"[::]:7000\" has no host to connect to", Errc::kInvalidArgument},
+      {"*:7000", "\"*:7000\" has no host to connect to", Errc::kInvalidArgument},
+      // The port.
+      {"gw.example.com", "\"gw.example.com\" has no port: expected HOST:PORT", Errc::kParse},
+      {"gw.example.com:", "\"gw.example.com:\" has no port: expected HOST:PORT", Errc::kParse},
+      {"[::1]", "\"[::1]\" has no port: expected HOST:PORT", Errc::kParse},
+      {"10.0.0.1:0", "\"10.0.0.1:0\" needs a port 1..65535, not \"0\"", Errc::kInvalidArgument},
+      {"10.0.0.1:65536", "\"10.0.0.1:65536\" needs a port 1..65535, not \"65536\"", Errc::kInvalidArgument},
+      {"gw:http", "\"gw:http\" needs a port 1..65535, not \"http\"", Errc::kParse},
+      {"gw:-1", "\"gw:-1\" needs a port 1..65535, not \"-1\"", Errc::kParse},
+      // IPv6.
+      {"::1:7000", "\"::1:7000\" is not an address: IPv6 needs [brackets]", Errc::kParse},
+      {"2001:db8::7:7000", "IPv6 needs [brackets]", Errc::kParse},
+      {"[::1:7000", "\"[::1:7000\" is not an address: '[' without ']'", Errc::kParse},
+      {"[::1]7000", "\"[::1]7000\" is not an address: expected ':' and a port after ']'", Errc::kParse},
+      {"[gw.example.com]:7000", "\"gw.example.com\" is not an IPv6 address (brackets are for IPv6", Errc::kParse},
+      {"[10.0.0.1]:7000", "\"10.0.0.1\" is not an IPv6 address", Errc::kParse},
+      // IPv4: digits and dots are never a name.
+      {"10.0.0:7000", "\"10.0.0:7000\": \"10.0.0\" is not an IPv4 address", Errc::kParse},
+      {"256.1.1.1:7000", "\"256.1.1.1\" is not an IPv4 address", Errc::kParse},
+      {"1.2.3.4.5:7000", "\"1.2.3.4.5\" is not an IPv4 address", Errc::kParse},
+      // Host names (RFC 1123).
+      {"gw_1.example.com:7000",
+       "\"gw_1.example.com:7000\": the host name has a character that is not allowed: \"_\" (a host name has "
+       "letters, digits, '-' and dots)",
+       Errc::kParse},
+      {"gw example:7000", "not allowed: \" \"", Errc::kParse},
+      {"gw\texample:7000", "not allowed: \"\\x09\"", Errc::kParse},
+      {"caf\xC3\xA9.example:7000", "the host name is not ASCII (write an internationalized name in its xn-- form)",
+       Errc::kParse},
+      {"gw..example.com:7000", "the host name has an empty label (a dot at the start or end, or two in a row)",
+       Errc::kParse},
+      {".example.com:7000", "the host name has an empty label", Errc::kParse},
+      {"example.com.:7000", "the host name has an empty label", Errc::kParse},
+      {"-gw.example.com:7000", "the host name's label \"-gw\" starts or ends with '-'", Errc::kParse},
+      {"gw-.example.com:7000", "the host name's label \"gw-\" starts or ends with '-'", Errc::kParse},
+      {label64 + ".example.com:7000", "the host name's label \"" + label64 + "\" is longer than 63 characters",
+       Errc::kInvalidArgument},
+      {too_long + ":7000", "the host name is longer than 253 characters", Errc::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    auto r = agent({"--gateway", c.text, "--token", "t", "--expose", "tcp:80=127.0.0.1:80"});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.code() == c.code);
+    CHECK_MESSAGE(r.error.rfind("--gateway: ", 0) == 0, r.error);
+    CHECK_MESSAGE(contains(r.error, c.message), r.error);
+    CHECK(one_line(r.error));
+  }
+}
+
+TEST_CASE("agent: the TLS server name defaults to the host of --gateway, a DNS name included") {
+  for (const auto& [gateway_text, host] : {std::pair{"gw.example.com:7000", "gw.example.com"},
+                                           std::pair{"[2001:db8::7]:7000", "2001:db8::7"},
+                                           std::pair{"203.0.113.7:7000", "203.0.113.7"},
+                                           std::pair{"localhost:7000", "localhost"}}) {
+    CAPTURE(gateway_text);
+    auto r = agent_exact({"--gateway", gateway_text, "--token", "t", "--expose", "tcp:80=127.0.0.1:80", "--ca",
+                          "/etc/ca.pem"});
+    REQUIRE_MESSAGE(r.ok(), r.error);
+    CHECK(r.config().server_name == host);
+  }
+  auto given = agent_exact({"--gateway", "gw.example.com:7000", "--token", "t", "--expose", "tcp:80=127.0.0.1:80",
+                            "--ca", "/etc/ca.pem", "--server-name", "other.example"});
+  REQUIRE_MESSAGE(given.ok(), given.error);
+  CHECK(given.config().server_name == "other.example");
+}
+
+TEST_CASE("agent: --retry-refused-ms, from the command line and the file") {
+  auto r = agent(plus(kAgentBase, {"--retry-refused-ms", "100"}));
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(r.config().retry_refused_ms == 100);
+  auto most = agent(plus(kAgentBase, {"--retry-refused-ms=86400000"}));
+  REQUIRE_MESSAGE(most.ok(), most.error);
+  CHECK(most.config().retry_refused_ms == 86400000);
+  auto low = agent(plus(kAgentBase, {"--retry-refused-ms", "99"}));
+  REQUIRE_FALSE(low.ok());
+  CHECK(low.code() == Errc::kInvalidArgument);
+  CHECK(low.error == "--retry-refused-ms: \"99\" is not a number in 100..86400000");
+  test::TempFile file(R"({"retry_refused_ms": 2500})");
+  auto json = agent(plus(kAgentBase, {"--config", file.path(), "--gateway-fingerprint", kTestFingerprint}));
+  REQUIRE_MESSAGE(json.ok(), json.error);
+  CHECK(json.config().retry_refused_ms == 2500);
+  auto gateway_flag = gateway(plus(kGatewayBase, {"--retry-refused-ms", "1000"}));
+  REQUIRE_FALSE(gateway_flag.ok());
+  CHECK(gateway_flag.error == "unknown flag --retry-refused-ms (it is a ringtun-agent flag; see --help)");
+  CHECK(contains(agent_usage(), "--retry-refused-ms N"));
+  CHECK(contains(agent_usage(), "ask the gateway again this often for services it refused for now"));
+  CHECK_FALSE(contains(gateway_usage(), "--retry-refused-ms"));
 }
 
 TEST_CASE("agent: --agent-id is checked like a service name") {

@@ -7,10 +7,10 @@
 #include <string>
 #include <string_view>
 
+#include "app/config.hpp"
 #include "common/log.hpp"
-#include "tunnel/config.hpp"
 
-namespace ringtun::tunnel {
+namespace ringtun::app {
 
 template <typename Config>
 int program_main(const char* name, int argc, const char* const* argv,
@@ -34,4 +34,4 @@ int program_main(const char* name, int argc, const char* const* argv,
   return run(parsed->config);
 }
 
-}  // namespace ringtun::tunnel
+}  // namespace ringtun::app

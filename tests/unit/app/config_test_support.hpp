@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "tunnel/config.hpp"
+#include "app/config.hpp"
 
-namespace ringtun::tunnel::test {
+namespace ringtun::app::test {
 
 // A file under /tmp holding `contents`; removed when the object dies.
 class TempFile {
@@ -98,4 +98,4 @@ inline bool one_line(std::string_view text) {
   return !text.empty() && text.find('\n') == std::string_view::npos && text.find('\r') == std::string_view::npos;
 }
 
-}  // namespace ringtun::tunnel::test
+}  // namespace ringtun::app::test

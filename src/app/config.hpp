@@ -4,6 +4,10 @@
 // underscores). Flags given on the command line override the file. Every problem is reported as one line that
 // names it (for JSON: what, and where: the key path and, for syntax errors, line and column) and the caller exits
 // with status 2. Parsing is start-up work: it may allocate; it never throws out of these functions.
+//
+// Each setting is defined once, in the settings table (settings.hpp, settings.cpp): its flag, JSON key, range, help
+// line and the member below it is stored in. The members' initializers are the defaults; --help reads them from
+// here. Adding a setting is one table entry plus its member here.
 // Thread rules: call from main before the runtime starts.
 #pragma once
 
@@ -16,7 +20,7 @@
 #include "common/result.hpp"
 #include "ring/net.hpp"
 
-namespace ringtun::tunnel {
+namespace ringtun::app {
 
 // A token an agent may present, and the public ports it may claim with it (inclusive range).
 struct TokenRule {
@@ -40,30 +44,32 @@ struct CommonConfig {
 
 struct GatewayConfig {
   CommonConfig common;
-  ring::net::Address listen;           // tunnel port for agents (required)
-  std::string listen_text;             // as given, for messages
-  std::vector<TokenRule> tokens;       // at least one
+  ring::net::Address listen;      // tunnel port for agents (required)
+  std::string listen_text;        // as given, for messages
+  std::vector<TokenRule> tokens;  // at least one
   std::uint32_t max_streams_per_connection = 1024;
   std::string client_ca_file;  // set: agents must present a client certificate signed by these CAs
   std::string state_dir;       // where a self-signed pair is kept when no --cert is given (empty: the default)
 };
 
 struct ServiceConfig {
-  std::string name;             // defaults to "tcp-<public_port>"
+  std::string name;  // defaults to "tcp-<public_port>"
   std::uint16_t public_port = 0;
-  std::string local_text;       // "HOST:PORT" as given
-  ring::net::Address local;     // numeric address of the local service
+  std::string local_text;    // "HOST:PORT" as given
+  ring::net::Address local;  // numeric address of the local service
 };
 
 struct AgentConfig {
   CommonConfig common;
-  ring::net::Address gateway;   // required
-  std::string gateway_text;
-  std::string token;            // required
-  std::string agent_id;         // defaults to the host name
-  std::vector<ServiceConfig> services;  // at least one
+  std::string gateway_host;  // required: a DNS name, localhost, or an IPv4 / IPv6 address (no brackets)
+  std::uint16_t gateway_port = 0;
+  std::string gateway_text;                 // "HOST:PORT" as given, for messages
+  std::string token;                        // required
+  std::string agent_id;                     // defaults to the host name
+  std::vector<ServiceConfig> services;      // at least one
   std::uint32_t reconnect_max_ms = 30'000;  // cap of the exponential back-off
   std::uint32_t connect_timeout_ms = 5'000;
+  std::uint32_t retry_refused_ms = 30'000;  // ask again for services the gateway refused for now
   std::string ca_file;              // verify the gateway against these CAs (and its name)
   std::string gateway_fingerprint;  // or pin its certificate: "sha256:<64 hex>", canonical
   std::string server_name;          // SNI and the name checked with ca_file (default: --gateway's host)
@@ -91,4 +97,4 @@ Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_tex
 // Parses "LO-HI" or a single port (the --allow-ports flag).
 Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text);
 
-}  // namespace ringtun::tunnel
+}  // namespace ringtun::app

@@ -1,0 +1,367 @@
+// Command-line parsing for ringtun-gateway and ringtun-agent: flags are looked up in the settings table
+// (settings.cpp), the --config file is loaded first and every flag overrides it, then the checks across settings
+// run on the merged result. See config.hpp for the contract and settings.hpp for the message scheme.
+#include <unistd.h>
+
+#include <climits>
+#include <new>
+#include <span>
+#include <vector>
+
+#include "app/config.hpp"
+#include "app/settings.hpp"
+#include "common/assert.hpp"
+
+namespace ringtun::app {
+
+using detail::Kind;
+using detail::Program;
+using detail::report;
+using detail::Setting;
+
+namespace {
+
+struct FlagArg {
+  const Setting* setting;
+  std::string_view value;
+};
+
+// What the command line itself contributes to list settings: the first --token / --expose replaces the file's
+// list; --allow-ports refines the --token just before it.
+struct ListState {
+  bool started = false;
+  bool last_has_ports = false;
+  std::vector<std::string> texts;  // --expose values as given, for duplicate messages
+  detail::SeenSet secrets;
+  detail::SeenSet ports;
+  detail::SeenSet names;
+};
+
+Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& arg, std::string* error_text) {
+  if (arg.setting->kind == Kind::kTokenList) {
+    if (!state->started) config->tokens.clear();
+    state->started = true;
+    RINGTUN_TRY(detail::check_token("--token", arg.value, error_text));
+    std::size_t first = state->secrets.add(arg.value, config->tokens.size());
+    if (first != detail::SeenSet::kNone) {
+      return report(error_text, Errc::kInvalidArgument,
+                    "--token: the same secret is given twice (tokens " + std::to_string(first + 1) + " and " +
+                        std::to_string(config->tokens.size() + 1) + ")");
+    }
+    TokenRule rule;
+    rule.secret = std::string(arg.value);
+    config->tokens.push_back(std::move(rule));
+    state->last_has_ports = false;
+    return {};
+  }
+  // --allow-ports
+  if (!state->started) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--allow-ports: comes before any --token (it applies to the --token just before it)");
+  }
+  if (state->last_has_ports) {
+    return report(
+        error_text, Errc::kInvalidArgument,
+        "--allow-ports: given twice for token " + std::to_string(config->tokens.size()) + " (one range per --token)");
+  }
+  RINGTUN_TRY(detail::check_port_range("--allow-ports", arg.value, &config->tokens.back(), error_text));
+  state->last_has_ports = true;
+  return {};
+}
+
+Status apply_list_flag(AgentConfig* config, ListState* state, const FlagArg& arg, std::string* error_text) {
+  if (!state->started) config->services.clear();
+  state->started = true;
+  auto service = parse_expose(arg.value, error_text);
+  if (!service) return Unexpected{service.error()};
+  std::size_t index = config->services.size();
+  std::size_t first = state->ports.add(std::to_string(service->public_port), index);
+  if (first != detail::SeenSet::kNone) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--expose " + detail::in_quotes(arg.value) + ": public port " + std::to_string(service->public_port) +
+                      " is already exposed by --expose " + detail::in_quotes(state->texts[first]));
+  }
+  first = state->names.add(service->name, index);
+  if (first != detail::SeenSet::kNone) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--expose " + detail::in_quotes(arg.value) + ": service name " + detail::in_quotes(service->name) +
+                      " is already used by --expose " + detail::in_quotes(state->texts[first]));
+  }
+  state->texts.emplace_back(arg.value);
+  config->services.push_back(std::move(*service));
+  return {};
+}
+
+Status load_file(std::string_view path, GatewayConfig* config, std::string* error_text) {
+  return detail::load_gateway_file(path, config, error_text);
+}
+Status load_file(std::string_view path, AgentConfig* config, std::string* error_text) {
+  return detail::load_agent_file(path, config, error_text);
+}
+
+Status check_timing(const CommonConfig& common, std::string* error_text) {
+  if (common.dead_peer_ms <= common.heartbeat_ms) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--dead-peer-ms: " + std::to_string(common.dead_peer_ms) + " must be greater than --heartbeat-ms (" +
+                      std::to_string(common.heartbeat_ms) + "), or an idle but live peer is declared dead");
+  }
+  return {};
+}
+
+// Certificate and plaintext settings that contradict each other.
+Status check_tls_pairs(const CommonConfig& common, bool verifies, const char* verify_flags, std::string* error_text) {
+  if (common.cert_file.empty() != common.key_file.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  common.cert_file.empty() ? "--key: given without --cert (a certificate needs its key and the key "
+                                             "its certificate)"
+                                           : "--cert: given without --key (a certificate needs its key and the key "
+                                             "its certificate)");
+  }
+  if (common.insecure_plaintext && (!common.cert_file.empty() || verifies)) {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string("--insecure-plaintext: cannot be combined with --cert/--key or ") + verify_flags +
+                      " (TLS settings); drop one or the other");
+  }
+  return {};
+}
+
+Status finish(GatewayConfig* config, std::string* error_text) {
+  if (config->listen_text.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--listen: missing (the tunnel port for agents, e.g. --listen 0.0.0.0:7000)");
+  }
+  if (config->tokens.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--token: missing (at least one key agents present, e.g. --token s3cret, or \"tokens\" in "
+                  "--config)");
+  }
+  RINGTUN_TRY(check_tls_pairs(config->common, !config->client_ca_file.empty(), "--client-ca", error_text));
+  return check_timing(config->common, error_text);
+}
+
+Status finish(AgentConfig* config, std::string* error_text) {
+  if (config->gateway_text.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--gateway: missing (the gateway's tunnel address, e.g. --gateway 203.0.113.7:7000)");
+  }
+  if (config->token.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--token: missing (the key the gateway expects, e.g. --token s3cret)");
+  }
+  if (config->services.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--expose: missing (at least one service, e.g. --expose tcp:8080=127.0.0.1:80, or \"services\" "
+                  "in --config)");
+  }
+  if (config->agent_id.empty()) {
+    char host[HOST_NAME_MAX + 1] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || !detail::valid_name(host)) {
+      return report(error_text, Errc::kInvalidArgument,
+                    "--agent-id: missing, and the host name " + detail::in_quotes(host) +
+                        " is not a valid id (1..64 of A-Z a-z 0-9 . _ -); give --agent-id ID");
+    }
+    config->agent_id = host;
+  }
+  RINGTUN_TRY(check_tls_pairs(config->common, !config->ca_file.empty() || !config->gateway_fingerprint.empty(),
+                              "--ca/--gateway-fingerprint/--server-name", error_text));
+  if (config->common.insecure_plaintext && !config->server_name.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--insecure-plaintext: cannot be combined with --server-name (a TLS setting)");
+  }
+  if (!config->common.insecure_plaintext && config->ca_file.empty() && config->gateway_fingerprint.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--gateway-fingerprint or --ca: missing: the agent must know how to verify the gateway (the "
+                  "gateway prints its fingerprint at start-up: --gateway-fingerprint sha256:...), or run both sides "
+                  "with --insecure-plaintext on a trusted link");
+  }
+  if (config->server_name.empty()) config->server_name = config->gateway_host;
+  return check_timing(config->common, error_text);
+}
+
+template <typename Config>
+Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* argv, std::string* error_text) {
+  Program other = program == Program::kGateway ? Program::kAgent : Program::kGateway;
+  std::vector<FlagArg> args;
+  std::string first_error;
+  Errc first_code = Errc::kOk;
+  auto note_error = [&](Errc code, std::string message) {
+    if (first_code == Errc::kOk) {
+      first_code = code;
+      first_error = std::move(message);
+    }
+  };
+
+  // Pass 1: split argv into flags and values. --help / --version win over any mistake elsewhere on the line.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i] != nullptr ? argv[i] : "";
+    std::string_view name = arg;
+    std::string_view inline_value;
+    bool has_inline = false;
+    if (name.size() > 2 && name.substr(0, 2) == "--") {
+      std::size_t eq = name.find('=');
+      if (eq != std::string_view::npos) {
+        inline_value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        has_inline = true;
+      }
+    } else if (arg.size() > 1 && arg.front() == '-' && arg != "--") {
+      if (detail::find_flag(program, arg) == nullptr) {  // a short form: -h, -V
+        note_error(Errc::kParse, "unknown flag " + detail::printable(arg) + " (see --help)");
+        continue;
+      }
+    } else {
+      note_error(Errc::kParse, "unexpected argument " + detail::in_quotes(arg) + " (flags start with --; see --help)");
+      continue;
+    }
+    const Setting* setting = detail::find_flag(program, name);
+    if (setting == nullptr) {
+      std::string shown = detail::printable(name);
+      if (detail::find_flag(other, name) != nullptr) {
+        note_error(Errc::kParse,
+                   "unknown flag " + shown + " (it is a " + detail::program_name(other) + " flag; see --help)");
+      } else {
+        note_error(Errc::kParse, "unknown flag " + shown + " (see --help)");
+      }
+      continue;
+    }
+    if (setting->placeholder.empty()) {  // --help, --version, a switch
+      if (has_inline) {
+        note_error(Errc::kParse, std::string(setting->flag) + " takes no value");
+        continue;
+      }
+      if (setting->kind == Kind::kHelp || setting->kind == Kind::kVersion) {
+        Parsed<Config> parsed;
+        parsed.outcome = setting->kind == Kind::kHelp ? ParseOutcome::kHelp : ParseOutcome::kVersion;
+        return parsed;
+      }
+      args.push_back(FlagArg{setting, "true"});
+      continue;
+    }
+    if (!has_inline) {
+      // A following flag is not a value: "--token --listen x" forgot the token. Use --token=--x for odd values.
+      if (i + 1 >= argc || argv[i + 1] == nullptr || std::string_view(argv[i + 1]).substr(0, 2) == "--") {
+        note_error(Errc::kParse, std::string(setting->flag) + ": missing value (see --help)");
+        continue;
+      }
+      inline_value = argv[++i];
+    }
+    args.push_back(FlagArg{setting, inline_value});
+  }
+  if (first_code != Errc::kOk) return report(error_text, first_code, std::move(first_error));
+
+  // Pass 2: the file first, then every flag over it, whatever their order on the line.
+  Parsed<Config> parsed;
+  const std::span<const Setting> table = detail::settings();
+  std::vector<bool> seen(table.size());
+  for (const FlagArg& arg : args) {
+    auto index = static_cast<std::size_t>(arg.setting - table.data());
+    if (seen[index] && !detail::repeatable(arg.setting->kind)) {
+      return report(error_text, Errc::kInvalidArgument, std::string(arg.setting->flag) + ": given more than once");
+    }
+    seen[index] = true;
+  }
+  for (const FlagArg& arg : args) {
+    if (arg.setting->kind == Kind::kConfigFile) RINGTUN_TRY(load_file(arg.value, &parsed.config, error_text));
+  }
+  ListState lists;
+  const detail::Target target = detail::target_of(&parsed.config);
+  for (const FlagArg& arg : args) {
+    const Setting& setting = *arg.setting;
+    detail::Value value;
+    value.text = arg.value;
+    switch (setting.kind) {
+      case Kind::kConfigFile:
+        continue;
+      case Kind::kTokenList:
+      case Kind::kTokenPorts:
+      case Kind::kServiceList:
+        RINGTUN_TRY(apply_list_flag(&parsed.config, &lists, arg, error_text));
+        continue;
+      case Kind::kInteger:
+        RINGTUN_TRY(detail::check_integer_text(setting, arg.value, &value.integer, error_text));
+        break;
+      case Kind::kSwitch:
+        value.integer = 1;
+        break;
+      case Kind::kText:
+        break;
+      case Kind::kHelp:
+      case Kind::kVersion:
+        RINGTUN_CHECK(false, "--help / --version end pass 1");
+    }
+    RINGTUN_TRY(setting.field.store(target, value, setting.flag, error_text));
+  }
+  RINGTUN_TRY(finish(&parsed.config, error_text));
+  return parsed;
+}
+
+// Parsing allocates; an allocation failure becomes an error rather than an exception out of the API.
+template <typename Config>
+Result<Parsed<Config>> parse_args_noexcept(Program program, int argc, const char* const* argv,
+                                           std::string* error_text) {
+  try {
+    return parse_args<Config>(program, argc, argv, error_text);
+  } catch (const std::bad_alloc&) {
+    return report(error_text, Errc::kExhausted, "out of memory while reading the configuration");
+  }
+}
+
+}  // namespace
+
+Result<Parsed<GatewayConfig>> parse_gateway_args(int argc, const char* const* argv, std::string* error_text) {
+  return parse_args_noexcept<GatewayConfig>(Program::kGateway, argc, argv, error_text);
+}
+
+Result<Parsed<AgentConfig>> parse_agent_args(int argc, const char* const* argv, std::string* error_text) {
+  return parse_args_noexcept<AgentConfig>(Program::kAgent, argc, argv, error_text);
+}
+
+Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text) {
+  TokenRule rule;
+  RINGTUN_TRY(detail::check_port_range("--allow-ports", text, &rule, error_text));
+  return rule;
+}
+
+Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_text) {
+  const std::string where = "--expose " + detail::in_quotes(text);
+  auto malformed = [&] {
+    return report(error_text, Errc::kParse, where + ": expected tcp:[NAME@]PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT");
+  };
+  std::size_t colon = text.find(':');
+  std::size_t eq = text.find('=');
+  if (colon == std::string_view::npos || eq == std::string_view::npos || eq < colon) return malformed();
+  std::string_view type = text.substr(0, colon);
+  if (type != "tcp") {
+    if (!type.empty() && detail::valid_name(type)) {
+      return report(error_text, Errc::kInvalidArgument,
+                    where + ": service type " + detail::in_quotes(type) + " is not supported (only tcp)");
+    }
+    return malformed();
+  }
+  std::string_view public_part = text.substr(colon + 1, eq - colon - 1);
+  std::string_view local_part = text.substr(eq + 1);
+  ServiceConfig service;
+  std::size_t at = public_part.find('@');
+  std::string_view port_text = public_part;
+  if (at != std::string_view::npos) {
+    service.name = std::string(public_part.substr(0, at));
+    port_text = public_part.substr(at + 1);
+  }
+  if (port_text.empty() || local_part.empty() || local_part.find(':') == std::string_view::npos) {
+    return malformed();
+  }
+  if (!detail::parse_port(port_text, &service.public_port)) {
+    return report(error_text, Errc::kInvalidArgument,
+                  where + ": public port " + detail::in_quotes(port_text) + " is not a number in 1..65535");
+  }
+  if (at != std::string_view::npos) {
+    RINGTUN_TRY(detail::check_service_name(where + ": service name", service.name, error_text));
+  } else {
+    service.name = "tcp-" + std::to_string(service.public_port);
+  }
+  RINGTUN_TRY(detail::check_local_address(where + ": local address", local_part, &service.local, error_text));
+  service.local_text = std::string(local_part);
+  return service;
+}
+
+}  // namespace ringtun::app

@@ -1,0 +1,28 @@
+// Settings -> run-time options. See options.hpp.
+#include "app/options.hpp"
+
+#include "tls/tls.hpp"
+
+namespace ringtun::app {
+
+ring::RuntimeOptions runtime_options(const CommonConfig& config) {
+  ring::RuntimeOptions options;
+  options.threads = config.threads;
+  options.loop.recv_pools[tunnel::kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed
+  options.loop.recv_pools[tunnel::kEdgePool] = {1024, 16384};   // 16 MiB per core at most, resident as used
+  options.on_thread_exit = tls::release_thread_state;
+  return options;
+}
+
+tunnel::TunnelOptions tunnel_options(const CommonConfig& config, std::uint32_t max_streams) {
+  tunnel::TunnelOptions options;
+  options.heartbeat_ms = config.heartbeat_ms;
+  options.dead_peer_ms = config.dead_peer_ms;
+  // Both directions of the limit: streams the peer may open to us, and streams we open (the peer's own
+  // advertised limit caps the latter too).
+  options.session.max_concurrent_streams = max_streams;
+  options.session.max_local_streams = max_streams;
+  return options;
+}
+
+}  // namespace ringtun::app

@@ -1,0 +1,374 @@
+// The settings table (see settings.hpp): each setting of both programs, defined once, and the Fields that store
+// them. To add a setting: a member (with its default) in config.hpp, and one entry below.
+#include "app/settings.hpp"
+
+#include <limits>
+#include <type_traits>
+
+#include "common/assert.hpp"
+#include "tls/tls.hpp"
+
+namespace ringtun::app::detail {
+namespace {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fields: where a setting lives, from a pointer to its member. integer_field<&AgentConfig::reconnect_max_ms>() stores
+// a checked integer there and shows it; text_field<&AgentConfig::ca_file, check_path>() runs the check, which writes
+// the (possibly canonical) text.
+
+template <typename MemberPointer>
+struct MemberOf;
+template <typename Owner, typename T>
+struct MemberOf<T Owner::*> {
+  using owner = Owner;
+  using type = T;
+};
+
+// The member `kMember` in the config being filled. A member of the other program's config is a table mistake.
+template <auto kMember>
+auto& member(const Target& target) {
+  using Owner = typename MemberOf<decltype(kMember)>::owner;
+  Owner* owner = nullptr;
+  if constexpr (std::is_same_v<Owner, CommonConfig>) {
+    owner = target.common;
+  } else if constexpr (std::is_same_v<Owner, GatewayConfig>) {
+    owner = target.gateway;
+  } else {
+    static_assert(std::is_same_v<Owner, AgentConfig>, "settings live in CommonConfig, GatewayConfig or AgentConfig");
+    owner = target.agent;
+  }
+  RINGTUN_CHECK(owner != nullptr, "settings table: an entry stores into the other program's config");
+  return owner->*kMember;
+}
+
+template <auto kMember>
+Status store_integer(const Target& target, const Value& value, std::string_view, std::string*) {
+  using T = typename MemberOf<decltype(kMember)>::type;
+  member<kMember>(target) = static_cast<T>(value.integer);  // checked against [min, max], and max fits T (below)
+  return {};
+}
+template <auto kMember>
+std::string show_integer(const Target& target) {
+  return std::to_string(member<kMember>(target));
+}
+template <auto kMember>
+constexpr Field integer_field() {
+  return {Stores::kInteger, &store_integer<kMember>, &show_integer<kMember>,
+          std::numeric_limits<typename MemberOf<decltype(kMember)>::type>::max()};
+}
+
+template <auto kMember>
+Status store_switch(const Target& target, const Value& value, std::string_view, std::string*) {
+  member<kMember>(target) = value.integer != 0;
+  return {};
+}
+template <auto kMember>
+constexpr Field switch_field() {
+  return {Stores::kSwitch, &store_switch<kMember>};
+}
+
+// Checks `text` and writes what to keep (canonical where the setting has a canonical form) to *out.
+using TextCheck = Status (*)(std::string_view where, std::string_view text, std::string* out, std::string* error_text);
+template <auto kMember, TextCheck kCheck>
+Status store_text(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
+  return kCheck(where, value.text, &member<kMember>(target), error_text);
+}
+// No show(): no text setting has a default worth printing as a value; default_note describes it.
+template <auto kMember, TextCheck kCheck>
+constexpr Field text_field() {
+  return {Stores::kText, &store_text<kMember, kCheck>};
+}
+
+// A text setting with a store of its own (several members, or not a string).
+constexpr Field custom_text(StoreFn store, ShowFn show = nullptr) {
+  return {Stores::kText, store, show};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checks and stores of single settings
+
+Status accept_token(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
+  RINGTUN_TRY(check_token(where, text, error_text));
+  *out = std::string(text);
+  return {};
+}
+
+Status accept_name(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
+  RINGTUN_TRY(check_service_name(where, text, error_text));
+  *out = std::string(text);
+  return {};
+}
+
+Status accept_fingerprint(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
+  std::string why;
+  auto canonical = tls::parse_fingerprint(std::string(text), &why);
+  if (!canonical) return report(error_text, Errc::kInvalidArgument, std::string(where) + ": " + why);
+  *out = std::move(*canonical);
+  return {};
+}
+
+// A name for SNI and the certificate check: host name characters, or an IPv6 literal's.
+Status accept_server_name(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
+  bool valid = !text.empty() && text.size() <= 253;
+  for (char c : text) {
+    valid &= (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+             c == '-' || c == ':';
+  }
+  if (!valid) {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string(where) + ": " + in_quotes(text) + " is not a host name");
+  }
+  *out = std::string(text);
+  return {};
+}
+
+// log::Level in order, as --log-level takes them (log::parse_level is the parser; this names a level back).
+constexpr std::string_view kLevelChoices = "trace|debug|info|warn|error|off";
+
+Status store_log_level(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
+  std::string text(value.text);
+  if (text.find('\0') != std::string::npos ||
+      !log::parse_level(text.c_str(), &member<&CommonConfig::log_level>(target))) {
+    return report(error_text, Errc::kParse,
+                  std::string(where) + ": " + in_quotes(value.text) + " is not one of " + std::string(kLevelChoices));
+  }
+  return {};
+}
+std::string show_log_level(const Target& target) {
+  std::string_view names = kLevelChoices;
+  for (int i = 0; i < static_cast<int>(member<&CommonConfig::log_level>(target)); ++i) {
+    names.remove_prefix(names.find('|') + 1);
+  }
+  return std::string(names.substr(0, names.find('|')));
+}
+
+Status store_listen(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
+  RINGTUN_TRY(check_listen_address(where, value.text, &member<&GatewayConfig::listen>(target), error_text));
+  member<&GatewayConfig::listen_text>(target) = std::string(value.text);
+  return {};
+}
+
+Status store_gateway(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
+  RINGTUN_TRY(check_gateway_address(where, value.text, &member<&AgentConfig::gateway_host>(target),
+                                    &member<&AgentConfig::gateway_port>(target), error_text));
+  member<&AgentConfig::gateway_text>(target) = std::string(value.text);
+  return {};
+}
+
+// --allow-ports has no member of its own (args.cpp refines the last TokenRule); its default is TokenRule's.
+std::string show_default_ports(const Target&) {
+  const TokenRule rule;
+  return std::to_string(rule.port_low) + "-" + std::to_string(rule.port_high);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The table
+
+constexpr Program kGateway = Program::kGateway;
+constexpr Program kAgent = Program::kAgent;
+constexpr Program kBoth = Program::kBoth;
+
+// clang-format off
+constexpr Setting kSettings[] = {
+    // ---- Tunnel
+    {.flag = "--listen", .json_key = "listen", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "ADDR:PORT", .help = "address agents connect to (required), e.g. 0.0.0.0:7000 or [::]:7000",
+     .kind = Kind::kText, .field = custom_text(&store_listen)},
+    {.flag = "--token", .json_key = "tokens", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "SECRET", .help = "a key an agent may present; repeat for several keys (at least one)",
+     .kind = Kind::kTokenList},
+    {.flag = "--allow-ports", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "LO-HI", .help = "public ports the --token just before may claim: LO-HI or PORT",
+     .kind = Kind::kTokenPorts, .field = {Stores::kNothing, nullptr, &show_default_ports}},
+    {.flag = "--max-streams", .json_key = "max_streams", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "N", .help = "concurrent streams per agent connection",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxStreamsLimit,
+     .field = integer_field<&GatewayConfig::max_streams_per_connection>()},
+    {.flag = "--gateway", .json_key = "gateway", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "HOST:PORT",
+     .help = "the gateway's tunnel address (required): a DNS name, an IPv4 or [IPv6] address, or localhost",
+     .kind = Kind::kText, .field = custom_text(&store_gateway)},
+    {.flag = "--token", .json_key = "token", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "SECRET", .help = "the key the gateway expects (required)",
+     .kind = Kind::kText, .field = text_field<&AgentConfig::token, accept_token>()},
+    {.flag = "--expose", .json_key = "services", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "tcp:[NAME@]PORT=HOST:PORT",
+     .help = "serve public PORT on the gateway from local HOST:PORT (numeric or localhost);\n"
+             "repeat for more services (at least one).\nNAME: 1..64 of A-Z a-z 0-9 . _ - (default tcp-PORT)",
+     .kind = Kind::kServiceList},
+    {.flag = "--agent-id", .json_key = "agent_id", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "ID", .help = "how the gateway names this agent",
+     .kind = Kind::kText, .default_note = "the host name", .field = text_field<&AgentConfig::agent_id, accept_name>()},
+    {.flag = "--reconnect-max-ms", .json_key = "reconnect_max_ms", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "N", .help = "cap of the reconnect back-off",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::reconnect_max_ms>()},
+    {.flag = "--connect-timeout-ms", .json_key = "connect_timeout_ms", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "N", .help = "give up a connection attempt after this long",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::connect_timeout_ms>()},
+    {.flag = "--retry-refused-ms", .json_key = "retry_refused_ms", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "N",
+     .help = "ask the gateway again this often for services it refused for now (port taken or unavailable)",
+     .kind = Kind::kInteger, .min = 100, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::retry_refused_ms>()},
+
+    // ---- TLS
+    {.flag = "--gateway-fingerprint", .json_key = "gateway_fingerprint", .programs = kAgent, .section = Section::kTls,
+     .placeholder = "FP", .help = "pin the gateway's certificate: sha256:<64 hex> as the gateway logs it",
+     .kind = Kind::kText, .field = text_field<&AgentConfig::gateway_fingerprint, accept_fingerprint>()},
+    {.flag = "--ca", .json_key = "ca", .programs = kAgent, .section = Section::kTls,
+     .placeholder = "FILE|system",
+     .help = "verify the gateway's certificate chain, dates and name against these CAs\n"
+             "(system: the OS trust store, for a publicly signed gateway certificate)",
+     .kind = Kind::kText, .field = text_field<&AgentConfig::ca_file, check_path>()},
+    {.flag = "--server-name", .json_key = "server_name", .programs = kAgent, .section = Section::kTls,
+     .placeholder = "NAME", .help = "name sent (SNI) and checked with --ca",
+     .kind = Kind::kText, .default_note = "the host of --gateway",
+     .field = text_field<&AgentConfig::server_name, accept_server_name>()},
+    // One member, two meanings: the gateway's own certificate, or the agent's client certificate.
+    {.flag = "--cert", .json_key = "cert", .programs = kGateway, .section = Section::kTls,
+     .placeholder = "FILE", .help = "PEM certificate (chain) agents verify; with --key",
+     .kind = Kind::kText, .field = text_field<&CommonConfig::cert_file, check_path>()},
+    {.flag = "--cert", .json_key = "cert", .programs = kAgent, .section = Section::kTls,
+     .placeholder = "FILE", .help = "client certificate (PEM) for gateways that require one; with --key",
+     .kind = Kind::kText, .field = text_field<&CommonConfig::cert_file, check_path>()},
+    {.flag = "--key", .json_key = "key", .programs = kBoth, .section = Section::kTls,
+     .placeholder = "FILE", .help = "PEM private key of --cert",
+     .kind = Kind::kText, .field = text_field<&CommonConfig::key_file, check_path>()},
+    {.flag = "--state-dir", .json_key = "state_dir", .programs = kGateway, .section = Section::kTls,
+     .placeholder = "DIR",
+     .help = "without --cert: where a self-signed pair is generated on the first run and kept;\n"
+             "its fingerprint is logged for agents' --gateway-fingerprint",
+     .kind = Kind::kText, .default_note = "$STATE_DIRECTORY, /var/lib/ringtun as root, else ~/.local/state/ringtun",
+     .field = text_field<&GatewayConfig::state_dir, check_path>()},
+    {.flag = "--client-ca", .json_key = "client_ca", .programs = kGateway, .section = Section::kTls,
+     .placeholder = "FILE", .help = "require agents to present a client certificate signed by these CAs (mTLS)",
+     .kind = Kind::kText, .field = text_field<&GatewayConfig::client_ca_file, check_path>()},
+
+    // ---- Common
+    {.flag = "--config", .programs = kBoth, .section = Section::kCommon,
+     .placeholder = "FILE", .help = "JSON file with these settings (keys: flag names, - as _); flags override it",
+     .kind = Kind::kConfigFile},
+    {.flag = "--threads", .json_key = "threads", .programs = kBoth, .section = Section::kCommon,
+     .placeholder = "N", .help = "worker threads, one per core",
+     .kind = Kind::kInteger, .min = 0, .max = kMaxThreads, .range_text = "1..1024 (or 0 for all CPUs)",
+     .default_note = "all CPUs this process may use",
+     .field = integer_field<&CommonConfig::threads>()},
+    {.flag = "--log-level", .json_key = "log_level", .programs = kBoth, .section = Section::kCommon,
+     .placeholder = "LEVEL", .help = kLevelChoices,
+     .kind = Kind::kText, .field = custom_text(&store_log_level, &show_log_level)},
+    {.flag = "--heartbeat-ms", .json_key = "heartbeat_ms", .programs = kBoth, .section = Section::kCommon,
+     .placeholder = "N", .help = "PING interval on an idle tunnel connection",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&CommonConfig::heartbeat_ms>()},
+    {.flag = "--dead-peer-ms", .json_key = "dead_peer_ms", .programs = kBoth, .section = Section::kCommon,
+     .placeholder = "N", .help = "no bytes for this long: the peer is gone; above --heartbeat-ms",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&CommonConfig::dead_peer_ms>()},
+    {.flag = "--drain-timeout-ms", .json_key = "drain_timeout_ms", .programs = kBoth, .section = Section::kCommon,
+     .placeholder = "N", .help = "on SIGTERM, how long open streams may finish",
+     .kind = Kind::kInteger, .min = 0, .max = kMaxDurationMs,
+     .field = integer_field<&CommonConfig::drain_timeout_ms>()},
+    {.flag = "--insecure-plaintext", .json_key = "insecure_plaintext", .programs = kBoth, .section = Section::kCommon,
+     .help = "no TLS: for benchmarks and trusted links only; both sides must agree (logged as a warning)",
+     .kind = Kind::kSwitch, .field = switch_field<&CommonConfig::insecure_plaintext>()},
+    {.flag = "--help", .programs = kBoth, .section = Section::kCommon,
+     .help = "print this help and exit", .kind = Kind::kHelp, .short_flag = "-h"},
+    {.flag = "--version", .programs = kBoth, .section = Section::kCommon,
+     .help = "print the version and exit", .kind = Kind::kVersion, .short_flag = "-V"},
+};
+// clang-format on
+
+// ---------------------------------------------------------------------------------------------------------------
+// What the compiler checks about the table
+
+// Not constexpr: the compiler reaches it only while evaluating check_table() on a broken entry, and then stops the
+// build at the rule that failed, with the entry's index in the trace.
+void broken_rule(const char* rule) noexcept {
+  (void)rule;
+}
+
+constexpr bool shares_program(const Setting& a, const Setting& b) {
+  return (static_cast<unsigned>(a.programs) & static_cast<unsigned>(b.programs)) != 0;
+}
+
+constexpr bool flag_only(Kind kind) {
+  return kind == Kind::kConfigFile || kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenPorts;
+}
+
+constexpr bool check_entry(const Setting& s) {
+  if (s.flag.size() < 3 || s.flag.substr(0, 2) != "--") broken_rule("a flag starts with --");
+  if (s.help.empty()) broken_rule("every setting has a help line");
+  if (flag_only(s.kind) != s.json_key.empty()) broken_rule("flag-only kinds have no JSON key; every other has one");
+  bool takes_value = s.kind != Kind::kSwitch && s.kind != Kind::kHelp && s.kind != Kind::kVersion;
+  if (takes_value == s.placeholder.empty()) broken_rule("a setting that takes a value names it in --help");
+  if (s.kind == Kind::kInteger) {
+    if (s.min > s.max) broken_rule("min is above max");
+    if (s.max > s.field.largest) broken_rule("max does not fit the member");
+  } else if (s.min != 0 || s.max != 0 || !s.range_text.empty()) {
+    broken_rule("only integer settings have a range");
+  }
+  const Stores expected = s.kind == Kind::kInteger  ? Stores::kInteger
+                          : s.kind == Kind::kSwitch ? Stores::kSwitch
+                          : s.kind == Kind::kText   ? Stores::kText
+                                                    : Stores::kNothing;
+  if (s.field.stores != expected) broken_rule("a scalar stores through its field's kind (integer_field<>, ...)");
+  if (expected != Stores::kNothing) {
+    std::string_view name = s.flag.substr(2);
+    bool same = name.size() == s.json_key.size();
+    for (std::size_t i = 0; same && i < name.size(); ++i) same = s.json_key[i] == (name[i] == '-' ? '_' : name[i]);
+    if (!same) broken_rule("a scalar's JSON key is its flag's name with _ for -");
+  }
+  return true;
+}
+
+constexpr bool check_table() {
+  const std::size_t n = std::size(kSettings);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Setting& a = kSettings[i];
+    check_entry(a);
+    if (i + 1 < n && kSettings[i + 1].section < a.section) broken_rule("entries are grouped by section, in order");
+    for (std::size_t j = i + 1; j < n; ++j) {
+      const Setting& b = kSettings[j];
+      if (!shares_program(a, b)) continue;
+      if (a.flag == b.flag) broken_rule("a flag appears twice for one program");
+      if (!a.json_key.empty() && a.json_key == b.json_key) broken_rule("a JSON key appears twice for one program");
+      if (!a.short_flag.empty() && a.short_flag == b.short_flag) broken_rule("a short flag appears twice");
+    }
+  }
+  return true;
+}
+static_assert(check_table());
+
+}  // namespace
+
+std::span<const Setting> settings() noexcept {
+  return kSettings;
+}
+
+const Setting* find_flag(Program program, std::string_view flag) noexcept {
+  if (flag.empty()) return nullptr;
+  for (const Setting& setting : kSettings) {
+    if ((setting.flag == flag || setting.short_flag == flag) && serves(setting, program)) return &setting;
+  }
+  return nullptr;
+}
+
+const Setting* find_json_key(Program program, std::string_view key) noexcept {
+  for (const Setting& setting : kSettings) {
+    if (!setting.json_key.empty() && setting.json_key == key && serves(setting, program)) return &setting;
+  }
+  return nullptr;
+}
+
+const char* program_name(Program program) noexcept {
+  return program == Program::kGateway ? "ringtun-gateway" : "ringtun-agent";
+}
+
+std::string range_of(const Setting& setting) {
+  if (!setting.range_text.empty()) return std::string(setting.range_text);
+  return std::to_string(setting.min) + ".." + std::to_string(setting.max);
+}
+
+}  // namespace ringtun::app::detail

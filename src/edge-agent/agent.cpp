@@ -1,4 +1,5 @@
-// AgentCore and AgentConn: the agent's connections, reconnect policy and stream routing. See agent.hpp.
+// AgentCore, AgentConn and ServiceBook: the agent's connections, reconnect policy, service claims and stream
+// routing. See agent.hpp.
 #include "edge-agent/agent.hpp"
 
 #include <unistd.h>
@@ -6,27 +7,37 @@
 #include <algorithm>
 #include <cstring>
 
-#include "app/options.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "ring/post.hpp"
+#include "tunnel/stream_meta.hpp"
 
 namespace ringtun::agent {
 
 namespace {
 
-Agent* g_agent = nullptr;
-AgentCore& core_of(ring::Loop& loop) { return *g_agent->cores[loop.core()]; }
-
 constexpr std::uint32_t kFirstBackoffMs = 100;
 constexpr int kExitRefused = 3;
 constexpr std::uint32_t kAgentMaxStreams = 16384;
+constexpr std::size_t kServiceLinesUpTo = 16;  // beyond, services served at start are counted in one summary line
 
 struct StartConnection {
+  Agent* agent = nullptr;
   std::uint32_t index = 0;
 };
 
+std::string describe(const tunnel::ServiceDecl& service, const app::ServiceConfig& config) {
+  return "'" + service.name + "' (gateway port " + std::to_string(service.port) + " -> " + config.local_text + ")";
+}
+
 }  // namespace
+
+const app::ServiceConfig* Agent::find_service(std::string_view name) const noexcept {
+  auto it = std::lower_bound(service_index.begin(), service_index.end(), name,
+                             [](const auto& entry, std::string_view key) { return entry.first < key; });
+  if (it == service_index.end() || it->first != name) return nullptr;
+  return &config.services[it->second];
+}
 
 // ---------------------------------------------------------------- AgentConn
 
@@ -34,17 +45,58 @@ AgentConn::AgentConn(AgentCore& core, std::uint32_t index) : core_(core), index_
   retry_.set_callback([](void* self) { static_cast<AgentConn*>(self)->connect_now(); }, this);
 }
 
-AgentConn::~AgentConn() = default;
+AgentConn::~AgentConn() {
+  if (resolve_ != nullptr) resolve_->cancel();
+}
 
 void AgentConn::connect_now() noexcept {
   if (stopped_ || (state_ != State::kIdle && state_ != State::kBackoff)) return;
   const app::AgentConfig& config = core_.agent().config;
-  const ring::net::Address& gateway = core_.agent().gateway;
-  auto socket = core_.loop().connect(gateway.get(), gateway.length, config.connect_timeout_ms, this);
+  addresses_.clear();
+  next_address_ = 0;
+  if (auto numeric = ring::Resolve::numeric(config.gateway_host, config.gateway_port)) {
+    addresses_.push_back(*numeric);
+    connect_next();
+    return;
+  }
+  // A name is looked up again at every attempt: the gateway may have moved.
+  state_ = State::kResolving;
+  resolve_ = ring::Resolve::start(core_.loop(), config.gateway_host, config.gateway_port, config.connect_timeout_ms,
+                                  tunnel::kTunnelPool, &AgentConn::on_resolved, this);
+  if (resolve_ == nullptr) retry_later("cannot resolve");
+}
+
+void AgentConn::on_resolved(void* self, ring::Resolve::Answer&& answer) {
+  auto* conn = static_cast<AgentConn*>(self);
+  conn->resolve_ = nullptr;
+  if (conn->stopped_) {
+    conn->state_ = State::kIdle;
+    conn->core_.connection_stopped();
+    return;
+  }
+  if (answer.addresses.empty()) {
+    LOG_WARN("connection %u: cannot resolve %s: %s", conn->index_, conn->core_.agent().config.gateway_host.c_str(),
+             answer.error.c_str());
+    conn->state_ = State::kIdle;
+    conn->retry_later("cannot resolve the gateway");
+    return;
+  }
+  conn->addresses_ = std::move(answer.addresses);
+  conn->connect_next();
+}
+
+void AgentConn::connect_next() noexcept {
+  if (next_address_ >= addresses_.size()) {
+    retry_later("no address of the gateway answered");
+    return;
+  }
+  const ring::net::Address& address = addresses_[next_address_++];
+  auto socket =
+      core_.loop().connect(address.get(), address.length, core_.agent().config.connect_timeout_ms, this);
   if (!socket) {
     char buf[160];
-    LOG_WARN("connection %u: %s", index_, socket.error().describe(buf, sizeof buf));
-    retry_later("could not create a socket");
+    LOG_WARN("connection %u to %s: %s", index_, address.to_string().c_str(), socket.error().describe(buf, sizeof buf));
+    connect_next();
     return;
   }
   connecting_ = *socket;
@@ -53,36 +105,51 @@ void AgentConn::connect_now() noexcept {
 
 void AgentConn::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
   if (res < 0 || stopped_) {
-    loop.close(socket);  // on_close() schedules the retry
     if (res < 0) {
-      LOG_WARN("connection %u to %s: %s", index_, core_.agent().config.gateway_text.c_str(), std::strerror(-res));
+      const ring::net::Address& address = addresses_[next_address_ - 1];
+      LOG_WARN("connection %u to %s (%s): %s", index_, core_.agent().config.gateway_text.c_str(),
+               address.to_string().c_str(), std::strerror(-res));
     }
+    loop.close(socket);  // on_close() tries the next address or schedules the retry
     return;
   }
   connecting_ = {};
+  start_tunnel(socket);
+}
+
+void AgentConn::start_tunnel(ring::SocketId socket) noexcept {
+  Agent& agent = core_.agent();
   state_ = State::kHandshaking;
   std::unique_ptr<tls::Session> tls;
-  if (core_.agent().tls) {
-    auto session = tls::Session::create(core_.agent().tls);
+  if (agent.tls) {
+    auto session = tls::Session::create(agent.tls);
     if (!session) {
       LOG_ERROR("connection %u: cannot create a TLS session", index_);
-      loop.close(socket);
+      core_.loop().close(socket);
       return;
     }
     tls = std::move(*session);
   }
   // With TLS, the hello queued below leaves only once the gateway is verified.
-  conn_ = tunnel::TunnelConn::start(core_.tunnel_core(), socket, frame::Role::kAgent, core_.agent().tunnel_options,
-                                    core_, {}, std::move(tls));
-  conn_->app_tag = index_;
-  const app::AgentConfig& config = core_.agent().config;
+  conn_ = tunnel::TunnelConn::start(core_.tunnel_core(), socket, frame::Role::kAgent, agent.tunnel_options, core_,
+                                    index_, {}, std::move(tls));
   tunnel::Hello hello;
-  hello.agent_id = config.agent_id;
-  hello.token = config.token;
+  hello.agent_id = agent.config.agent_id;
+  hello.token = agent.config.token;
+  hello.instance = agent.instance;
   hello.conn_index = index_;
-  hello.conn_count = std::max<std::uint32_t>(index_ + 1, core_.agent().gateway_cores.load(std::memory_order_relaxed));
-  for (const auto& service : config.services) hello.services.push_back({service.name, service.public_port});
-  if (!conn_->send_control(tunnel::encode_hello(hello))) conn_->close("could not send the hello");
+  hello.conn_count = std::max<std::uint32_t>(index_ + 1, agent.gateway_cores.load(std::memory_order_relaxed));
+  if (!conn_->send_control(tunnel::encode_hello(hello))) {
+    conn_->close("could not send the hello");
+    return;
+  }
+  if (index_ == 0) {
+    // Claimed right behind the hello, without waiting for the welcome: one round trip to serving.
+    std::vector<std::size_t> all(agent.services.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    core_.services().claimed_all();
+    (void)core_.send_claims(all);
+  }
 }
 
 void AgentConn::on_close(ring::Loop&, ring::SocketId) {
@@ -91,6 +158,10 @@ void AgentConn::on_close(ring::Loop&, ring::SocketId) {
   if (stopped_) {
     state_ = State::kIdle;
     core_.connection_stopped();
+    return;
+  }
+  if (next_address_ < addresses_.size()) {
+    connect_next();
     return;
   }
   retry_later("connect failed");
@@ -104,33 +175,41 @@ void AgentConn::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> 
     conn.close("bad control message from the gateway");
     return;
   }
-  if (message->type == tunnel::ControlMessage::Type::kWelcome && state_ == State::kHandshaking) {
-    state_ = State::kReady;
-    backoff_ms_ = 0;
-    LOG_INFO("connection %u/%u to gateway %s ready", index_ + 1, message->welcome.gateway_cores,
-             conn.peer().to_string().c_str());
-    if (index_ == 0) core_.gateway_cores_known(message->welcome.gateway_cores);
-    return;
-  }
-  if (message->type == tunnel::ControlMessage::Type::kRefused) {
-    const tunnel::Refusal& refusal = message->refusal;
-    if (tunnel::refusal_is_fatal(refusal.code)) {
-      LOG_ERROR("the gateway refused this agent (%s): %s", tunnel::refusal_code_name(refusal.code),
-                refusal.message.c_str());
-      stopped_ = true;
+  switch (message->type) {
+    case tunnel::ControlMessage::Type::kWelcome:
+      if (state_ != State::kHandshaking) break;
+      state_ = State::kReady;
+      backoff_ms_ = 0;
+      LOG_INFO("connection %u/%u to gateway %s ready", index_ + 1, message->welcome.gateway_cores,
+               conn.peer().to_string().c_str());
+      if (index_ == 0) core_.gateway_cores_known(message->welcome.gateway_cores);
+      return;
+    case tunnel::ControlMessage::Type::kClaimed:
+      if (index_ != 0) break;
+      core_.services().on_claimed(message->claimed);
+      return;
+    case tunnel::ControlMessage::Type::kRefused: {
+      const tunnel::Refusal& refusal = message->refusal;
+      if (tunnel::refusal_is_fatal(refusal.code)) {
+        LOG_ERROR("the gateway refused this agent (%s): %s", tunnel::refusal_code_name(refusal.code),
+                  refusal.message.c_str());
+        stopped_ = true;
+        conn.close("refused by the gateway");
+        core_.give_up();
+        return;
+      }
+      if (refusal.code == tunnel::RefusalCode::kIndexOutOfRange) {
+        LOG_INFO("connection %u: the gateway has fewer cores now; not needed", index_);
+        stopped_ = true;
+      } else {
+        LOG_WARN("connection %u refused for now (%s): %s", index_, tunnel::refusal_code_name(refusal.code),
+                 refusal.message.c_str());
+      }
       conn.close("refused by the gateway");
-      core_.agent().runtime->stop(kExitRefused);
       return;
     }
-    if (refusal.code == tunnel::RefusalCode::kIndexOutOfRange) {
-      LOG_INFO("connection %u: the gateway has fewer cores now; not needed", index_);
-      stopped_ = true;
-    } else {
-      LOG_WARN("connection %u refused for now (%s): %s", index_, tunnel::refusal_code_name(refusal.code),
-               refusal.message.c_str());
-    }
-    conn.close("refused by the gateway");
-    return;
+    default:
+      break;
   }
   conn.close("unexpected control message");
 }
@@ -174,15 +253,112 @@ void AgentConn::stop() noexcept {
     conn_->goaway();
   } else if (connecting_.valid()) {
     core_.loop().close(connecting_);
+  } else if (resolve_ != nullptr) {
+    resolve_->cancel();
+    resolve_ = nullptr;
+    state_ = State::kIdle;
   } else {
     state_ = State::kIdle;
   }
 }
 
+// ---------------------------------------------------------------- ServiceBook
+
+ServiceBook::ServiceBook(AgentCore& core) : core_(core), entries_(core.agent().services.size()) {
+  retry_timer_.set_callback([](void* self) { static_cast<ServiceBook*>(self)->retry(); }, this);
+}
+
+void ServiceBook::claimed_all() {
+  for (Entry& entry : entries_) {
+    if (entry.state != State::kRefused) entry.state = State::kPending;
+  }
+  claimed_ns_ = monotonic_ns();
+  summary_due_ = true;
+}
+
+// One line once every service has its first answer: what a user looks for, and, with many services, instead of a
+// line each for the ones served.
+void ServiceBook::log_summary() {
+  if (!summary_due_) return;
+  std::size_t serving = 0;
+  std::size_t retrying = 0;
+  std::size_t refused = 0;
+  for (const Entry& entry : entries_) {
+    if (entry.state == State::kPending) return;
+    serving += entry.state == State::kServing;
+    retrying += entry.state == State::kRetrying;
+    refused += entry.state == State::kRefused;
+  }
+  summary_due_ = false;
+  const double ms = static_cast<double>(monotonic_ns() - claimed_ns_) / 1e6;
+  LOG_INFO("%zu service(s) claimed in %.2f ms: %zu served, %zu refused for now, %zu refused", entries_.size(), ms,
+           serving, retrying, refused);
+}
+
+void ServiceBook::on_claimed(const std::vector<tunnel::ServiceStatus>& statuses) {
+  const Agent& agent = core_.agent();
+  for (const tunnel::ServiceStatus& status : statuses) {
+    const app::ServiceConfig* config = agent.find_service(status.name);
+    if (config == nullptr) continue;  // a name we never claimed: ignore it
+    const auto index = static_cast<std::size_t>(config - agent.config.services.data());
+    Entry& entry = entries_[index];
+    const tunnel::ServiceDecl& service = agent.services[index];
+    if (status.ok) {
+      if (entry.state != State::kServing && (entries_.size() <= kServiceLinesUpTo || !summary_due_)) {
+        LOG_INFO("service %s is served by the gateway", describe(service, *config).c_str());
+      }
+      entry.state = State::kServing;
+      entry.last_message.clear();
+      continue;
+    }
+    const bool retryable = tunnel::service_refusal_is_retryable(status.code);
+    if (entry.last_message != status.message || entry.state == State::kPending) {
+      if (retryable) {
+        LOG_WARN("service %s refused for now (%s): %s; asking again every %u ms", describe(service, *config).c_str(),
+                 tunnel::refusal_code_name(status.code), status.message.c_str(), agent.config.retry_refused_ms);
+      } else {
+        LOG_ERROR("service %s refused (%s): %s", describe(service, *config).c_str(),
+                  tunnel::refusal_code_name(status.code), status.message.c_str());
+      }
+    }
+    entry.state = retryable ? State::kRetrying : State::kRefused;
+    entry.last_message = status.message;
+  }
+  log_summary();
+  const bool all_refused =
+      !entries_.empty() && std::all_of(entries_.begin(), entries_.end(), [](const Entry& e) { return e.state == State::kRefused; });
+  if (all_refused) {
+    LOG_ERROR("the gateway refused every service of this agent for good: nothing to serve");
+    core_.give_up();
+    return;
+  }
+  const bool any_retrying =
+      std::any_of(entries_.begin(), entries_.end(), [](const Entry& e) { return e.state == State::kRetrying; });
+  if (any_retrying && !retry_timer_.armed()) {
+    core_.loop().timers().schedule(retry_timer_, agent.config.retry_refused_ms);
+  }
+}
+
+void ServiceBook::retry() noexcept {
+  std::vector<std::size_t> again;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].state == State::kRetrying) again.push_back(i);
+  }
+  if (again.empty()) return;
+  // Connection 0 down: its reconnect claims everything anyway. Otherwise the answers re-arm the timer.
+  if (!core_.send_claims(again)) core_.loop().timers().schedule(retry_timer_, core_.agent().config.retry_refused_ms);
+}
+
+void ServiceBook::stop() { core_.loop().timers().cancel(retry_timer_); }
+
 // ---------------------------------------------------------------- AgentCore
 
 AgentCore::AgentCore(Agent& agent, ring::Loop& loop)
-    : agent_(agent), loop_(loop), tcore_(loop, 256ULL * 1024 * 1024), rng_(monotonic_ns() ^ (loop.core() * 0x9E3779B97F4A7C15ULL)) {
+    : agent_(agent),
+      loop_(loop),
+      tcore_(loop, 256ULL * 1024 * 1024),
+      book_(*this),
+      rng_(monotonic_ns() ^ (loop.core() * 0x9E3779B97F4A7C15ULL)) {
   drain_deadline_.set_callback(
       [](void* self) {
         auto* core = static_cast<AgentCore*>(self);
@@ -195,7 +371,7 @@ AgentCore::AgentCore(Agent& agent, ring::Loop& loop)
 AgentCore::~AgentCore() = default;
 
 Status AgentCore::start() {
-  loop_.set_stop_handler([](ring::Loop& loop, void*) { core_of(loop).begin_stop(); }, nullptr);
+  loop_.set_stop_handler([](ring::Loop&, void* self) { static_cast<AgentCore*>(self)->begin_stop(); }, this);
   if (loop_.core() == 0) ensure_connection(0);
   return {};
 }
@@ -208,13 +384,18 @@ std::uint32_t AgentCore::jitter(std::uint32_t ms) noexcept {
   return ms - ms / 4 + (spread == 0 ? 0 : static_cast<std::uint32_t>(rng_ % spread));
 }
 
+AgentConn* AgentCore::conn_at(std::uint64_t index) noexcept {
+  for (auto& conn : conns_) {
+    if (conn->index() == index) return conn.get();
+  }
+  return nullptr;
+}
+
 void AgentCore::ensure_connection(std::uint32_t index) {
   if (stopping_) return;
-  for (auto& conn : conns_) {
-    if (conn->index() == index) {
-      if (conn->idle()) conn->connect_now();
-      return;
-    }
+  if (AgentConn* conn = conn_at(index)) {
+    if (conn->idle()) conn->connect_now();
+    return;
   }
   conns_.push_back(std::make_unique<AgentConn>(*this, index));
   conns_.back()->connect_now();
@@ -228,51 +409,62 @@ void AgentCore::gateway_cores_known(std::uint32_t cores) {
       ensure_connection(index);
       continue;
     }
-    auto message = std::make_unique<StartConnection>();
-    message->index = index;
-    ring::post_owned<StartConnection>(loop_, target, std::move(message),
-                                      [](ring::Loop& loop, StartConnection& m) { core_of(loop).ensure_connection(m.index); });
+    auto message = std::make_unique<StartConnection>(StartConnection{&agent_, index});
+    ring::post_owned<StartConnection>(loop_, target, std::move(message), [](ring::Loop& loop, StartConnection& m) {
+      m.agent->core(loop.core()).ensure_connection(m.index);
+    });
   }
 }
 
-void AgentCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json) {
-  for (auto& c : conns_) {
-    if (c->index() == conn.app_tag) {
-      c->on_control(conn, json);
-      return;
+bool AgentCore::send_claims(const std::vector<std::size_t>& services) {
+  AgentConn* zero = conn_at(0);
+  if (zero == nullptr || zero->conn() == nullptr || zero->conn()->closing()) return false;
+  std::vector<tunnel::ServiceDecl> decls;
+  decls.reserve(services.size());
+  for (std::size_t i : services) decls.push_back(agent_.services[i]);
+  for (const std::string& message : tunnel::encode_claims(decls)) {
+    if (!zero->conn()->send_control(message)) {
+      zero->conn()->close("could not send the service claims");
+      return false;
     }
   }
+  return true;
+}
+
+void AgentCore::give_up() {
+  stopping_ = true;
+  agent_.runtime->stop(kExitRefused);
+}
+
+void AgentCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json) {
+  if (AgentConn* c = conn_at(conn.app_tag)) c->on_control(conn, json);
 }
 
 void AgentCore::on_stream_open(tunnel::TunnelConn& conn, frame::StreamHandle stream,
                                std::span<const std::byte> metadata) {
-  if (metadata.size() < 2) {
+  auto meta = tunnel::decode_stream_meta(metadata);
+  if (!meta) {
+    char buf[160];
+    LOG_WARN("the gateway opened a stream this agent cannot read: %s", meta.error().describe(buf, sizeof buf));
     conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
     return;
   }
-  const auto port = static_cast<std::uint16_t>((std::to_integer<unsigned>(metadata[0]) << 8) |
-                                               std::to_integer<unsigned>(metadata[1]));
-  for (const auto& service : agent_.config.services) {
-    if (service.public_port == port) {
-      conn.connect_stream(stream, service.local);
-      return;
-    }
+  if (const app::ServiceConfig* service = agent_.find_service(meta->service)) {
+    conn.connect_stream(stream, service->local);
+    return;
   }
-  LOG_WARN("the gateway opened a stream for port %u, which this agent does not serve", port);
+  LOG_WARN("the gateway opened a stream for service '%.*s', which this agent does not serve",
+           static_cast<int>(meta->service.size()), meta->service.data());
   conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
 }
 
 void AgentCore::on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) {
-  for (auto& c : conns_) {
-    if (c->index() == conn.app_tag) {
-      c->on_tunnel_closed(reason);
-      return;
-    }
-  }
+  if (AgentConn* c = conn_at(conn.app_tag)) c->on_tunnel_closed(reason);
 }
 
 void AgentCore::begin_stop() {
   stopping_ = true;
+  book_.stop();
   for (auto& conn : conns_) conn->stop();
   loop_.timers().schedule(drain_deadline_, agent_.config.common.drain_timeout_ms);
   connection_stopped();
@@ -295,19 +487,22 @@ void AgentCore::connection_stopped() {
 int run_agent(const app::AgentConfig& config) {
   Agent agent;
   agent.config = config;
-  // Temporary, until the resolver lands: numeric addresses and localhost only.
-  const std::string& host = config.gateway_host;
-  auto gateway = ring::net::parse_address((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                                          std::to_string(config.gateway_port));
-  if (!gateway) {
-    LOG_ERROR("--gateway %s: DNS names are not resolved yet", host.c_str());
-    return 2;
-  }
-  agent.gateway = *gateway;
   // The gateway decides how many streams it opens (its --max-streams); the agent accepts up to the protocol's
   // practical bound so that it is never the tighter limit.
   agent.tunnel_options = app::tunnel_options(config.common, kAgentMaxStreams);
   agent.tunnel_options.connect_timeout_ms = config.connect_timeout_ms;
+  // Only the gateway opens streams, and it opens them within our MAX_CONCURRENT_STREAMS: a burst of resets from it
+  // is its public clients going away (a flood's end, a scanner), and each one only cancels our own work for that
+  // stream. Closing the tunnel for it would hand every other client the flooder's problem.
+  agent.tunnel_options.session.flood.max_peer_resets = UINT32_MAX;
+  // A claim answer for many services can outgrow the default control buffer; it is per connection, not per stream.
+  agent.instance = tunnel::make_instance_nonce();
+  for (std::size_t i = 0; i < config.services.size(); ++i) {
+    const app::ServiceConfig& service = config.services[i];
+    agent.services.push_back(tunnel::ServiceDecl{service.name, route::Kind::kTcp, service.public_port, ""});
+    agent.service_index.emplace_back(service.name, i);
+  }
+  std::sort(agent.service_index.begin(), agent.service_index.end());
   if (config.common.insecure_plaintext) {
     LOG_WARN("--insecure-plaintext: tunnel traffic is NOT encrypted and the gateway is NOT verified; use it on "
              "trusted links and for benchmarks only");
@@ -333,9 +528,8 @@ int run_agent(const app::AgentConfig& config) {
   agent.threads = runtime.thread_count();
   agent.cores.assign(agent.threads, nullptr);
   std::vector<std::unique_ptr<AgentCore>> cores(agent.threads);
-  g_agent = &agent;
-  LOG_INFO("ringtun-agent '%s' connecting to %s with %zu service(s)", config.agent_id.c_str(),
-           config.gateway_text.c_str(), config.services.size());
+  LOG_INFO("ringtun-agent '%s' (instance %.8s) connecting to %s with %zu service(s)", config.agent_id.c_str(),
+           agent.instance.c_str(), config.gateway_text.c_str(), config.services.size());
   for (const auto& service : config.services) {
     LOG_INFO("  %s: gateway port %u -> %s", service.name.c_str(), service.public_port, service.local_text.c_str());
   }
@@ -344,7 +538,6 @@ int run_agent(const app::AgentConfig& config) {
     agent.cores[loop.core()] = cores[loop.core()].get();
     return cores[loop.core()]->start();
   });
-  g_agent = nullptr;
   if (!result) {
     char buf[160];
     LOG_ERROR("cannot start: %s", result.error().describe(buf, sizeof buf));

@@ -1,23 +1,32 @@
-// ringtun-agent: dials the gateway, registers its services, and serves the streams the gateway opens.
+// ringtun-agent: dials the gateway, claims its services, and serves the streams the gateway opens.
 //
 // The agent keeps one tunnel connection per gateway core (the gateway's welcome says how many). Connection i lives on
-// agent loop i % threads, so each connection's streams and their local sockets share one core. Connection 0 registers
-// the services; when it is welcomed, the others are started. Each connection reconnects on its own with exponential
-// back-off and jitter (capped by --reconnect-max-ms) after any failure; a refusal that retrying cannot cure (bad
-// token, port taken, not allowed) stops the agent with exit code 3 and a message naming the refusal.
-// A stream's OPEN names the public port; the agent connects to that service's local address on the same core and
-// pumps bytes both ways (tunnel::EdgeStream); a failed local connect comes back to the gateway as a reset.
-// Thread rules: an AgentCore and its connections are used only by their loop's thread; `Agent` is read-only.
+// agent loop i % threads, so each connection's streams and their local sockets share one core. Every hello carries
+// the agent id, the token and this process's instance nonce (so the gateway tells a reconnect of this instance from
+// another instance of the same id). Connection 0 claims the services, right behind its hello; the gateway answers
+// per service, and the ones refused for now (a port another agent holds, or another program) are asked for again
+// every --retry-refused-ms without dropping the tunnel. Each connection reconnects on its own with exponential
+// back-off and jitter (capped by --reconnect-max-ms), resolving --gateway again each time (off the loop: ring/resolver)
+// and trying each of its addresses in order.
+// The agent exits with code 3 only on refusals that retrying cannot cure: a bad token, an id held by another running
+// instance, or every service refused for good (not allowed for the token, a port the gateway keeps for itself).
+// A stream's OPEN names its service (tunnel/stream_meta.hpp); the agent connects to that service's local address on
+// the same core and pumps bytes both ways (tunnel::EdgeStream); a failed local connect comes back as a reset.
+// Thread rules: an AgentCore and its connections are used only by their loop's thread; `Agent` is read-only except
+// `gateway_cores` (atomic). Service statuses live on the core of connection 0.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/config.hpp"
+#include "app/options.hpp"
 #include "ring/loop.hpp"
+#include "ring/resolver.hpp"
 #include "ring/runtime.hpp"
 #include "tls/tls.hpp"
 #include "tunnel/handshake.hpp"
@@ -29,19 +38,25 @@ class AgentCore;
 
 struct Agent {
   app::AgentConfig config;
-  ring::net::Address gateway;  // numeric --gateway only, until the resolver lands
   tunnel::TunnelOptions tunnel_options;
   unsigned threads = 1;
-  std::atomic<std::uint32_t> gateway_cores{1};  // from connection 0's welcome; what hellos report as conn_count
+  std::string instance;                        // this process's nonce, in every hello
+  std::vector<tunnel::ServiceDecl> services;   // what connection 0 claims, from config.services
+  std::vector<std::pair<std::string, std::size_t>> service_index;  // name -> config.services index, sorted
+  std::atomic<std::uint32_t> gateway_cores{1};  // from the first welcome; what hellos report as conn_count
   std::vector<AgentCore*> cores;
   ring::Runtime* runtime = nullptr;
   std::shared_ptr<const tls::Context> tls;  // null: --insecure-plaintext
+
+  AgentCore& core(unsigned index) const noexcept { return *cores[index]; }
+  // The configured service called `name`, or null.
+  const app::ServiceConfig* find_service(std::string_view name) const noexcept;
 };
 
 // Runs the agent until SIGINT/SIGTERM or a fatal refusal; returns the exit code.
 int run_agent(const app::AgentConfig& config);
 
-// One tunnel connection slot (index i of N): connecting, handshaking, ready, or waiting to retry.
+// One tunnel connection slot (index i of N): resolving, connecting, handshaking, ready, or waiting to retry.
 class AgentConn final : public ring::SocketHandler {
  public:
   AgentConn(AgentCore& core, std::uint32_t index);
@@ -49,25 +64,60 @@ class AgentConn final : public ring::SocketHandler {
   void connect_now() noexcept;
   void stop() noexcept;
   bool idle() const noexcept { return state_ == State::kIdle || state_ == State::kBackoff; }
+  bool ready() const noexcept { return state_ == State::kReady; }
+  tunnel::TunnelConn* conn() noexcept { return conn_; }
 
   void on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json);
   void on_tunnel_closed(const char* reason);
   std::uint32_t index() const noexcept { return index_; }
 
  private:
-  enum class State { kIdle, kBackoff, kConnecting, kHandshaking, kReady };
+  enum class State { kIdle, kBackoff, kResolving, kConnecting, kHandshaking, kReady };
   void on_connect(ring::Loop& loop, ring::SocketId socket, int res) override;
   void on_close(ring::Loop& loop, ring::SocketId socket) override;
+  static void on_resolved(void* self, ring::Resolve::Answer&& answer);
+  void connect_next() noexcept;
+  void start_tunnel(ring::SocketId socket) noexcept;
   void retry_later(const char* why) noexcept;
 
   AgentCore& core_;
   std::uint32_t index_;
   State state_ = State::kIdle;
   ring::SocketId connecting_;
+  ring::Resolve* resolve_ = nullptr;
+  std::vector<ring::net::Address> addresses_;  // this attempt's addresses of --gateway, tried in order
+  std::size_t next_address_ = 0;
+  std::string last_failure_;
   tunnel::TunnelConn* conn_ = nullptr;
   ring::Timer retry_;
   std::uint32_t backoff_ms_ = 0;
   bool stopped_ = false;
+};
+
+// What the gateway said of each service (kept on the core of connection 0, which claims them).
+class ServiceBook {
+ public:
+  enum class State : std::uint8_t { kPending, kServing, kRetrying, kRefused };
+  explicit ServiceBook(AgentCore& core);
+  // Connection 0 was (re)connected and has claimed every service again.
+  void claimed_all();
+  // The gateway's answers; may end the agent (every service refused for good).
+  void on_claimed(const std::vector<tunnel::ServiceStatus>& statuses);
+  void stop();
+
+ private:
+  struct Entry {
+    State state = State::kPending;
+    std::string last_message;
+  };
+  void retry() noexcept;
+  void log_summary();
+
+  AgentCore& core_;
+  std::vector<Entry> entries_;  // by Agent::services index
+  ring::Timer retry_timer_;
+  std::uint64_t claimed_ns_ = 0;  // when connection 0 sent its claims (for the summary line)
+  bool summary_due_ = false;
 };
 
 class AgentCore final : public tunnel::TunnelEvents {
@@ -77,12 +127,17 @@ class AgentCore final : public tunnel::TunnelEvents {
   Status start();
   // Makes sure connection `index` exists on this core and is running.
   void ensure_connection(std::uint32_t index);
-  // Connection 0 was welcomed by a gateway with `cores` cores: start the others (on their own loops).
+  // The first welcome came from a gateway with `cores` cores: start the other connections (on their own loops).
   void gateway_cores_known(std::uint32_t cores);
+  // Connection 0 (on this core) claims `services` (indexes into Agent::services); false if it is not up.
+  bool send_claims(const std::vector<std::size_t>& services);
+  // Stops the agent with exit code 3 (a refusal retrying cannot cure).
+  void give_up();
 
   Agent& agent() noexcept { return agent_; }
   ring::Loop& loop() noexcept { return loop_; }
   tunnel::TunnelCore& tunnel_core() noexcept { return tcore_; }
+  ServiceBook& services() noexcept { return book_; }
   std::uint32_t jitter(std::uint32_t ms) noexcept;
   void connection_stopped();
 
@@ -91,11 +146,13 @@ class AgentCore final : public tunnel::TunnelEvents {
   void on_stream_open(tunnel::TunnelConn& conn, frame::StreamHandle stream,
                       std::span<const std::byte> metadata) override;
   void on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) override;
+  AgentConn* conn_at(std::uint64_t index) noexcept;
   void begin_stop();
 
   Agent& agent_;
   ring::Loop& loop_;
   tunnel::TunnelCore tcore_;
+  ServiceBook book_;
   std::vector<std::unique_ptr<AgentConn>> conns_;
   std::uint64_t rng_;
   bool stopping_ = false;

@@ -1,29 +1,33 @@
 // ringtun-gateway: accepts agents on the tunnel port and public clients on their services' ports.
 //
-// Cores: every loop has a tunnel listener (SO_REUSEPORT) and, for each registered service, a public listener.
-// An agent opens one tunnel connection per gateway core; connection i is served by core i, so a public client
-// accepted on core i rides core i's tunnel and its bytes never cross cores. A tunnel connection may be accepted on any
-// core: a HandshakeReader reads its hello, and the socket (with the bytes read so far) is handed to core i.
-//
-// The registry (who holds which public port) lives on core 0 and changes only by messages: core i asks core 0 to
-// register an agent (connection 0's hello), core 0 checks port ownership, opens the public listeners (one per core)
-// and hands each core its listener; cores report connections up and down, and when an agent's last connection is
-// gone core 0 closes its ports on every core.
+// Cores: one loop per core, shared-nothing. An agent opens one tunnel connection per gateway core; connection i is
+// served by core i, so a public client accepted on core i rides core i's tunnel and its bytes never cross cores.
+// Each core is made of rooms with one job each:
+//   intake.hpp           the tunnel port: handshakes (bounded per core and per address), the hello and its token
+//   routing.hpp          public client -> route snapshot -> the agent session's connection on this core -> stream
+//   public_listeners.hpp the public TCP ports this core accepts on
+//   registry_room.hpp    (core 0 only) sessions, claims, route snapshots and port opening, behind registry.hpp
+// and GatewayCore below ties them together: it adopts tunnel connections the intake hands it, speaks the control
+// messages on them, and passes what the registry decides to the rooms. Cores talk only by messages (messages.hpp).
 // Thread rules: a GatewayCore is used only by its own loop thread; `Gateway` holds read-only settings after start.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "app/config.hpp"
+#include "gateway/intake.hpp"
+#include "gateway/messages.hpp"
+#include "gateway/public_listeners.hpp"
+#include "gateway/registry_room.hpp"
+#include "gateway/routing.hpp"
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
 #include "tls/tls.hpp"
+#include "app/config.hpp"
+#include "app/options.hpp"
 #include "tunnel/handshake.hpp"
 #include "tunnel/tunnel_conn.hpp"
 
@@ -31,20 +35,23 @@ namespace ringtun::gateway {
 
 class GatewayCore;
 
-// Shared, read-only once the runtime runs (except `cores`, filled in by each core's own init before any message, and
-// `tls`, which a reload swaps whole).
+// Shared, read-only once the runtime runs (except `cores`, whose entry i its own core fills in before it handles any
+// message, and `tls`, which a reload swaps whole).
 struct Gateway {
   app::GatewayConfig config;
   tunnel::TunnelOptions tunnel_options;
-  ring::net::Address public_bind;         // host part of --listen: public ports bind the same address
-  std::vector<int> tunnel_listener_fds;   // one per core
+  ring::net::Address public_bind;          // host part of --listen: public ports bind the same address
+  std::vector<std::uint16_t> reserved_ports;  // the gateway's own listeners on that host: never public ports
+  std::vector<int> tunnel_listener_fds;    // one per core
   unsigned core_count = 1;
-  std::vector<GatewayCore*> cores;        // by core index
-  ring::Runtime* runtime = nullptr;
+  unsigned registry_core = 0;
+  std::vector<GatewayCore*> cores;         // by core index
   // Null with --insecure-plaintext. A reload (SIGHUP, on the runtime's thread) stores a new one; a core loads it once
   // per tunnel connection, whose session keeps its own reference: open connections keep the certificate they began
   // with. Loaded per handshake, never per frame.
   std::atomic<std::shared_ptr<const tls::Context>> tls;
+
+  GatewayCore& core(unsigned index) const noexcept { return *cores[index]; }
 };
 
 // The gateway's TLS context (null with --insecure-plaintext); logs the certificate's fingerprint. Errors are logged.
@@ -57,103 +64,70 @@ void reload_gateway_tls(Gateway& gateway);
 // Runs the gateway until SIGINT/SIGTERM (SIGHUP reloads the TLS certificate); returns the exit code.
 int run_gateway(const app::GatewayConfig& config);
 
-class GatewayCore final : public ring::SocketHandler, public tunnel::TunnelEvents {
+class GatewayCore final : public tunnel::TunnelEvents {
  public:
   GatewayCore(Gateway& gateway, ring::Loop& loop);
   ~GatewayCore() override;
   Status start();
 
   // ---- messages (run on this core) ----
-  struct Handoff;
-  struct RegisterRequest;
-  struct RegisterReply;
-  struct BindPort;
-  struct UnbindPort;
-  struct ConnChange;
-  void adopt_handoff(Handoff& message);
-  void on_register_reply(RegisterReply& message);
-  void bind_port(BindPort& message);
-  void unbind_port(UnbindPort& message);
-  // Core 0 only: the registry.
-  void registry_register(RegisterRequest& message);
-  void registry_conn_change(ConnChange& message);
+  void adopt(std::unique_ptr<Arrival> arrival);
+  void attached(const AttachReply& reply);
+  void claimed(ClaimReply& reply);
+  void set_table(SetTable& message);
+  void bind(BindPort& message);
+  void unbind(const UnbindPort& message);
+  RegistryRoom& registry() noexcept { return *registry_; }  // the registry core only
 
-  void handshake_done(class HandshakeReader& reader, int fd, unsigned target, std::string&& bytes,
-                      std::unique_ptr<tls::Session> tls);
-  void handshake_gone(class HandshakeReader& reader);
   ring::Loop& loop() noexcept { return loop_; }
-  tunnel::TunnelCore& tunnel_core() noexcept { return tcore_; }
+  const Routing& routing() const noexcept { return routing_; }
 
  private:
-  struct PublicPort {
-    ring::SocketId listener;
-    std::uint16_t port = 0;
+  // A tunnel connection of an agent on this core, from its hand-off until it closes. Addressed by the connection's
+  // app_tag: {index: low 32 bits, generation: high 32 bits}, so that an answer for a connection that is gone (and
+  // whose slot was reused) is recognised.
+  struct Link {
+    enum class State : std::uint8_t { kFree, kAttaching, kReady, kRefused };
+    State state = State::kFree;
+    std::uint32_t generation = 0;
+    tunnel::TunnelConn* conn = nullptr;
+    route::SessionRef session;
     std::string agent_id;
-    std::string service;
+    std::uint32_t conn_index = 0;
+    std::uint32_t conn_count = 0;
+    std::vector<std::vector<tunnel::ServiceDecl>> early_claims;  // claims that came before the attach answer
   };
-  struct AgentRecord {  // core 0's registry
-    std::vector<std::uint16_t> ports;
-    unsigned live_connections = 0;
-  };
-  struct PendingHello {  // a connection-0 hello waiting for the registry's answer
-    tunnel::TunnelConn* conn;
-    tunnel::Hello hello;
-  };
+  static constexpr std::size_t kMaxEarlyClaims = 16;  // claim messages (each up to 16 KiB) held per connection
 
-  // ring::SocketHandler: the tunnel listener and the public listeners.
-  void on_accept(ring::Loop& loop, ring::SocketId listener, int res) override;
   // tunnel::TunnelEvents
   void on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json) override;
   void on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) override;
 
-  void handle_hello(tunnel::TunnelConn& conn, tunnel::Hello&& hello);
-  void refuse(tunnel::TunnelConn& conn, tunnel::RefusalCode code, const std::string& message);
-  void welcome(tunnel::TunnelConn& conn, const tunnel::Hello& hello);
-  const app::TokenRule* find_token(const std::string& token) const noexcept;
-  void route_public(PublicPort& port, int fd);
-  void open_public_stream(tunnel::TunnelConn& conn, std::uint16_t port, const std::string& service, int fd);
-  void release_parked(const std::string& agent_id, tunnel::TunnelConn& conn);
-  void sweep_parked(bool all);
+  static void on_arrival(void* self, std::unique_ptr<Arrival> arrival);
+  static void on_public_client(void* self, std::uint16_t port, int fd);
+  static void on_port_closed(void* self, std::uint16_t port);
+  std::uint64_t new_link();
+  Link* link_of(std::uint64_t tag) noexcept;
+  void free_link(std::uint64_t tag) noexcept;
+  void refuse(tunnel::TunnelConn& conn, const tunnel::Refusal& refusal);
+  void send_claim(Link& link, std::uint64_t tag, std::vector<tunnel::ServiceDecl> services);
+  void send_detach(route::SessionRef session, std::uint64_t tag);
   void begin_stop();
   void check_stopped();
-  void send_conn_change(const std::string& agent_id, int delta);
 
   Gateway& gateway_;
   ring::Loop& loop_;
   tunnel::TunnelCore tcore_;
-  ring::SocketId tunnel_listener_;
-  std::map<std::uint32_t, PublicPort> public_by_listener_;  // listener slot index -> port
-  std::map<std::uint16_t, std::uint32_t> listener_by_port_;
-  std::unordered_map<std::string, tunnel::TunnelConn*> ready_;  // agent id -> this core's connection
-  std::map<std::uint64_t, PendingHello> pending_;              // by TunnelConn::app_tag
-  std::vector<class HandshakeReader*> readers_;
-  std::uint64_t next_tag_ = 1;
+  Intake intake_;
+  Routing routing_;
+  PublicListeners listeners_;
+  std::unique_ptr<RegistryRoom> registry_;  // on the registry core
+  ring::SocketHandler adopting_;             // an adopted socket's handler until its TunnelConn takes it over
+  std::vector<Link> links_;
+  std::vector<std::uint32_t> free_links_;
+  std::size_t live_links_ = 0;
   bool stopping_ = false;
   ring::Timer drain_deadline_;
-  // Public clients that cannot get a stream are logged at most once a second per core, with a count: a burst of
-  // clients must not turn into a burst of log lines.
-  std::uint64_t refused_log_ms_ = 0;
-  std::uint64_t refused_since_log_ = 0;
-  static constexpr std::size_t kMaxHandshakesPerCore = 256;
-  // Public clients accepted while the agent has no tunnel connection on this core wait for one (bounded).
-  struct ParkedClient {
-    int fd;
-    std::uint16_t port;
-    std::string service;
-    std::uint64_t since_ms;
-  };
-  static constexpr std::size_t kMaxParkedPerCore = 4096;
-  static constexpr std::uint32_t kParkMs = 5'000;
-  static constexpr std::uint32_t kParkSweepMs = 250;
-  std::unordered_map<std::string, std::vector<ParkedClient>> parked_;  // by agent id
-  std::size_t parked_count_ = 0;
-  ring::Timer parked_sweep_;
-  std::uint64_t handshake_log_ms_ = 0;
-  std::uint64_t handshakes_refused_ = 0;
-
-  // Registry (core 0).
-  std::map<std::string, AgentRecord> agents_;
-  std::map<std::uint16_t, std::string> port_owner_;
 };
 
 }  // namespace ringtun::gateway

@@ -1,32 +1,46 @@
-// HandshakeReader: the first bytes of a tunnel connection, read on whichever core accepted it.
+// HandshakeReader: the first bytes of one tunnel connection, read on whichever core accepted it (see intake.hpp).
 //
-// With TLS (the default) it first completes the TLS handshake (the wolfSSL session is handed over with the socket,
-// open, to the serving core); everything below is about the plaintext inside. It checks the preface, skips SETTINGS, and reads the hello only far enough to learn the connection index, which
-// names the core that must serve the connection. Then it detaches the socket and hands it, with every byte read so
-// far, to that core, where a TunnelConn replays the bytes and does the real handshake. Anything else (garbage, a
-// wrong protocol version, an oversized or malformed frame, data before the hello, a stall) closes the connection
-// with a logged reason. The bytes it holds are bounded (kMaxHandshakeBytes).
+// With TLS (the default) it first completes the TLS handshake; the session is made when the first byte arrives, and
+// it is handed over, open, with the socket. Inside, it checks the preface, skips SETTINGS (and PINGs or window
+// updates), and reads the first CONTROL frame: the hello, parsed here once. The hello frame is cut out of the bytes
+// read so far; the serving core's TunnelConn replays the rest (preface, SETTINGS, and the claims an agent sends
+// right behind its hello). Anything else (garbage, a wrong protocol version, an oversized or malformed frame, data
+// before the hello, a stall) closes the connection with a logged reason. The bytes it holds are bounded
+// (kMaxHandshakeBytes). Progress (bytes and stage) is what the intake's eviction reads.
 // Thread rules: the accepting core's loop thread. It deletes itself when its socket is closed or detached.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "ring/loop.hpp"
+#include "ring/net.hpp"
 #include "tls/tls.hpp"
-#include "ring/timer_wheel.hpp"
+#include "tunnel/cipher_send.hpp"
 
 namespace ringtun::gateway {
 
-class GatewayCore;
+class Intake;
+struct Arrival;
 
 class HandshakeReader final : public ring::SocketHandler {
  public:
   static constexpr std::size_t kMaxHandshakeBytes = 64 * 1024;
 
-  HandshakeReader(GatewayCore& core, ring::SocketId socket, std::string peer, std::uint32_t timeout_ms,
-                  const std::shared_ptr<const tls::Context>& tls);
-  void abandon(const char* reason) noexcept;  // the gateway is stopping
+  // How far a handshake got: what eviction compares first (then the time of the last progress).
+  enum class Stage : std::uint8_t { kSilent = 0, kTlsStarted = 1, kTlsOpen = 2, kPreface = 3 };
+
+  HandshakeReader(Intake& intake, ring::Loop& loop, ring::SocketId socket, const ring::net::Address& peer,
+                  std::shared_ptr<const tls::Context> tls, std::uint64_t now_ms);
+  // Closes the connection with `reason` logged (null: quietly, the caller counts it), at most once.
+  void abandon(const char* reason) noexcept;
+
+  Stage stage() const noexcept { return stage_; }
+  std::uint64_t started_ms() const noexcept { return started_ms_; }
+  std::uint64_t last_progress_ms() const noexcept { return last_progress_ms_; }
+  const ring::net::Address& peer() const noexcept { return peer_; }
+  bool closing() const noexcept { return closing_; }
 
  private:
   ~HandshakeReader() override = default;
@@ -37,22 +51,25 @@ class HandshakeReader final : public ring::SocketHandler {
   void flush_tls() noexcept;
   void parse() noexcept;
   void hand_off() noexcept;
-  void fail(const char* reason) noexcept;
+  void progress(Stage stage) noexcept;
 
-  GatewayCore& core_;
+  Intake& intake_;
   ring::Loop& loop_;
   ring::SocketId socket_;
-  std::string peer_;
-  std::string bytes_;  // plaintext so far
+  ring::net::Address peer_;
+  std::string peer_text_;
+  std::shared_ptr<const tls::Context> tls_context_;
   std::unique_ptr<tls::Session> tls_;
-  std::string tls_failure_;  // set: close once the alert is sent
-  iovec send_iov_{};
-  ring::Timer timeout_;
+  tunnel::CipherSend cipher_send_;
+  std::string bytes_;          // plaintext so far
+  std::string tls_failure_;    // set: close once the alert is sent
+  std::unique_ptr<Arrival> arrival_;  // set once the hello is read; handed over when the socket is detached
+  std::uint64_t started_ms_;
+  std::uint64_t last_progress_ms_;
+  Stage stage_ = Stage::kSilent;
   int fd_ = -1;
-  unsigned target_ = 0;
-  bool handed_off_ = false;
   bool hello_found_ = false;  // hand off as soon as no TLS send is in flight
-  bool send_busy_ = false;
+  bool handed_off_ = false;
   bool closing_ = false;
 };
 

@@ -1,6 +1,8 @@
+// The tunnel's control messages: encoding (plain string building) and parsing (simdjson DOM, every field bounded).
 #include "tunnel/handshake.hpp"
 
 #include <simdjson.h>
+#include <sys/random.h>
 
 #include <cstdio>
 
@@ -13,11 +15,19 @@ struct CodeName {
   const char* name;
 };
 constexpr CodeName kCodeNames[] = {
-    {RefusalCode::kBadRequest, "bad_request"},       {RefusalCode::kVersion, "version"},
-    {RefusalCode::kBadToken, "bad_token"},           {RefusalCode::kPortNotAllowed, "port_not_allowed"},
-    {RefusalCode::kPortTaken, "port_taken"},         {RefusalCode::kPortUnavailable, "port_unavailable"},
-    {RefusalCode::kIndexOutOfRange, "index_out_of_range"}, {RefusalCode::kNotRegistered, "not_registered"},
+    {RefusalCode::kBadRequest, "bad_request"},
+    {RefusalCode::kVersion, "version"},
+    {RefusalCode::kBadToken, "bad_token"},
+    {RefusalCode::kIdInUse, "id_in_use"},
+    {RefusalCode::kIndexOutOfRange, "index_out_of_range"},
     {RefusalCode::kShuttingDown, "shutting_down"},
+    {RefusalCode::kBusy, "busy"},
+    {RefusalCode::kPortNotAllowed, "port_not_allowed"},
+    {RefusalCode::kPortReserved, "port_reserved"},
+    {RefusalCode::kPortTaken, "port_taken"},
+    {RefusalCode::kPortUnavailable, "port_unavailable"},
+    {RefusalCode::kKindUnsupported, "kind_unsupported"},
+    {RefusalCode::kTooManyServices, "too_many_services"},
 };
 
 void append_json_string(std::string& out, std::string_view text) {
@@ -57,6 +67,147 @@ bool valid_name(std::string_view name) {
   return true;
 }
 
+bool valid_instance(std::string_view text) {
+  if (text.size() != kInstanceLength) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+void append_service(std::string& out, const ServiceDecl& service) {
+  out += "{\"name\":";
+  append_json_string(out, service.name);
+  out += ",\"kind\":\"";
+  out += route::kind_name(service.kind);
+  out += "\"";
+  if (service.kind == route::Kind::kTcp) {
+    out += ",\"port\":" + std::to_string(service.port);
+  } else {
+    out += ",\"host\":";
+    append_json_string(out, service.host);
+  }
+  out += "}";
+}
+
+void append_status(std::string& out, const ServiceStatus& status) {
+  out += "{\"name\":";
+  append_json_string(out, status.name);
+  if (status.ok) {
+    out += ",\"ok\":true}";
+    return;
+  }
+  out += ",\"ok\":false,\"code\":\"";
+  out += refusal_code_name(status.code);
+  out += "\",\"message\":";
+  append_json_string(out, std::string_view(status.message).substr(0, kMaxStatusMessage));
+  out += "}";
+}
+
+// Packs items into messages "<head>[item,item,...]}" of at most kMaxControlJson bytes each.
+template <typename Item, typename Append>
+std::vector<std::string> pack(std::string_view head, std::span<const Item> items, Append append) {
+  std::vector<std::string> messages;
+  std::string current;
+  std::string item_text;
+  auto open = [&] {
+    current.assign(head);
+    current += "[";
+  };
+  open();
+  bool empty = true;
+  for (const Item& item : items) {
+    item_text.clear();
+    append(item_text, item);
+    if (!empty && current.size() + 1 + item_text.size() + 2 > kMaxControlJson) {
+      current += "]}";
+      messages.push_back(std::move(current));
+      open();
+      empty = true;
+    }
+    if (!empty) current.push_back(',');
+    current += item_text;
+    empty = false;
+  }
+  if (!empty || messages.empty()) {
+    current += "]}";
+    messages.push_back(std::move(current));
+  }
+  return messages;
+}
+
+class Reader {
+ public:
+  explicit Reader(simdjson::dom::object object) : object_(object) {}
+
+  bool get_uint(const char* key, std::uint64_t max, std::uint64_t* out) const {
+    std::uint64_t v = 0;
+    if (object_[key].get(v) != simdjson::SUCCESS || v > max) return false;
+    *out = v;
+    return true;
+  }
+  static bool get_string(simdjson::dom::object obj, const char* key, std::size_t max, std::string* out) {
+    std::string_view v;
+    if (obj[key].get(v) != simdjson::SUCCESS || v.size() > max) return false;
+    out->assign(v);
+    return true;
+  }
+
+ private:
+  simdjson::dom::object object_;
+};
+
+Result<ServiceDecl> parse_service(simdjson::dom::element item, std::string* error) {
+  simdjson::dom::object service;
+  if (item.get(service) != simdjson::SUCCESS) return bad(error, "claim: each service must be an object");
+  ServiceDecl s;
+  if (!Reader::get_string(service, "name", kMaxServiceNameLength, &s.name) || !valid_name(s.name)) {
+    return bad(error, "claim: service \"name\" must be 1..64 of [A-Za-z0-9._-]");
+  }
+  std::string kind;
+  if (!Reader::get_string(service, "kind", 8, &kind)) {
+    return bad(error, "claim: service \"" + s.name + "\": \"kind\" must be \"tcp\", \"http\" or \"tls\"");
+  }
+  if (kind == "tcp") {
+    s.kind = route::Kind::kTcp;
+    std::uint64_t port = 0;
+    if (service["port"].get(port) != simdjson::SUCCESS || port == 0 || port > 65535) {
+      return bad(error, "claim: service \"" + s.name + "\": \"port\" must be an integer 1..65535");
+    }
+    s.port = static_cast<std::uint16_t>(port);
+    return s;
+  }
+  if (kind == "http" || kind == "tls") {
+    s.kind = kind == "http" ? route::Kind::kHttp : route::Kind::kTls;
+    std::string host;
+    if (!Reader::get_string(service, "host", route::kMaxHostLength + 1, &host) ||
+        !route::normalize_host(host, true, &s.host)) {
+      return bad(error, "claim: service \"" + s.name + "\": \"host\" must be a host name or *.suffix");
+    }
+    return s;
+  }
+  return bad(error, "claim: service \"" + s.name + "\": \"kind\" must be \"tcp\", \"http\" or \"tls\"");
+}
+
+Result<ServiceStatus> parse_status(simdjson::dom::element item, std::string* error) {
+  simdjson::dom::object object;
+  if (item.get(object) != simdjson::SUCCESS) return bad(error, "claimed: each status must be an object");
+  ServiceStatus status;
+  if (!Reader::get_string(object, "name", kMaxServiceNameLength, &status.name) || !valid_name(status.name)) {
+    return bad(error, "claimed: status \"name\" must be 1..64 of [A-Za-z0-9._-]");
+  }
+  if (object["ok"].get(status.ok) != simdjson::SUCCESS) return bad(error, "claimed: \"ok\" must be true or false");
+  if (status.ok) return status;
+  std::string code;
+  if (!Reader::get_string(object, "code", 64, &code)) return bad(error, "claimed: \"code\" must be a string");
+  status.code = RefusalCode::kBadRequest;
+  for (const auto& entry : kCodeNames) {
+    if (code == entry.name) status.code = entry.code;
+  }
+  if (!Reader::get_string(object, "message", kMaxRefusalMessage, &status.message)) status.message = code;
+  return status;
+}
+
 }  // namespace
 
 const char* refusal_code_name(RefusalCode code) noexcept {
@@ -71,12 +222,15 @@ bool refusal_is_fatal(RefusalCode code) noexcept {
     case RefusalCode::kBadRequest:
     case RefusalCode::kVersion:
     case RefusalCode::kBadToken:
-    case RefusalCode::kPortNotAllowed:
-    case RefusalCode::kPortTaken:
+    case RefusalCode::kIdInUse:
       return true;
     default:
-      return false;  // transient: the gateway is restarting, or connection 0 has not registered yet
+      return false;  // transient: the gateway is restarting, busy, or has fewer cores now
   }
+}
+
+bool service_refusal_is_retryable(RefusalCode code) noexcept {
+  return code == RefusalCode::kPortTaken || code == RefusalCode::kPortUnavailable || code == RefusalCode::kBusy;
 }
 
 std::string encode_hello(const Hello& hello) {
@@ -84,15 +238,10 @@ std::string encode_hello(const Hello& hello) {
   append_json_string(out, hello.agent_id);
   out += ",\"token\":";
   append_json_string(out, hello.token);
+  out += ",\"instance\":";
+  append_json_string(out, hello.instance);
   out += ",\"conn_index\":" + std::to_string(hello.conn_index) + ",\"conn_count\":" + std::to_string(hello.conn_count);
-  out += ",\"services\":[";
-  for (std::size_t i = 0; i < hello.services.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out += "{\"name\":";
-    append_json_string(out, hello.services[i].name);
-    out += ",\"port\":" + std::to_string(hello.services[i].port) + "}";
-  }
-  out += "]}";
+  out += "}";
   return out;
 }
 
@@ -105,8 +254,32 @@ std::string encode_refusal(const Refusal& refusal) {
   std::string out = "{\"type\":\"refused\",\"code\":\"";
   out += refusal_code_name(refusal.code);
   out += "\",\"message\":";
-  append_json_string(out, refusal.message);
+  append_json_string(out, std::string_view(refusal.message).substr(0, kMaxRefusalMessage));
   out += "}";
+  return out;
+}
+
+std::vector<std::string> encode_claims(std::span<const ServiceDecl> services) {
+  return pack<ServiceDecl>("{\"type\":\"claim\",\"services\":", services, append_service);
+}
+
+std::vector<std::string> encode_claimed(std::span<const ServiceStatus> statuses) {
+  return pack<ServiceStatus>("{\"type\":\"claimed\",\"services\":", statuses, append_status);
+}
+
+std::string make_instance_nonce() {
+  unsigned char random[kInstanceLength / 2] = {};
+  std::size_t have = 0;
+  while (have < sizeof random) {
+    const ssize_t n = ::getrandom(random + have, sizeof random - have, 0);
+    if (n > 0) have += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : random) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xF]);
+  }
   return out;
 }
 
@@ -122,86 +295,84 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
   if (root.get(object) != simdjson::SUCCESS) return bad(error, "control message is not a JSON object");
   std::string_view type;
   if (object["type"].get(type) != simdjson::SUCCESS) return bad(error, "control message without a \"type\" string");
-
-  auto get_uint = [&](const char* key, std::uint64_t max, std::uint64_t* out) -> bool {
-    std::uint64_t v = 0;
-    if (object[key].get(v) != simdjson::SUCCESS || v > max) return false;
-    *out = v;
-    return true;
-  };
-  auto get_string = [&](simdjson::dom::object obj, const char* key, std::size_t max, std::string* out) -> bool {
-    std::string_view v;
-    if (obj[key].get(v) != simdjson::SUCCESS || v.size() > max) return false;
-    out->assign(v);
-    return true;
-  };
+  const Reader in(object);
 
   ControlMessage message;
   std::uint64_t value = 0;
   if (type == "hello") {
     message.type = ControlMessage::Type::kHello;
     Hello& h = message.hello;
-    if (!get_uint("version", UINT32_MAX, &value)) return bad(error, "hello: \"version\" must be an integer");
+    if (!in.get_uint("version", UINT32_MAX, &value)) return bad(error, "hello: \"version\" must be an integer");
     h.version = static_cast<std::uint32_t>(value);
     if (h.version != kHandshakeVersion) {
-      return bad(error, "hello: handshake version " + std::to_string(h.version) + " is not supported (this gateway speaks " +
-                            std::to_string(kHandshakeVersion) + ")");
+      return bad(error, "hello: handshake version " + std::to_string(h.version) +
+                            " is not supported (this gateway speaks " + std::to_string(kHandshakeVersion) +
+                            "): run the same ringtun version on the agent and the gateway");
     }
-    if (!get_string(object, "agent_id", kMaxAgentIdLength, &h.agent_id) || h.agent_id.empty()) {
+    if (!Reader::get_string(object, "agent_id", kMaxAgentIdLength, &h.agent_id) || h.agent_id.empty()) {
       return bad(error, "hello: \"agent_id\" must be a string of 1..128 characters");
     }
-    if (!get_string(object, "token", kMaxTokenLength, &h.token)) {
+    if (!Reader::get_string(object, "token", kMaxTokenLength, &h.token)) {
       return bad(error, "hello: \"token\" must be a string of at most 1024 characters");
     }
-    if (!get_uint("conn_count", kMaxConnections, &value) || value == 0) {
+    if (!Reader::get_string(object, "instance", kInstanceLength, &h.instance) || !valid_instance(h.instance)) {
+      return bad(error, "hello: \"instance\" must be 32 lower-case hex digits");
+    }
+    if (!in.get_uint("conn_count", kMaxConnections, &value) || value == 0) {
       return bad(error, "hello: \"conn_count\" must be an integer 1..1024");
     }
     h.conn_count = static_cast<std::uint32_t>(value);
-    if (!get_uint("conn_index", kMaxConnections - 1, &value) || value >= h.conn_count) {
+    if (!in.get_uint("conn_index", kMaxConnections - 1, &value) || value >= h.conn_count) {
       return bad(error, "hello: \"conn_index\" must be an integer below conn_count");
     }
     h.conn_index = static_cast<std::uint32_t>(value);
+    return message;
+  }
+  if (type == "claim") {
+    message.type = ControlMessage::Type::kClaim;
     simdjson::dom::array services;
-    if (object["services"].get(services) != simdjson::SUCCESS) return bad(error, "hello: \"services\" must be an array");
-    if (services.size() > kMaxServices) return bad(error, "hello: more than 256 services");
+    if (object["services"].get(services) != simdjson::SUCCESS) return bad(error, "claim: \"services\" must be an array");
+    if (services.size() > kMaxServices) return bad(error, "claim: more than 1024 services");
     for (simdjson::dom::element item : services) {
-      simdjson::dom::object service;
-      if (item.get(service) != simdjson::SUCCESS) return bad(error, "hello: each service must be an object");
-      HelloService s;
-      if (!get_string(service, "name", kMaxServiceNameLength, &s.name) || !valid_name(s.name)) {
-        return bad(error, "hello: service \"name\" must be 1..64 of [A-Za-z0-9._-]");
-      }
-      std::uint64_t port = 0;
-      if (service["port"].get(port) != simdjson::SUCCESS || port == 0 || port > 65535) {
-        return bad(error, "hello: service \"" + s.name + "\": \"port\" must be an integer 1..65535");
-      }
-      s.port = static_cast<std::uint16_t>(port);
-      for (const HelloService& other : h.services) {
-        if (other.port == s.port) return bad(error, "hello: port " + std::to_string(s.port) + " listed twice");
-      }
-      h.services.push_back(std::move(s));
+      auto service = parse_service(item, error);
+      if (!service) return Unexpected{service.error()};
+      message.claim.push_back(std::move(*service));
+    }
+    return message;
+  }
+  if (type == "claimed") {
+    message.type = ControlMessage::Type::kClaimed;
+    simdjson::dom::array statuses;
+    if (object["services"].get(statuses) != simdjson::SUCCESS) return bad(error, "claimed: \"services\" must be an array");
+    if (statuses.size() > kMaxServices) return bad(error, "claimed: more than 1024 statuses");
+    for (simdjson::dom::element item : statuses) {
+      auto status = parse_status(item, error);
+      if (!status) return Unexpected{status.error()};
+      message.claimed.push_back(std::move(*status));
     }
     return message;
   }
   if (type == "welcome") {
     message.type = ControlMessage::Type::kWelcome;
-    if (!get_uint("gateway_cores", kMaxConnections, &value) || value == 0) {
+    if (!in.get_uint("gateway_cores", kMaxConnections, &value) || value == 0) {
       return bad(error, "welcome: \"gateway_cores\" must be an integer 1..1024");
     }
     message.welcome.gateway_cores = static_cast<std::uint32_t>(value);
-    if (!get_uint("conn_index", kMaxConnections, &value)) return bad(error, "welcome: \"conn_index\" missing");
+    if (!in.get_uint("conn_index", kMaxConnections, &value)) return bad(error, "welcome: \"conn_index\" missing");
     message.welcome.conn_index = static_cast<std::uint32_t>(value);
     return message;
   }
   if (type == "refused") {
     message.type = ControlMessage::Type::kRefused;
     std::string code;
-    if (!get_string(object, "code", 64, &code)) return bad(error, "refused: \"code\" must be a string");
+    if (!Reader::get_string(object, "code", 64, &code)) return bad(error, "refused: \"code\" must be a string");
     message.refusal.code = RefusalCode::kBadRequest;
     for (const auto& entry : kCodeNames) {
       if (code == entry.name) message.refusal.code = entry.code;
     }
-    if (!get_string(object, "message", 1024, &message.refusal.message)) message.refusal.message = code;
+    if (!Reader::get_string(object, "message", kMaxRefusalMessage, &message.refusal.message)) {
+      message.refusal.message = code;
+    }
     return message;
   }
   return bad(error, "unknown control message type");

@@ -1,13 +1,22 @@
-// The tunnel handshake: CONTROL frames carrying JSON, exchanged once per tunnel connection.
+// The tunnel's control messages: CONTROL frames carrying JSON, the handshake once per tunnel connection and the
+// service claims that follow it.
 //
-//   agent   -> gateway  {"type":"hello","version":1,"agent_id":"edge-1","token":"...","conn_index":0,
-//                        "conn_count":1,"services":[{"name":"web","port":8080}]}
+//   agent   -> gateway  {"type":"hello","version":2,"agent_id":"edge-1","token":"...","instance":"<32 hex>",
+//                        "conn_index":0,"conn_count":1}
 //   gateway -> agent    {"type":"welcome","gateway_cores":4,"conn_index":0}
 //                    or {"type":"refused","code":"bad_token","message":"..."}
+//   agent   -> gateway  {"type":"claim","services":[{"name":"web","kind":"tcp","port":8080}, ...]}
+//   gateway -> agent    {"type":"claimed","services":[{"name":"web","ok":true},
+//                                                     {"name":"db","ok":false,"code":"port_taken","message":"..."}]}
 //
-// The gateway parses hellos from peers that have not authenticated yet, so the parser bounds everything (size,
-// string lengths, service count) and reports what was wrong; it never throws or aborts. docs/protocol.md
-// ("Handshake") is the normative description.
+// The hello is identity only; services are claimed by "claim" messages (each within one CONTROL frame, so an agent
+// with many services sends several), which the agent sends right behind its hello without waiting for the welcome,
+// and again later for services refused for now. Each claim gets one "claimed" answer, a status per service in the
+// same order (split over several messages if it does not fit one; the agent matches statuses by service name):
+// services are accepted or refused one by one; only a connection is refused as a whole (bad token, an
+// id held by another running instance, a malformed hello...). The gateway parses these messages from peers that
+// have not authenticated yet, so the parser bounds everything (size, string lengths, counts) and reports what was
+// wrong; it never throws or aborts. docs/protocol.md ("Handshake") is the normative description.
 // Thread rules: stateless functions; any thread.
 #pragma once
 
@@ -18,29 +27,74 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "route/route.hpp"
 
 namespace ringtun::tunnel {
 
-inline constexpr std::uint32_t kHandshakeVersion = 1;
-inline constexpr std::size_t kMaxControlJson = 16 * 1024;
+inline constexpr std::uint32_t kHandshakeVersion = 2;
+inline constexpr std::size_t kMaxControlJson = 16 * 1024;  // one CONTROL frame at the default MAX_FRAME_SIZE
 inline constexpr std::size_t kMaxAgentIdLength = 128;
 inline constexpr std::size_t kMaxTokenLength = 1024;
-inline constexpr std::size_t kMaxServices = 256;
-inline constexpr std::size_t kMaxServiceNameLength = 64;
+inline constexpr std::size_t kInstanceLength = 32;  // 16 random bytes, lower-case hex
+inline constexpr std::size_t kMaxServices = 1024;  // per agent; a claim message holds what fits in kMaxControlJson
+inline constexpr std::size_t kMaxServiceNameLength = route::kMaxServiceNameLength;
+inline constexpr std::size_t kMaxRefusalMessage = 1024;
+inline constexpr std::size_t kMaxStatusMessage = 256;  // a per-service refusal's text
 inline constexpr std::uint32_t kMaxConnections = 1024;
 
-struct HelloService {
+// A service as the agent declares it: tcp services name a public port (host empty); http and tls services a host
+// name or "*.suffix" (port 0).
+struct ServiceDecl {
   std::string name;
+  route::Kind kind = route::Kind::kTcp;
   std::uint16_t port = 0;
+  std::string host;
+
+  friend bool operator==(const ServiceDecl&, const ServiceDecl&) = default;
 };
 
 struct Hello {
   std::uint32_t version = kHandshakeVersion;
   std::string agent_id;
   std::string token;
+  std::string instance;  // one per running agent process: tells a reconnect of the same instance from another one
   std::uint32_t conn_index = 0;
   std::uint32_t conn_count = 1;
-  std::vector<HelloService> services;
+};
+
+enum class RefusalCode : std::uint8_t {
+  kBadRequest,      // malformed hello or message
+  kVersion,         // a handshake version we do not speak
+  kBadToken,        // unknown token
+  kIdInUse,         // another running instance of this agent id is connected
+  kIndexOutOfRange, // conn_index >= the gateway's cores
+  kShuttingDown,
+  kBusy,            // the gateway cannot take this connection now; retry
+  // Per service (in a welcome or claimed status):
+  kPortNotAllowed,  // the token may not claim that port
+  kPortReserved,    // one of the gateway's own listeners
+  kPortTaken,       // another agent holds the port
+  kPortUnavailable, // the gateway cannot listen on it (another program holds it)
+  kKindUnsupported, // this gateway does not serve that kind of service
+  kTooManyServices, // beyond kMaxServices for one agent
+};
+const char* refusal_code_name(RefusalCode code) noexcept;
+// Connection refusals after which retrying cannot help: the agent exits (code 3) instead of reconnecting.
+bool refusal_is_fatal(RefusalCode code) noexcept;
+// Service refusals that asking again later may cure (the port may be released); the others are final.
+bool service_refusal_is_retryable(RefusalCode code) noexcept;
+
+struct Refusal {
+  RefusalCode code = RefusalCode::kBadRequest;
+  std::string message;
+};
+
+// What the gateway decided for one declared service.
+struct ServiceStatus {
+  std::string name;
+  bool ok = false;
+  RefusalCode code = RefusalCode::kBadRequest;  // when !ok
+  std::string message;                          // when !ok
 };
 
 struct Welcome {
@@ -48,40 +102,28 @@ struct Welcome {
   std::uint32_t conn_index = 0;
 };
 
-enum class RefusalCode : std::uint8_t {
-  kBadRequest,      // malformed hello
-  kVersion,         // a handshake version we do not speak
-  kBadToken,        // unknown token
-  kPortNotAllowed,  // the token may not claim that port
-  kPortTaken,       // another agent holds the port
-  kPortUnavailable, // the gateway could not listen on it
-  kIndexOutOfRange, // conn_index >= the gateway's cores
-  kNotRegistered,   // conn_index > 0 before connection 0 registered the agent
-  kShuttingDown,
-};
-const char* refusal_code_name(RefusalCode code) noexcept;
-// Refusals after which retrying cannot help: the agent exits instead of reconnecting.
-bool refusal_is_fatal(RefusalCode code) noexcept;
-
-struct Refusal {
-  RefusalCode code = RefusalCode::kBadRequest;
-  std::string message;
-};
-
 struct ControlMessage {
-  enum class Type : std::uint8_t { kHello, kWelcome, kRefused };
+  enum class Type : std::uint8_t { kHello, kWelcome, kRefused, kClaim, kClaimed };
   Type type = Type::kHello;
   Hello hello;
   Welcome welcome;
   Refusal refusal;
+  std::vector<ServiceDecl> claim;        // kClaim
+  std::vector<ServiceStatus> claimed;    // kClaimed
 };
 
 std::string encode_hello(const Hello& hello);
 std::string encode_welcome(const Welcome& welcome);
 std::string encode_refusal(const Refusal& refusal);
+// Claims and their answers are split into as many messages as needed to keep each within kMaxControlJson, in order.
+std::vector<std::string> encode_claims(std::span<const ServiceDecl> services);
+std::vector<std::string> encode_claimed(std::span<const ServiceStatus> statuses);
 
 // Parses one CONTROL payload. On failure, *error says what was wrong (one line, no secrets echoed).
 Result<ControlMessage> parse_control(std::span<const std::byte> json, std::string* error);
+
+// A fresh random instance nonce (kInstanceLength hex characters, from getrandom).
+std::string make_instance_nonce();
 
 inline std::span<const std::byte> as_bytes(std::string_view text) noexcept {
   return {reinterpret_cast<const std::byte*>(text.data()), text.size()};

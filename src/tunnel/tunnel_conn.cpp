@@ -58,9 +58,10 @@ TunnelConn::TunnelConn(TunnelCore& core, ring::SocketId socket, frame::Role role
 TunnelConn::~TunnelConn() { --core_.stats.tunnels_open; }
 
 TunnelConn* TunnelConn::start(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
-                              TunnelEvents& events, std::span<const std::byte> replay,
+                              TunnelEvents& events, std::uint64_t app_tag, std::span<const std::byte> replay,
                               std::unique_ptr<tls::Session> tls) {
   auto* conn = new TunnelConn(core, socket, role, options, events);
+  conn->app_tag = app_tag;
   conn->tls_ = std::move(tls);
   ++core.stats.tunnels_open;
   ring::Loop& loop = core.loop;
@@ -213,14 +214,20 @@ void TunnelConn::flush_tls(ring::Loop& loop, ring::SocketId socket) noexcept {
     }
     // The plaintext is encrypted: its buffers (edge receive buffers among them) are free now.
     session_.sent(batch_.bytes());
+    drain_control_backlog();
   }
-  const std::span<const std::byte> out = tls_->begin_send();
-  if (out.empty()) {
-    maybe_finish_close();
-    return;
+  switch (cipher_send_.start(loop, socket, *tls_)) {
+    case CipherSend::Started::kNothing:
+      maybe_finish_close();
+      return;
+    case CipherSend::Started::kFailed:
+      close("send failed");
+      return;
+    case CipherSend::Started::kSending:
+      send_busy_ = true;
+      last_tx_ms_ = loop.now_ms();
+      return;
   }
-  tls_iov_ = {const_cast<std::byte*>(out.data()), out.size()};
-  send(loop, socket, &tls_iov_, 1);
 }
 
 void TunnelConn::send(ring::Loop& loop, ring::SocketId socket, iovec* iov, unsigned count) noexcept {
@@ -256,8 +263,9 @@ void TunnelConn::on_send(ring::Loop&, ring::SocketId, int res) {
     return;
   }
   sync_time();
-  if (tls_) tls_->send_done();
+  if (tls_) cipher_send_.done(*tls_);
   else session_.sent(static_cast<std::size_t>(res));
+  drain_control_backlog();  // sent() gave control queue room back
   schedule_flush();
   maybe_finish_close();
 }
@@ -299,9 +307,29 @@ void TunnelConn::on_heartbeat() noexcept {
 Status TunnelConn::send_control(std::string_view json) noexcept {
   if (closing_) return ringtun::fail(Errc::kClosed, "tunnel closing");
   sync_time();
-  RINGTUN_TRY(session_.send_control({reinterpret_cast<const std::byte*>(json.data()), json.size()}));
-  schedule_flush();
+  if (control_backlog_.empty()) {
+    Status status = session_.send_control({reinterpret_cast<const std::byte*>(json.data()), json.size()});
+    if (status) {
+      schedule_flush();
+      return {};
+    }
+    if (status.error().code() != Errc::kExhausted) return status;
+  }
+  if (control_backlog_bytes_ + json.size() > kMaxControlBacklog) {
+    return ringtun::fail(Errc::kExhausted, "control messages: the peer does not read them");
+  }
+  control_backlog_.emplace_back(json);
+  control_backlog_bytes_ += json.size();
   return {};
+}
+
+void TunnelConn::drain_control_backlog() noexcept {
+  while (!control_backlog_.empty()) {
+    const std::string& json = control_backlog_.front();
+    if (!session_.send_control({reinterpret_cast<const std::byte*>(json.data()), json.size()})) return;
+    control_backlog_bytes_ -= json.size();
+    control_backlog_.pop_front();
+  }
 }
 
 void TunnelConn::goaway() noexcept {

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,7 @@
 #include "ring/timer_wheel.hpp"
 #include "tls/tls.hpp"
 #include "tunnel/byte_queue.hpp"
+#include "tunnel/cipher_send.hpp"
 
 namespace ringtun::tunnel {
 
@@ -89,16 +91,21 @@ class TunnelEvents {
 
 class TunnelConn final : public ring::SocketHandler, public frame::SessionHandler {
  public:
-  // Takes over a connected socket (its handler becomes the TunnelConn) and starts the session. `replay` holds
+  // Takes over a connected socket (its handler becomes the TunnelConn) and starts the session. `app_tag` is set
+  // before anything is processed, so every event (even one the replay triggers) names its connection. `replay` holds
   // plaintext already read from the socket by someone else (the gateway's handshake reader); it is processed first.
   // With `tls`, every byte on the socket is TLS: a session still handshaking (the agent's) finishes its handshake
   // before any frame leaves; an open one (handed over by the gateway's reader) carries frames at once.
   static TunnelConn* start(TunnelCore& core, ring::SocketId socket, frame::Role role, const TunnelOptions& options,
-                           TunnelEvents& events, std::span<const std::byte> replay = {},
+                           TunnelEvents& events, std::uint64_t app_tag, std::span<const std::byte> replay = {},
                            std::unique_ptr<tls::Session> tls = nullptr);
 
-  // ---- handshake ----
+  // ---- control messages ----
+  // Queues a CONTROL frame. When the session's control queue is full (a burst of answers: claims for many services),
+  // the message waits here, in order, and follows as sends complete; kExhausted only past kMaxControlBacklog bytes
+  // waiting (a peer that does not read), kLimit for one message over the peer's frame size.
   Status send_control(std::string_view json) noexcept;
+  static constexpr std::size_t kMaxControlBacklog = 1024 * 1024;
 
   // ---- streams ----
   // Gateway: opens a stream for an accepted public connection. Takes `edge_fd` (closed on failure).
@@ -156,6 +163,7 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   void on_send_released(std::uint64_t cookie) override;
 
   void feed(std::span<const std::byte> bytes) noexcept;
+  void drain_control_backlog() noexcept;
   void receive_tls(std::span<const std::byte> ciphertext) noexcept;
   void flush_tls(ring::Loop& loop, ring::SocketId socket) noexcept;
   // Hands one turn's bytes (frames, or ciphertext) to the ring: the one send in flight.
@@ -180,7 +188,7 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   frame::Session session_;
   frame::FrameBatch batch_;
   std::unique_ptr<tls::Session> tls_;  // null: plaintext (--insecure-plaintext)
-  iovec tls_iov_{};                    // the ciphertext send in flight
+  CipherSend cipher_send_;             // the ciphertext send in flight
   ring::Timer heartbeat_;
   std::uint64_t last_rx_ms_ = 0;
   std::uint64_t last_tx_ms_ = 0;
@@ -189,6 +197,9 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   bool closing_ = false;         // close() called: the socket is being closed
   bool flush_then_close_ = false;
   const char* close_reason_ = "closed";
+
+  std::deque<std::string> control_backlog_;  // CONTROL messages the session had no room for yet
+  std::size_t control_backlog_bytes_ = 0;
 
   // Streams by the session's stream index; cookies name (index, generation) so that a release arriving after its
   // stream was freed (and the index reused) is recognised.

@@ -346,16 +346,22 @@ class Harness:
         say('%s listens on port %d' % (g.label, g.port))
         return g
 
-    def agent(self, gateway_port, services, agent_id='edge-1', token=TOKEN, extra=()):
-        """services: [(public_port, local_port)]."""
-        argv = [self.agent_bin, '--gateway', '%s:%d' % (HOST, gateway_port), '--token', token,
-                '--agent-id', agent_id, '--threads', '2']
-        for pub, local in services:
-            argv += ['--expose', 'tcp:svc%d@%d=%s:%d' % (pub, pub, HOST, local)]
+    def agent(self, gateway_port, services, agent_id='edge-1', token=TOKEN, extra=(), threads=2, gateway=None,
+              prefix=()):
+        """services: [(public_port, local_port)] or full --expose values. gateway: the --gateway value (default
+        127.0.0.1:gateway_port). prefix: a command the agent runs under (e.g. unshare)."""
+        argv = [self.agent_bin, '--gateway', gateway or '%s:%d' % (HOST, gateway_port), '--token', token,
+                '--agent-id', agent_id, '--threads', str(threads)]
+        for service in services:
+            if isinstance(service, str):
+                argv += ['--expose', service]
+            else:
+                pub, local = service
+                argv += ['--expose', 'tcp:svc%d@%d=%s:%d' % (pub, pub, HOST, local)]
         if self.fingerprint and not any(f in extra for f in ('--insecure-plaintext', '--ca', '--gateway-fingerprint')):
             argv += ['--gateway-fingerprint', self.fingerprint]
         argv += list(extra)
-        return Proc(self, self._label('agent-' + agent_id), argv)
+        return Proc(self, self._label('agent-' + agent_id), list(prefix) + argv)
 
     def wait_agent_ready(self, agent, since=0, timeout=10):
         """Every tunnel connection of `agent` (one per gateway core) says it is ready."""
@@ -384,6 +390,14 @@ class Harness:
         s.port = port
         s.wait_log(r'service listening on', 10)
         return s
+
+    def flood(self, port, source, count, reopen=True):
+        """A flooder process holding `count` idle connections from `source` to `port` (see flood_main)."""
+        argv = [sys.executable, os.path.abspath(__file__), '--flood', str(port), '--source', source,
+                '--count', str(count)] + (['--reopen'] if reopen else [])
+        f = Proc(self, self._label('flood'), argv)
+        f.wait_log(r'holding \d+', 10)
+        return f
 
     def cleanup(self):
         for p in reversed(self.procs):
@@ -495,5 +509,68 @@ def expect_closed(s, timeout, what):
             raise AssertionError('%s: the connection is still open after %.1f s' % (what, timeout))
 
 
+# ---------------------------------------------------------------------------------------------------- floods
+
+def flood_main(argv):
+    """A flooder, run as its own process (`itest.py --flood PORT --source IP --count N [--reopen]`): opens N idle TCP
+    connections from IP to 127.0.0.1:PORT (sending nothing) and, with --reopen, opens a new one for every one the
+    other side closes, until killed. Logs 'holding N' lines (at most once a second) to stderr."""
+    import argparse
+    import selectors
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--flood', type=int, required=True, help='the port to flood')
+    ap.add_argument('--source', required=True)
+    ap.add_argument('--count', type=int, required=True)
+    ap.add_argument('--reopen', action='store_true')
+    args = ap.parse_args(argv)
+    raise_nofile()
+    sel = selectors.DefaultSelector()
+    held = set()
+    opened = closed = failed = 0
+
+    def open_one():
+        nonlocal opened, failed
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((args.source, 0))
+            s.setblocking(False)
+            try:
+                s.connect((HOST, args.flood))
+            except BlockingIOError:
+                pass
+            sel.register(s, selectors.EVENT_READ)
+            held.add(s)
+            opened += 1
+        except OSError:
+            failed += 1
+            s.close()
+
+    for _ in range(args.count):
+        open_one()
+    last = 0.0
+    while True:
+        for key, _ in sel.select(timeout=0.2):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b''
+            if data:
+                continue
+            sel.unregister(s)
+            held.discard(s)
+            s.close()
+            closed += 1
+            if args.reopen:
+                open_one()
+        if time.monotonic() - last >= 1.0:
+            last = time.monotonic()
+            sys.stderr.write('%.3f holding %d (opened %d, closed by the peer %d, failed %d)\n'
+                             % (time.time(), len(held), opened, closed, failed))
+            sys.stderr.flush()
+
+
 if __name__ == '__main__':
+    if len(sys.argv) > 1 and sys.argv[1] == '--flood':
+        sys.exit(flood_main(sys.argv[1:]))
     sys.exit(serve_main(sys.argv[1:]))

@@ -550,27 +550,30 @@ def slow_consumer(h):
 
 @scenario(budget_s=55)
 def port_taken(h):
-    """Two agents ask for the same public port: the second is refused (exit 3, port + "taken"); the first works."""
+    """Two agents ask for the same public port: the second is refused for now (its log and the gateway's name the port
+    and "taken"), stays up and asks again; the first keeps working; once the first is gone, the second takes the port."""
     echo = h.service('echo', free_port())
     gw = h.gateway()
     pub = free_port()
     first = h.agent(gw.port, [(pub, echo.port)], agent_id='first')
     h.wait_agent_ready(first)
     round_trip(pub)
-    second = h.agent(gw.port, [(pub, echo.port)], agent_id='second')
-    status = second.wait_exit(8)
-    assert status is not None, 'the second agent is still running after 8 s'
-    say('second agent exited with status %d after %.2f s' % (status, now() - second.start_time))
-    assert status == 3, 'the second agent exited with %d, want 3' % status
-    lines = [ln for ln in second.text().splitlines()[1:] if str(pub) in ln and 'taken' in ln]
-    assert lines, 'the second agent did not log a line naming port %d and "taken"' % pub
-    say('second agent: ' + lines[0])
+    second = h.agent(gw.port, [(pub, echo.port)], agent_id='second', extra=['--retry-refused-ms', '300'])
+    line = second.wait_log(r'^.*\b%d\b.*taken.*$' % pub, 8).group(0)
+    say('second agent: ' + line)
     m = gw.wait_log(r"^.*agent 'second'.*refused.*%d.*taken.*$" % pub, 3)
     say('gateway: ' + m.group(0))
+    time.sleep(1.0)  # a few more attempts by the second agent
+    assert second.alive(), 'the second agent exited (status %s)' % second.p.returncode
     assert first.alive(), 'the first agent exited (status %s)' % first.p.returncode
     for i in range(4):
         round_trip(pub, size=200 * KIB, seed=i)
     say('the first agent keeps working')
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit(10) == 0
+    took = wait_round_trip(pub, 5, 'the second agent, once the port is free')
+    second.wait_log(r"svc%d.* is served by the gateway" % pub, 2)
+    say('the second agent took the port %.2f s after the first left' % took)
 
 
 # ---------------------------------------------------------------------------------------------------- main

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <set>
 #include <string>
 
 #include "tunnel/handshake.hpp"
@@ -9,42 +10,112 @@ using namespace ringtun::tunnel;
 
 namespace {
 Result<ControlMessage> parse(const std::string& json, std::string* error) { return parse_control(as_bytes(json), error); }
+
+const std::string kInstance = "0123456789abcdef0123456789abcdef";
+
+std::string hello_json(const std::string& fields) {
+  return R"({"type":"hello","version":2,"agent_id":"a","token":"t","instance":")" + kInstance + "\"," + fields + "}";
+}
 }  // namespace
 
 TEST_CASE("hello, welcome and refusal round-trip through JSON") {
   Hello hello;
   hello.agent_id = "edge \"1\"\n";
   hello.token = "s3cr\\et";
+  hello.instance = make_instance_nonce();
   hello.conn_index = 2;
   hello.conn_count = 4;
-  hello.services = {{"web", 8080}, {"ssh.v2", 2222}};
   std::string error;
   auto back = parse(encode_hello(hello), &error);
   REQUIRE_MESSAGE(back, error);
   REQUIRE(back->type == ControlMessage::Type::kHello);
   CHECK(back->hello.agent_id == hello.agent_id);
   CHECK(back->hello.token == hello.token);
+  CHECK(back->hello.instance == hello.instance);
   CHECK(back->hello.conn_index == 2);
   CHECK(back->hello.conn_count == 4);
-  REQUIRE(back->hello.services.size() == 2);
-  CHECK(back->hello.services[1].name == "ssh.v2");
-  CHECK(back->hello.services[1].port == 2222);
 
   auto welcome = parse(encode_welcome({8, 3}), &error);
   REQUIRE(welcome);
   CHECK(welcome->welcome.gateway_cores == 8);
   CHECK(welcome->welcome.conn_index == 3);
 
-  auto refused = parse(encode_refusal({RefusalCode::kPortTaken, "port 80 is taken"}), &error);
+  auto refused = parse(encode_refusal({RefusalCode::kIdInUse, "agent id 'x' is in use"}), &error);
   REQUIRE(refused);
-  CHECK(refused->refusal.code == RefusalCode::kPortTaken);
-  CHECK(refused->refusal.message == "port 80 is taken");
+  CHECK(refused->refusal.code == RefusalCode::kIdInUse);
+  CHECK(refused->refusal.message == "agent id 'x' is in use");
   CHECK(refusal_is_fatal(RefusalCode::kBadToken));
-  CHECK_FALSE(refusal_is_fatal(RefusalCode::kNotRegistered));
+  CHECK(refusal_is_fatal(RefusalCode::kIdInUse));
+  CHECK_FALSE(refusal_is_fatal(RefusalCode::kBusy));
+  CHECK_FALSE(refusal_is_fatal(RefusalCode::kShuttingDown));
+  CHECK(service_refusal_is_retryable(RefusalCode::kPortTaken));
+  CHECK(service_refusal_is_retryable(RefusalCode::kPortUnavailable));
+  CHECK_FALSE(service_refusal_is_retryable(RefusalCode::kPortNotAllowed));
+  CHECK_FALSE(service_refusal_is_retryable(RefusalCode::kPortReserved));
 }
 
-TEST_CASE("hostile or malformed hellos are refused with a reason, never a crash") {
-  const std::string base = R"({"type":"hello","version":1,"agent_id":"a","token":"t","conn_index":0,"conn_count":1,)";
+TEST_CASE("instance nonces are 32 lower-case hex digits and differ") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    const std::string nonce = make_instance_nonce();
+    REQUIRE(nonce.size() == kInstanceLength);
+    for (char c : nonce) CHECK(((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')));
+    seen.insert(nonce);
+  }
+  CHECK(seen.size() == 100);
+}
+
+TEST_CASE("claims of 1,024 services are split into messages that each fit one CONTROL frame, in order") {
+  std::vector<ServiceDecl> services;
+  for (int i = 0; i < 1024; ++i) {
+    services.push_back(ServiceDecl{"service-number-" + std::to_string(i), route::Kind::kTcp,
+                                   static_cast<std::uint16_t>(10000 + i), ""});
+  }
+  services.push_back(ServiceDecl{"site", route::Kind::kHttp, 0, "*.example.com"});
+  const auto messages = encode_claims(services);
+  REQUIRE(messages.size() > 1);
+  std::vector<ServiceDecl> back;
+  for (const std::string& m : messages) {
+    CHECK(m.size() <= kMaxControlJson);
+    std::string error;
+    auto parsed = parse(m, &error);
+    REQUIRE_MESSAGE(parsed, error);
+    REQUIRE(parsed->type == ControlMessage::Type::kClaim);
+    back.insert(back.end(), parsed->claim.begin(), parsed->claim.end());
+  }
+  CHECK(back == services);
+
+  std::vector<ServiceStatus> statuses;
+  for (int i = 0; i < 1024; ++i) {
+    ServiceStatus s;
+    s.name = "service-number-" + std::to_string(i);
+    s.ok = i % 3 != 0;
+    s.code = RefusalCode::kPortTaken;
+    s.message = std::string(400, 'm');  // cut to kMaxStatusMessage on the wire
+    statuses.push_back(s);
+  }
+  std::size_t count = 0;
+  for (const std::string& m : encode_claimed(statuses)) {
+    CHECK(m.size() <= kMaxControlJson);
+    std::string error;
+    auto parsed = parse(m, &error);
+    REQUIRE_MESSAGE(parsed, error);
+    for (const ServiceStatus& s : parsed->claimed) {
+      CHECK(s.name == statuses[count].name);
+      CHECK(s.ok == statuses[count].ok);
+      if (!s.ok) {
+        CHECK(s.code == RefusalCode::kPortTaken);
+        CHECK(s.message.size() == kMaxStatusMessage);
+      }
+      ++count;
+    }
+  }
+  CHECK(count == statuses.size());
+  // No services: one message with an empty list (the agent asked for nothing, the gateway says so).
+  CHECK(encode_claims({}).size() == 1);
+}
+
+TEST_CASE("hostile or malformed control messages are refused with a reason, never a crash") {
   struct Case {
     std::string json;
     const char* expect;
@@ -53,22 +124,30 @@ TEST_CASE("hostile or malformed hellos are refused with a reason, never a crash"
       {"[1,2,3]", "not a JSON object"},
       {"{\"type\":5}", "\"type\""},
       {R"({"type":"goodbye"})", "unknown control message type"},
-      {base + R"("services":{}})", "\"services\" must be an array"},
-      {base + R"("services":[{"name":"web","port":0}]})", "\"port\" must be an integer 1..65535"},
-      {base + R"("services":[{"name":"web","port":70000}]})", "1..65535"},
-      {base + R"("services":[{"name":"bad name","port":80}]})", "[A-Za-z0-9._-]"},
-      {base + R"("services":[{"name":"a","port":80},{"name":"b","port":80}]})", "listed twice"},
-      {R"({"type":"hello","version":2,"agent_id":"a","token":"t","conn_index":0,"conn_count":1,"services":[]})",
-       "version 2 is not supported"},
-      {R"({"type":"hello","version":1,"agent_id":"","token":"t","conn_index":0,"conn_count":1,"services":[]})",
+      {R"({"type":"hello","version":1,"agent_id":"a","token":"t","conn_index":0,"conn_count":1,"services":[]})",
+       "version 1 is not supported"},
+      {R"({"type":"hello","version":2,"agent_id":"","token":"t","instance":")" + kInstance +
+           R"(","conn_index":0,"conn_count":1})",
        "agent_id"},
-      {R"({"type":"hello","version":1,"agent_id":"a","token":"t","conn_index":3,"conn_count":2,"services":[]})",
-       "conn_index"},
-      {R"({"type":"hello","version":1,"agent_id":"a","token":"t","conn_index":0,"conn_count":0,"services":[]})",
-       "conn_count"},
+      {R"({"type":"hello","version":2,"agent_id":"a","token":"t","instance":"XYZ","conn_index":0,"conn_count":1})",
+       "instance"},
+      {R"({"type":"hello","version":2,"agent_id":"a","token":"t","conn_index":0,"conn_count":1})", "instance"},
+      {hello_json(R"("conn_index":3,"conn_count":2)"), "conn_index"},
+      {hello_json(R"("conn_index":0,"conn_count":0)"), "conn_count"},
+      {R"({"type":"claim","services":{}})", "\"services\" must be an array"},
+      {R"({"type":"claim","services":[{"name":"web","kind":"tcp","port":0}]})", "\"port\" must be an integer 1..65535"},
+      {R"({"type":"claim","services":[{"name":"web","kind":"tcp","port":70000}]})", "1..65535"},
+      {R"({"type":"claim","services":[{"name":"bad name","kind":"tcp","port":80}]})", "[A-Za-z0-9._-]"},
+      {R"({"type":"claim","services":[{"name":"web","kind":"udp","port":80}]})", "\"kind\""},
+      {R"({"type":"claim","services":[{"name":"web","port":80}]})", "\"kind\""},
+      {R"({"type":"claim","services":[{"name":"web","kind":"http","host":"bad host"}]})", "\"host\""},
+      {R"({"type":"claim","services":[{"name":"web","kind":"http","host":"a.*.b"}]})", "\"host\""},
+      {R"({"type":"claim","services":[42]})", "must be an object"},
+      {R"({"type":"claimed","services":[{"name":"web"}]})", "\"ok\""},
+      {R"({"type":"welcome","gateway_cores":0,"conn_index":0})", "gateway_cores"},
       {std::string(20000, ' '), "larger than 16 KiB"},
       {std::string(5000, '[') + std::string(5000, ']'), "invalid JSON"},
-      {"{\"type\":\"hello\",\"version\":1,\"agent_id\":\"\xff\xfe\"}", "invalid JSON"},
+      {"{\"type\":\"hello\",\"version\":2,\"agent_id\":\"\xff\xfe\"}", "invalid JSON"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.json.substr(0, 120));
@@ -78,18 +157,28 @@ TEST_CASE("hostile or malformed hellos are refused with a reason, never a crash"
     CHECK(r.error().code() == Errc::kParse);
     CHECK_MESSAGE(error.find(c.expect) != std::string::npos, error);
   }
-  // A long agent id or too many services are bounded.
-  std::string many = base + "\"services\":[";
-  for (int i = 0; i < 300; ++i) many += (i ? "," : "") + std::string("{\"name\":\"s\",\"port\":") + std::to_string(i + 1) + "}";
+  // Too many services in one claim are bounded.
+  std::string many = R"({"type":"claim","services":[)";
+  for (int i = 0; i < 1100; ++i) many += (i ? "," : "") + std::string(R"({"name":"s","kind":"tcp","port":1})");
   many += "]}";
   std::string error;
   CHECK_FALSE(parse(many, &error));
-  CHECK(error.find("more than 256 services") != std::string::npos);
+}
+
+TEST_CASE("an http or tls service's host is folded to lower case without its trailing dot") {
+  std::string error;
+  auto r = parse(R"({"type":"claim","services":[{"name":"w","kind":"tls","host":"*.Example.COM."}]})", &error);
+  REQUIRE_MESSAGE(r, error);
+  REQUIRE(r->claim.size() == 1);
+  CHECK(r->claim[0].kind == route::Kind::kTls);
+  CHECK(r->claim[0].host == "*.example.com");
+  CHECK(r->claim[0].port == 0);
 }
 
 TEST_CASE("a refusal message never echoes a secret it was not given") {
   std::string error;
-  auto r = parse(R"({"type":"hello","version":1,"agent_id":"a","token":"super-secret","conn_index":9,"conn_count":1,"services":[]})",
+  auto r = parse(R"({"type":"hello","version":2,"agent_id":"a","token":"super-secret","instance":")" + kInstance +
+                     R"(","conn_index":9,"conn_count":1})",
                  &error);
   REQUIRE_FALSE(r);
   CHECK(error.find("super-secret") == std::string::npos);

@@ -1,0 +1,94 @@
+// Messages between the gateway's cores. All travel on the control path (ring/post.hpp): never refused, in order per
+// sender. Each carries the Gateway so that its handler finds the receiving core's GatewayCore by the loop it runs on
+// (no globals). A message that owns an fd closes it if it is destroyed unhandled (its target loop stopped first).
+//
+//   intake core  --Arrival-------------> serving core (the hello's conn_index)
+//   serving core --AttachRequest-------> registry core     --AttachReply--> serving core
+//   serving core --ClaimRequestMsg-----> registry core     --ClaimReply---> serving core
+//   serving core --DetachRequest-------> registry core
+//   registry core --SetTable / BindPort / UnbindPort--> every core --PortClosed (after UnbindPort)--> registry core
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "route/route.hpp"
+#include "tunnel/handshake.hpp"
+
+namespace ringtun::gateway {
+
+struct Gateway;
+
+// A tunnel connection of an agent asks to join (or begin) its session.
+struct AttachRequest {
+  Gateway* gateway = nullptr;
+  unsigned core = 0;
+  std::uint64_t tag = 0;  // the connection's link on `core`
+  route::Owner owner;
+  std::string instance;
+  std::uint32_t conn_index = 0;
+  std::string peer;
+};
+
+struct AttachReply {
+  Gateway* gateway = nullptr;
+  std::uint64_t tag = 0;
+  route::SessionRef session;                 // when accepted
+  std::optional<tunnel::Refusal> refusal;    // when refused
+};
+
+struct DetachRequest {
+  Gateway* gateway = nullptr;
+  route::SessionRef session;
+  unsigned core = 0;
+  std::uint64_t tag = 0;
+};
+
+struct ClaimRequestMsg {
+  Gateway* gateway = nullptr;
+  route::SessionRef session;
+  unsigned core = 0;
+  std::uint64_t tag = 0;
+  std::vector<tunnel::ServiceDecl> services;
+};
+
+struct ClaimReply {
+  Gateway* gateway = nullptr;
+  std::uint64_t tag = 0;
+  std::vector<tunnel::ServiceStatus> statuses;
+};
+
+struct SetTable {
+  Gateway* gateway = nullptr;
+  std::shared_ptr<const route::Table> table;
+};
+
+struct BindPort {
+  BindPort() = default;
+  BindPort(const BindPort&) = delete;
+  BindPort& operator=(const BindPort&) = delete;
+  ~BindPort() {
+    if (fd >= 0) ::close(fd);
+  }
+  Gateway* gateway = nullptr;
+  std::uint16_t port = 0;
+  int fd = -1;  // the receiving core takes it (sets it to -1)
+};
+
+struct UnbindPort {
+  Gateway* gateway = nullptr;
+  std::uint16_t port = 0;
+};
+
+// A core's listener of an unbound port is closed: the port is free of our own sockets there.
+struct PortClosed {
+  Gateway* gateway = nullptr;
+  std::uint16_t port = 0;
+};
+
+}  // namespace ringtun::gateway

@@ -1,0 +1,359 @@
+#include "gateway/registry_room.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <iterator>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/public_listeners.hpp"
+#include "ring/post.hpp"
+
+namespace ringtun::gateway {
+
+namespace {
+
+std::string utc_time(std::uint64_t ms_since_epoch) {
+  const std::time_t seconds = static_cast<std::time_t>(ms_since_epoch / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::uint64_t wall_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+route::RouteKey key_of(const tunnel::ServiceDecl& service) {
+  return route::RouteKey{service.kind, service.kind == route::Kind::kTcp ? service.port : std::uint16_t{0},
+                         service.host};
+}
+
+tunnel::ServiceStatus refused(const std::string& name, tunnel::RefusalCode code, std::string message) {
+  tunnel::ServiceStatus status;
+  status.name = name;
+  status.ok = false;
+  status.code = code;
+  status.message = std::move(message);
+  return status;
+}
+
+}  // namespace
+
+RegistryRoom::RegistryRoom(Gateway& gateway, ring::Loop& loop, std::unique_ptr<Registry> registry)
+    : gateway_(gateway), loop_(loop), registry_(std::move(registry)) {
+  waiting_timer_.set_callback([](void* self) { static_cast<RegistryRoom*>(self)->expire_waiting(); }, this);
+}
+
+RegistryRoom::~RegistryRoom() = default;
+
+void RegistryRoom::start() {
+  registry_->watch([this](std::shared_ptr<const route::Table> table) { broadcast_table(std::move(table)); });
+}
+
+void RegistryRoom::broadcast_table(std::shared_ptr<const route::Table> table) {
+  for (unsigned core = 0; core < gateway_.core_count; ++core) {
+    auto message = std::make_unique<SetTable>();
+    message->gateway = &gateway_;
+    message->table = table;
+    ring::post_owned<SetTable>(loop_, core, std::move(message),
+                               [](ring::Loop& loop, SetTable& m) { m.gateway->core(loop.core()).set_table(m); });
+  }
+}
+
+RegistryRoom::Session* RegistryRoom::find(route::SessionRef ref) {
+  auto it = sessions_.find(ref.slot);
+  return it != sessions_.end() && it->second.ref == ref ? &it->second : nullptr;
+}
+
+RegistryRoom::Session* RegistryRoom::find(const route::Owner& owner) {
+  for (auto& [slot, session] : sessions_) {
+    if (session.info.owner == owner) return &session;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- sessions
+
+void RegistryRoom::attach(const AttachRequest& request) {
+  if (Session* session = find(request.owner)) {
+    if (session->info.instance == request.instance) {
+      join(*session, request);
+      return;
+    }
+    // Another instance holds the id. It may be on its way out (its other connections' closes still travelling
+    // between cores): wait a little before refusing for good.
+    waiting_.push_back(Waiting{request, loop_.now_ms() + kConflictGraceMs});
+    if (!waiting_timer_.armed()) loop_.timers().schedule(waiting_timer_, kConflictGraceMs);
+    return;
+  }
+  begin_session(request);
+}
+
+void RegistryRoom::begin_session(const AttachRequest& request) {
+  SessionInfo info;
+  info.owner = request.owner;
+  info.instance = request.instance;
+  info.peer = request.peer;
+  info.since_ms = wall_ms();
+  registry_->open_session(info, [this, request, info](const OpenResult& result) {
+    if (!result.ok) {
+      refuse_attach(request, tunnel::RefusalCode::kIdInUse,
+                    "agent id '" + request.owner.agent_id + "' is in use by another running instance, connected from " +
+                        result.holder.peer + " since " + utc_time(result.holder.since_ms) +
+                        ": stop that one, or give this agent another --agent-id");
+      return;
+    }
+    Session& session = sessions_[result.session.slot];
+    session = Session{};
+    session.ref = result.session;
+    session.info = info;
+    join(session, request);
+  });
+}
+
+void RegistryRoom::join(Session& session, const AttachRequest& request) {
+  session.conns.push_back(Conn{request.core, request.tag});
+  auto reply = std::make_unique<AttachReply>();
+  reply->gateway = &gateway_;
+  reply->tag = request.tag;
+  reply->session = session.ref;
+  ring::post_owned<AttachReply>(loop_, request.core, std::move(reply),
+                                [](ring::Loop& loop, AttachReply& m) { m.gateway->core(loop.core()).attached(m); });
+}
+
+void RegistryRoom::refuse_attach(const AttachRequest& request, tunnel::RefusalCode code, std::string message) {
+  LOG_WARN("agent '%s' at %s refused: %s", request.owner.agent_id.c_str(), request.peer.c_str(), message.c_str());
+  auto reply = std::make_unique<AttachReply>();
+  reply->gateway = &gateway_;
+  reply->tag = request.tag;
+  reply->refusal = tunnel::Refusal{code, std::move(message)};
+  ring::post_owned<AttachReply>(loop_, request.core, std::move(reply),
+                                [](ring::Loop& loop, AttachReply& m) { m.gateway->core(loop.core()).attached(m); });
+}
+
+void RegistryRoom::detach(const DetachRequest& request) {
+  Session* session = find(request.session);
+  if (session == nullptr) return;
+  auto& conns = session->conns;
+  conns.erase(std::remove_if(conns.begin(), conns.end(),
+                             [&](const Conn& c) { return c.core == request.core && c.tag == request.tag; }),
+              conns.end());
+  if (conns.empty()) end_session(*session);
+}
+
+void RegistryRoom::end_session(Session& session) {
+  const route::Owner owner = session.info.owner;
+  const std::set<std::uint16_t> ports = std::move(session.ports);
+  registry_->close_session(session.ref);  // publishes the snapshot without its routes before its ports close
+  for (std::uint16_t port : ports) {
+    PortState& state = ports_[port];
+    state.session = {};
+    state.closing = gateway_.core_count;
+    for (unsigned core = 0; core < gateway_.core_count; ++core) {
+      auto unbind = std::make_unique<UnbindPort>();
+      unbind->gateway = &gateway_;
+      unbind->port = port;
+      ring::post_owned<UnbindPort>(loop_, core, std::move(unbind),
+                                   [](ring::Loop& loop, UnbindPort& m) { m.gateway->core(loop.core()).unbind(m); });
+    }
+  }
+  if (!ports.empty()) {
+    LOG_INFO("agent '%s' is gone: its %zu port(s) are closed", owner.agent_id.c_str(), ports.size());
+  }
+  const std::uint32_t slot = session.ref.slot;
+  sessions_.erase(slot);
+  retry_waiting(owner);
+}
+
+void RegistryRoom::retry_waiting(const route::Owner& owner) {
+  std::vector<Waiting> ready;
+  auto it = std::stable_partition(waiting_.begin(), waiting_.end(),
+                                  [&](const Waiting& w) { return !(w.request.owner == owner); });
+  std::move(it, waiting_.end(), std::back_inserter(ready));
+  waiting_.erase(it, waiting_.end());
+  for (const Waiting& w : ready) attach(w.request);
+}
+
+void RegistryRoom::expire_waiting() {
+  const std::uint64_t now = loop_.now_ms();
+  std::vector<Waiting> due;
+  auto it = std::stable_partition(waiting_.begin(), waiting_.end(), [&](const Waiting& w) { return w.deadline_ms > now; });
+  std::move(it, waiting_.end(), std::back_inserter(due));
+  waiting_.erase(it, waiting_.end());
+  for (const Waiting& w : due) {
+    Session* holder = find(w.request.owner);
+    if (holder == nullptr || holder->info.instance == w.request.instance) {
+      attach(w.request);
+      continue;
+    }
+    refuse_attach(w.request, tunnel::RefusalCode::kIdInUse,
+                  "agent id '" + w.request.owner.agent_id + "' is in use by another running instance, connected from " +
+                      holder->info.peer + " since " + utc_time(holder->info.since_ms) +
+                      ": stop that one, or give this agent another --agent-id");
+  }
+  if (!waiting_.empty()) {
+    const std::uint64_t next = waiting_.front().deadline_ms;
+    loop_.timers().schedule(waiting_timer_, static_cast<std::uint32_t>(next > now ? next - now : 1));
+  }
+}
+
+// ---------------------------------------------------------------- claims
+
+tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunnel::ServiceDecl& service) const {
+  tunnel::ServiceStatus ok;
+  ok.name = service.name;
+  ok.ok = true;
+  if (service.kind != route::Kind::kTcp) {
+    return refused(service.name, tunnel::RefusalCode::kKindUnsupported,
+                   std::string("this gateway serves no ") + route::kind_name(service.kind) + " services");
+  }
+  const auto& rule = gateway_.config.tokens[session.info.owner.token];
+  if (service.port < rule.port_low || service.port > rule.port_high) {
+    return refused(service.name, tunnel::RefusalCode::kPortNotAllowed,
+                   "port " + std::to_string(service.port) + " is outside the range " + std::to_string(rule.port_low) +
+                       "-" + std::to_string(rule.port_high) + " allowed for this token");
+  }
+  if (std::find(gateway_.reserved_ports.begin(), gateway_.reserved_ports.end(), service.port) !=
+      gateway_.reserved_ports.end()) {
+    return refused(service.name, tunnel::RefusalCode::kPortReserved,
+                   "port " + std::to_string(service.port) + " is one of the gateway's own listeners");
+  }
+  if (session.services.count(service.name) == 0 && session.services.size() >= tunnel::kMaxServices) {
+    return refused(service.name, tunnel::RefusalCode::kTooManyServices,
+                   "this agent already has " + std::to_string(tunnel::kMaxServices) + " services");
+  }
+  return ok;
+}
+
+void RegistryRoom::claim(ClaimRequestMsg& request) {
+  // What the answer needs once the registry has decided (later than this call, for a registry that is not local).
+  auto pending = std::make_shared<PendingClaim>();
+  pending->session = request.session;
+  pending->core = request.core;
+  pending->tag = request.tag;
+  pending->services = std::move(request.services);
+  pending->statuses.resize(pending->services.size());
+  Session* session = find(request.session);
+  std::vector<ClaimRequest> claims;
+  for (std::size_t i = 0; i < pending->services.size(); ++i) {
+    const tunnel::ServiceDecl& service = pending->services[i];
+    if (session == nullptr) {
+      pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kBusy, "the agent's session ended; reconnect");
+      continue;
+    }
+    pending->statuses[i] = precheck(*session, service);
+    if (!pending->statuses[i].ok) continue;
+    session->services.insert(service.name);
+    claims.push_back(ClaimRequest{key_of(service), service.name});
+    pending->claimed.push_back(i);
+  }
+  if (session == nullptr || claims.empty()) {
+    finish_claim(*pending);
+    return;
+  }
+  registry_->claim(session->ref, std::move(claims), [this, pending](std::vector<route::ClaimResult> results) {
+    Session* owner = find(pending->session);
+    std::vector<std::size_t> to_open;
+    for (std::size_t k = 0; k < results.size() && k < pending->claimed.size(); ++k) {
+      const std::size_t i = pending->claimed[k];
+      const tunnel::ServiceDecl& service = pending->services[i];
+      const route::ClaimResult& result = results[k];
+      if (result.ok()) {
+        if (owner != nullptr && service.kind == route::Kind::kTcp && owner->ports.count(service.port) == 0) {
+          to_open.push_back(i);
+        }
+        continue;
+      }
+      if (result.error == route::ClaimError::kTaken) {
+        // Another tenant's agent is not named: an agent id is its token's business.
+        const bool same_token = owner != nullptr && result.holder.token == owner->info.owner.token;
+        pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kPortTaken,
+                                       "port " + std::to_string(service.port) + " is taken by " +
+                                           (same_token ? "agent '" + result.holder.agent_id + "'" : "another agent"));
+      } else {
+        pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kBadRequest, "invalid service");
+      }
+    }
+    for (std::size_t i : to_open) open_port(pending, i);
+    if (pending->waiting_ports == 0) finish_claim(*pending);
+  });
+}
+
+void RegistryRoom::open_port(const std::shared_ptr<PendingClaim>& pending, std::size_t index) {
+  const std::uint16_t port = pending->services[index].port;
+  auto state = ports_.find(port);
+  if (state != ports_.end() && state->second.closing > 0) {
+    state->second.waiting.push_back(PortOpen{pending, index});
+    ++pending->waiting_ports;
+    return;
+  }
+  open_port_now(*pending, index);
+}
+
+void RegistryRoom::open_port_now(PendingClaim& pending, std::size_t index) {
+  const tunnel::ServiceDecl& service = pending.services[index];
+  const std::uint16_t port = service.port;
+  Session* session = find(pending.session);
+  if (session == nullptr) return;  // gone while the port was closing: its claims went with it
+  if (session->ports.count(port) != 0) return;  // the same port twice in one claim: opened already
+  PortGroup group = open_port_group(gateway_.public_bind, port, gateway_.core_count, gateway_.reserved_ports);
+  if (group.problem != PortProblem::kNone) {
+    pending.statuses[index] =
+        refused(service.name,
+                group.problem == PortProblem::kReserved ? tunnel::RefusalCode::kPortReserved
+                                                        : tunnel::RefusalCode::kPortUnavailable,
+                group.problem == PortProblem::kReserved
+                    ? "port " + std::to_string(port) + " is one of the gateway's own listeners"
+                    : "the gateway cannot listen on port " + std::to_string(port) + ": " + std::strerror(group.error) +
+                          (group.error == EADDRINUSE ? " (another program holds it)" : ""));
+    registry_->release(session->ref, {key_of(service)});
+    return;
+  }
+  session->ports.insert(port);
+  ports_[port] = PortState{session->ref, 0, {}};
+  for (unsigned core = 0; core < gateway_.core_count; ++core) {
+    auto bind = std::make_unique<BindPort>();
+    bind->gateway = &gateway_;
+    bind->port = port;
+    bind->fd = group.fds[core];
+    ring::post_owned<BindPort>(loop_, core, std::move(bind),
+                               [](ring::Loop& loop, BindPort& m) { m.gateway->core(loop.core()).bind(m); });
+  }
+  LOG_INFO("port %u now serves '%s' of agent '%s'", port, service.name.c_str(), session->info.owner.agent_id.c_str());
+}
+
+void RegistryRoom::port_closed(std::uint16_t port) {
+  auto it = ports_.find(port);
+  if (it == ports_.end() || it->second.closing == 0) return;
+  if (--it->second.closing > 0) return;
+  std::vector<PortOpen> waiting = std::move(it->second.waiting);
+  ports_.erase(it);
+  for (PortOpen& open : waiting) {
+    open_port_now(*open.claim, open.index);
+    if (--open.claim->waiting_ports == 0) finish_claim(*open.claim);
+  }
+}
+
+void RegistryRoom::finish_claim(PendingClaim& pending) {
+  const Session* session = find(pending.session);
+  for (const tunnel::ServiceStatus& status : pending.statuses) {
+    if (status.ok || session == nullptr) continue;
+    LOG_WARN("agent '%s': service '%s' refused (%s): %s", session->info.owner.agent_id.c_str(), status.name.c_str(),
+             tunnel::refusal_code_name(status.code), status.message.c_str());
+  }
+  auto reply = std::make_unique<ClaimReply>();
+  reply->gateway = &gateway_;
+  reply->tag = pending.tag;
+  reply->statuses = std::move(pending.statuses);
+  ring::post_owned<ClaimReply>(loop_, pending.core, std::move(reply),
+                               [](ring::Loop& loop, ClaimReply& m) { m.gateway->core(loop.core()).claimed(m); });
+}
+
+}  // namespace ringtun::gateway

@@ -1,0 +1,113 @@
+// RegistryRoom: the registry's side of the gateway, on one core (core 0). Cores ask it, by message, to attach a
+// tunnel connection to its agent's session, to claim services, and to detach a closed connection; it answers by
+// message, and it tells every core the new route snapshot and which public ports to open or close.
+//
+// Sessions and connections: a session lives while at least one of its tunnel connections is attached; the last
+// detach closes it (its claims are released, its public ports closed on every core). A connection of the same agent
+// instance (same nonce) joins the session at once. A different instance of an id that is still connected waits up to
+// kConflictGraceMs (the holder may be going away right now: its last connections' closes may still be on their way
+// from other cores), then is refused with who holds the id, from where, since when; the agent exits on that refusal.
+//
+// Claims: each service is checked on its own (kind served, the token's port range, the gateway's own ports, the
+// per-agent count), claimed in the registry, and, for a new TCP port, opened: a port another program holds is given
+// back and refused as unavailable. One answer per claim message, one status per service.
+// Ports: a port whose session ended is closed on every core, and only once every core reports its listener closed is
+// it free of our own sockets; a claim for it meanwhile (the agent back at once, or another agent) waits for that
+// instead of finding the port "held by another program".
+// Thread rules: the registry core's loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gateway/messages.hpp"
+#include "gateway/registry.hpp"
+#include "ring/loop.hpp"
+#include "ring/timer_wheel.hpp"
+
+namespace ringtun::gateway {
+
+class RegistryRoom {
+ public:
+  static constexpr std::uint32_t kConflictGraceMs = 1'000;
+
+  RegistryRoom(Gateway& gateway, ring::Loop& loop, std::unique_ptr<Registry> registry);
+  ~RegistryRoom();
+  RegistryRoom(const RegistryRoom&) = delete;
+  RegistryRoom& operator=(const RegistryRoom&) = delete;
+
+  // Starts publishing route snapshots to the cores.
+  void start();
+  void attach(const AttachRequest& request);
+  void detach(const DetachRequest& request);
+  void claim(ClaimRequestMsg& request);
+  // A core closed its listener of a port that was unbound.
+  void port_closed(std::uint16_t port);
+
+  const Registry& registry() const noexcept { return *registry_; }
+
+ private:
+  struct Conn {
+    unsigned core = 0;
+    std::uint64_t tag = 0;
+  };
+  struct Session {
+    route::SessionRef ref;
+    SessionInfo info;
+    std::vector<Conn> conns;
+    std::set<std::string> services;   // names claimed so far (for the per-agent cap)
+    std::set<std::uint16_t> ports;    // public TCP ports opened for it
+  };
+  struct Waiting {
+    AttachRequest request;
+    std::uint64_t deadline_ms = 0;
+  };
+  struct PendingClaim {
+    route::SessionRef session;
+    unsigned core = 0;
+    std::uint64_t tag = 0;
+    std::vector<tunnel::ServiceDecl> services;
+    std::vector<tunnel::ServiceStatus> statuses;  // one per service
+    std::vector<std::size_t> claimed;              // services sent to the registry, in its result order
+    std::size_t waiting_ports = 0;                 // ports still closing from their previous holder
+  };
+  struct PortOpen {
+    std::shared_ptr<PendingClaim> claim;
+    std::size_t index = 0;  // into claim->services
+  };
+  struct PortState {
+    route::SessionRef session;      // whose route the listeners serve; invalid while closing
+    unsigned closing = 0;           // cores yet to report their listener closed
+    std::vector<PortOpen> waiting;  // claims granted meanwhile, opened once the port is free
+  };
+
+  void begin_session(const AttachRequest& request);
+  void join(Session& session, const AttachRequest& request);
+  void refuse_attach(const AttachRequest& request, tunnel::RefusalCode code, std::string message);
+  void end_session(Session& session);
+  void retry_waiting(const route::Owner& owner);
+  void expire_waiting();
+  Session* find(route::SessionRef ref);
+  Session* find(const route::Owner& owner);
+  // Checks one declared service before it reaches the registry; an empty message means it may be claimed.
+  tunnel::ServiceStatus precheck(const Session& session, const tunnel::ServiceDecl& service) const;
+  // Opens the port of pending->services[index] now, or once its previous listeners are closed.
+  void open_port(const std::shared_ptr<PendingClaim>& pending, std::size_t index);
+  void open_port_now(PendingClaim& pending, std::size_t index);
+  void finish_claim(PendingClaim& pending);
+  void broadcast_table(std::shared_ptr<const route::Table> table);
+
+  Gateway& gateway_;
+  ring::Loop& loop_;
+  std::unique_ptr<Registry> registry_;
+  std::map<std::uint32_t, Session> sessions_;  // by session slot
+  std::map<std::uint16_t, PortState> ports_;   // public TCP ports with our listeners (open or closing)
+  std::vector<Waiting> waiting_;
+  ring::Timer waiting_timer_;
+};
+
+}  // namespace ringtun::gateway

@@ -1,0 +1,175 @@
+#include "gateway/routing.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+
+#include "common/log.hpp"
+#include "tunnel/stream_meta.hpp"
+
+namespace ringtun::gateway {
+
+Routing::Routing(ring::Loop& loop) : loop_(loop), table_(route::Claims().build()) {
+  sweep_timer_.set_callback([](void* self) { static_cast<Routing*>(self)->sweep_parked(false); }, this);
+}
+
+Routing::~Routing() {
+  for (Parked& p : parked_) ::close(p.fd);
+}
+
+void Routing::set_table(std::shared_ptr<const route::Table> table) {
+  if (!table || table->version() < table_->version()) return;  // snapshots arrive in order; never go back
+  table_ = std::move(table);
+  // Clients waiting for a route that is gone (or no longer served by the session they wait for) go now.
+  auto gone = [&](const Parked& p) {
+    const route::Route* route = table_->find(p.key);
+    return route == nullptr || std::find(route->sessions.begin(), route->sessions.end(), p.session) ==
+                                   route->sessions.end();
+  };
+  for (Parked& p : parked_) {
+    if (gone(p)) {
+      ::close(p.fd);
+      p.fd = -1;
+      ++stats_.refused_no_route;
+    }
+  }
+  parked_.erase(std::remove_if(parked_.begin(), parked_.end(), [](const Parked& p) { return p.fd < 0; }),
+                parked_.end());
+}
+
+tunnel::TunnelConn* Routing::conn_of(route::SessionRef session) const noexcept {
+  if (session.slot >= by_slot_.size()) return nullptr;
+  const SessionConn& entry = by_slot_[session.slot];
+  if (entry.generation != session.generation || entry.conn == nullptr || entry.conn->closing()) return nullptr;
+  return entry.conn;
+}
+
+tunnel::TunnelConn* Routing::conn_up(route::SessionRef session, tunnel::TunnelConn& conn, const std::string& agent_id) {
+  if (session.slot >= by_slot_.size()) by_slot_.resize(session.slot + 1);
+  SessionConn& entry = by_slot_[session.slot];
+  tunnel::TunnelConn* replaced = nullptr;
+  if (entry.conn != nullptr && entry.generation == session.generation && entry.conn != &conn) replaced = entry.conn;
+  if (entry.conn == nullptr) ++connections_;
+  entry.generation = session.generation;
+  entry.conn = &conn;
+  entry.agent_id = agent_id;
+  release_parked(session);
+  return replaced;
+}
+
+void Routing::conn_down(route::SessionRef session, const tunnel::TunnelConn& conn) {
+  if (session.slot >= by_slot_.size()) return;
+  SessionConn& entry = by_slot_[session.slot];
+  if (entry.conn != &conn) return;
+  entry.conn = nullptr;
+  --connections_;
+}
+
+void Routing::tcp_client(std::uint16_t port, int fd) {
+  const route::Route* route = table_->find_tcp(port);
+  if (route == nullptr) {  // the port was released and its listener is on its way out
+    ++stats_.refused_no_route;
+    ::close(fd);
+    return;
+  }
+  route_client(*route, port, fd);
+}
+
+void Routing::route_client(const route::Route& route, std::uint16_t port, int fd) {
+  for (route::SessionRef session : route.sessions) {
+    if (tunnel::TunnelConn* conn = conn_of(session)) {
+      open_stream(*conn, route, port, fd);
+      return;
+    }
+  }
+  park(route.sessions.front(), route.key, fd);
+}
+
+void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd) {
+  tunnel::StreamMeta meta;
+  meta.kind = route.key.kind;
+  meta.public_port = port;
+  meta.service = route.service;
+  if (auto client = ring::net::peer_address(fd)) meta.client = *client;
+  std::array<std::byte, tunnel::kMaxStreamMeta> buffer;
+  auto length = tunnel::encode_stream_meta(meta, buffer);
+  if (!length) {  // a service name the registry accepted always fits; this would be a bug
+    ::close(fd);
+    return;
+  }
+  if (auto status = conn.open_stream(fd, {buffer.data(), *length}); !status) {
+    ++stats_.refused_stream_limit;
+    char buf[160];
+    note_refusal(port, conn.app_name.c_str(), status.error().describe(buf, sizeof buf));
+    return;
+  }
+  ++stats_.streams_opened;
+}
+
+void Routing::note_refusal(std::uint16_t port, const char* agent, const char* why) {
+  ++refused_since_log_;
+  if (loop_.now_ms() - refused_log_ms_ < 1000) return;
+  LOG_WARN("port %u: %llu client(s) closed: cannot open a stream to agent '%s': %s", port,
+           static_cast<unsigned long long>(refused_since_log_), agent, why);
+  refused_log_ms_ = loop_.now_ms();
+  refused_since_log_ = 0;
+}
+
+void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd) {
+  if (stopped_ || parked_.size() >= kMaxParked) {
+    ++stats_.refused_no_tunnel;
+    ::close(fd);
+    return;
+  }
+  parked_.push_back(Parked{fd, session, key, loop_.now_ms()});
+  ++stats_.parked;
+  if (!sweep_timer_.armed()) loop_.timers().schedule(sweep_timer_, kParkSweepMs);
+}
+
+void Routing::release_parked(route::SessionRef session) {
+  if (parked_.empty()) return;
+  std::vector<Parked> ready;
+  auto it = std::stable_partition(parked_.begin(), parked_.end(), [&](const Parked& p) { return !(p.session == session); });
+  ready.assign(it, parked_.end());
+  parked_.erase(it, parked_.end());
+  for (const Parked& p : ready) {
+    const route::Route* route = table_->find(p.key);
+    if (route == nullptr) {
+      ++stats_.refused_no_route;
+      ::close(p.fd);
+      continue;
+    }
+    route_client(*route, p.key.port, p.fd);
+  }
+}
+
+void Routing::sweep_parked(bool all) {
+  const std::uint64_t now = loop_.now_ms();
+  std::size_t expired = 0;
+  for (Parked& p : parked_) {
+    if (all || now - p.since_ms >= kParkMs) {
+      ::close(p.fd);
+      p.fd = -1;
+      ++expired;
+    }
+  }
+  if (expired > 0) {
+    parked_.erase(std::remove_if(parked_.begin(), parked_.end(), [](const Parked& p) { return p.fd < 0; }),
+                  parked_.end());
+    stats_.refused_no_tunnel += expired;
+    if (!all) {
+      LOG_WARN("%zu public client(s) closed: their agent had no tunnel connection on this core for %u ms", expired,
+               kParkMs);
+    }
+  }
+  if (!parked_.empty() && !stopped_) loop_.timers().schedule(sweep_timer_, kParkSweepMs);
+}
+
+void Routing::stop() {
+  stopped_ = true;
+  loop_.timers().cancel(sweep_timer_);
+  sweep_parked(true);
+}
+
+}  // namespace ringtun::gateway

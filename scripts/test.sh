@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: installs what it needs from Debian, builds, and runs
 #   1. every unit and integration test in the normal build (warnings are errors),
-#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   2. the unit tests and the 'asan' integration scenarios again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the libFuzzer targets (clang) for a bounded time each.
 # Ends with one line "N passed, N failed, N skipped" and exits non-zero if anything failed.
 #   bash scripts/test.sh [--fast]   --fast: only step 1
@@ -20,7 +20,7 @@ if [ $fast = 0 ]; then
   # Debian's wolfSSL in the sanitizer and fuzz builds: the bundled one (if fetched) is built once, for `build`.
   configure_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
     -Dmimalloc=disabled -Dwerror=true -Dwolfssl=system
-  build build-asan $(suite_targets build-asan unit)
+  build build-asan $(suite_targets build-asan unit) src/gateway/ringtun-gateway src/edge-agent/ringtun-agent
   if [ ! -f "$RINGTUN_ROOT/build-fuzz/build.ninja" ]; then
     CXX=clang++ CC=clang configure_build build-fuzz -Dbuildtype=debugoptimized -Dfuzz=true -Dtests=false \
       -Db_sanitize=address,undefined -Db_lundef=false -Dmimalloc=disabled -Dwolfssl=system
@@ -39,7 +39,7 @@ run_suite() {
 run_suite build
 if [ $fast = 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_suite build-asan --suite unit --no-rebuild
+    run_suite build-asan --suite unit --suite asan --no-rebuild
   run_suite build-fuzz --suite fuzz --no-rebuild
 fi
 

@@ -72,6 +72,8 @@ Result<StreamMeta> decode_stream_meta(std::span<const std::byte> bytes) noexcept
     address_length = 16;
   } else if (family != kFamilyNone) {
     return fail(Errc::kParse, "stream metadata: unknown address family");
+  } else if (client_port != 0) {  // one encoding per meaning: no address, no port
+    return fail(Errc::kParse, "stream metadata: a client port without a client address");
   }
   if (name_length == 0 || name_length > route::kMaxServiceNameLength) {
     return fail(Errc::kParse, "stream metadata: service name length out of range");

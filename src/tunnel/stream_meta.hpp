@@ -7,7 +7,7 @@
 //   2      client address family (0 none, 4 IPv4, 6 IPv6)
 //   3      length of the service name (1..64)
 //   4..5   public port the client connected to
-//   6..7   client port
+//   6..7   client port (0 when there is no address)
 //   8..    client address (0, 4 or 16 bytes), then the service name
 // A decoder that meets another version refuses the stream (the agent answers RST), so a newer gateway can only
 // add a version that older agents refuse loudly, never one they misread.

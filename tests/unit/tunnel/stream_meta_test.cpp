@@ -83,6 +83,11 @@ TEST_CASE("stream metadata: every truncation, a wrong version, kind, family or l
   CHECK_FALSE(decode_stream_meta(with(2, 6).span()));    // says IPv6: the length no longer matches
   CHECK_FALSE(decode_stream_meta(with(3, 0).span()));    // empty name
   CHECK_FALSE(decode_stream_meta(with(3, 200).span()));  // name longer than the rules allow
+  StreamMeta none;
+  none.service = "web";
+  Encoded no_address = encode(none);
+  no_address.bytes[6] = std::byte{0xc5};  // a client port with no client address: refused (not canonical)
+  CHECK_FALSE(decode_stream_meta(no_address.span()));
   Encoded longer = good;
   longer.bytes[longer.size++] = std::byte{'x'};
   CHECK_FALSE(decode_stream_meta(longer.span()));  // trailing bytes

@@ -44,7 +44,19 @@ void HandshakeReader::on_recv(ring::Loop& loop, ring::SocketId, int res, const r
     return;
   }
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(buffer.data), buffer.size);
-  if (closing_ || hello_found_ || !tls_failure_.empty()) {
+  if (handed_off_) {
+    // The socket is being detached, and what its receive had already taken from the kernel is delivered here
+    // (ring::Loop::detach): it belongs to the serving core as much as what is still in the socket.
+    if (tls_) {
+      (void)tls_->receive(bytes, intake_.tls_scratch(),
+                          [&](std::span<const std::byte> plain) { keep_after_hello(plain); });
+    } else {
+      keep_after_hello(bytes);
+    }
+    loop.recycle(buffer);
+    return;
+  }
+  if (closing_ || !tls_failure_.empty()) {
     loop.recycle(buffer);
     return;
   }
@@ -75,10 +87,19 @@ void HandshakeReader::on_recv(ring::Loop& loop, ring::SocketId, int res, const r
   parse();
 }
 
+void HandshakeReader::keep_after_hello(std::span<const std::byte> bytes) noexcept {
+  if (bytes_.size() + bytes.size() > kMaxBytesWithClaims) {
+    overflow_ = true;
+    return;
+  }
+  bytes_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
 void HandshakeReader::receive_tls(std::span<const std::byte> ciphertext) noexcept {
   bool too_big = false;
   Status status = tls_->receive(ciphertext, intake_.tls_scratch(), [&](std::span<const std::byte> plain) {
-    if (bytes_.size() + plain.size() > kMaxHandshakeBytes) too_big = true;
+    if (hello_found_) keep_after_hello(plain);  // the rest of a chunk whose start held the hello
+    else if (bytes_.size() + plain.size() > kMaxHandshakeBytes) too_big = true;
     else bytes_.append(reinterpret_cast<const char*>(plain.data()), plain.size());
   });
   if (!status) {
@@ -93,7 +114,7 @@ void HandshakeReader::receive_tls(std::span<const std::byte> ciphertext) noexcep
     abandon("handshake larger than 64 KiB");
     return;
   }
-  if (tls_->open() && !bytes_.empty()) parse();
+  if (tls_->open() && !bytes_.empty() && !hello_found_) parse();
 }
 
 void HandshakeReader::flush_tls() noexcept {
@@ -171,10 +192,9 @@ void HandshakeReader::parse() noexcept {
       arrival->hello = std::move(message->hello);
     }
     // The hello is read once, here: the serving core replays everything else (preface, SETTINGS, and whatever
-    // the agent sent behind its hello).
-    const auto begin = static_cast<std::size_t>(frame_start - data);
-    const auto end = static_cast<std::size_t>(rest.data() - data);
-    arrival->replay = bytes_.substr(0, begin) + bytes_.substr(end);
+    // the agent sent behind its hello, including what still arrives until the hand-off).
+    hello_begin_ = static_cast<std::size_t>(frame_start - data);
+    hello_end_ = static_cast<std::size_t>(rest.data() - data);
     arrival_ = std::move(arrival);
     hello_found_ = true;
     if (!cipher_send_.busy()) hand_off();
@@ -191,6 +211,10 @@ void HandshakeReader::hand_off() noexcept {
 
 void HandshakeReader::on_close(ring::Loop&, ring::SocketId) {
   if (handed_off_) {
+    arrival_->replay = bytes_.substr(0, hello_begin_) + bytes_.substr(hello_end_);
+    if (overflow_ && !arrival_->refusal) {
+      arrival_->refusal = tunnel::Refusal{tunnel::RefusalCode::kBadRequest, "too much sent behind the hello"};
+    }
     arrival_->fd = fd_;
     arrival_->peer = peer_;
     arrival_->tls = std::move(tls_);

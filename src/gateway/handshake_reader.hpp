@@ -3,10 +3,11 @@
 // With TLS (the default) it first completes the TLS handshake; the session is made when the first byte arrives, and
 // it is handed over, open, with the socket. Inside, it checks the preface, skips SETTINGS (and PINGs or window
 // updates), and reads the first CONTROL frame: the hello, parsed here once. The hello frame is cut out of the bytes
-// read so far; the serving core's TunnelConn replays the rest (preface, SETTINGS, and the claims an agent sends
-// right behind its hello). Anything else (garbage, a wrong protocol version, an oversized or malformed frame, data
-// before the hello, a stall) closes the connection with a logged reason. The bytes it holds are bounded
-// (kMaxHandshakeBytes). Progress (bytes and stage) is what the intake's eviction reads.
+// read so far; the serving core's TunnelConn replays the rest: preface, SETTINGS, and the claims an agent sends right
+// behind its hello, including what of them still arrives until the socket is detached (nothing is lost). Anything
+// else (garbage, a wrong protocol version, an oversized or malformed frame, data before the hello, a stall) closes the
+// connection with a logged reason. The bytes it holds are bounded (kMaxHandshakeBytes, kMaxBytesWithClaims).
+// Progress (bytes and stage) is what the intake's eviction reads.
 // Thread rules: the accepting core's loop thread. It deletes itself when its socket is closed or detached.
 #pragma once
 
@@ -26,7 +27,8 @@ struct Arrival;
 
 class HandshakeReader final : public ring::SocketHandler {
  public:
-  static constexpr std::size_t kMaxHandshakeBytes = 64 * 1024;
+  static constexpr std::size_t kMaxHandshakeBytes = 64 * 1024;        // up to and with the hello
+  static constexpr std::size_t kMaxBytesWithClaims = 256 * 1024;      // plus what follows it until the hand-off
 
   // How far a handshake got: what eviction compares first (then the time of the last progress).
   enum class Stage : std::uint8_t { kSilent = 0, kTlsStarted = 1, kTlsOpen = 2, kPreface = 3 };
@@ -52,6 +54,7 @@ class HandshakeReader final : public ring::SocketHandler {
   void parse() noexcept;
   void hand_off() noexcept;
   void progress(Stage stage) noexcept;
+  void keep_after_hello(std::span<const std::byte> bytes) noexcept;
 
   Intake& intake_;
   ring::Loop& loop_;
@@ -64,6 +67,9 @@ class HandshakeReader final : public ring::SocketHandler {
   std::string bytes_;          // plaintext so far
   std::string tls_failure_;    // set: close once the alert is sent
   std::unique_ptr<Arrival> arrival_;  // set once the hello is read; handed over when the socket is detached
+  std::size_t hello_begin_ = 0;  // the hello frame's bytes in bytes_, cut out of the replay
+  std::size_t hello_end_ = 0;
+  bool overflow_ = false;        // more than kMaxBytesWithClaims: the connection is refused
   std::uint64_t started_ms_;
   std::uint64_t last_progress_ms_;
   Stage stage_ = Stage::kSilent;

@@ -681,11 +681,17 @@ void Loop::on_recv_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe)
       buffer = RecvBuffer{};
     }
   }
+  const SocketId id{index, slot.generation};
   if (slot.closing) {
+    // detach() hands the fd on: bytes the kernel already moved into our buffers belong to the new owner as much as
+    // those still in the socket, so the handler gets them (before on_close). After a close they are just dropped.
+    if (slot.keep_fd && res > 0) {
+      slot.handler->on_recv(*this, id, res, buffer);
+      return;
+    }
     if (buffer.data != nullptr) pool.recycle(buffer.id);
     return;
   }
-  const SocketId id{index, slot.generation};
   if (res > 0) {
     slot.handler->on_recv(*this, id, res, buffer);
     // The handler may have closed or stopped the socket; re-arm only if it still wants data.
@@ -848,7 +854,7 @@ Status Loop::post(unsigned target, const CrossCoreTask& task) noexcept {
   // Dekker-style handshake with the consumer's sleeping_ store: either it sees our message before sleeping, or we
   // see it asleep and ring. A doorbell is paid only when the target is actually parked.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (loop != this && loop->sleeping_.load(std::memory_order_relaxed)) loop->wake();
+  if (loop != this) loop->ring_if_asleep();
   return {};
 }
 
@@ -862,7 +868,16 @@ void Loop::deliver(std::unique_ptr<ControlMessage> message) noexcept {
   control_inbox_.push(message.release());
   // The same handshake with sleeping_ as post(): a parked loop is woken, a busy one is not.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_relaxed)) wake();
+  ring_if_asleep();
+}
+
+// One doorbell per sleep: a burst of posts to a parked loop (a registration binding 1,000 ports on every core) rings
+// once, not once per message. The flag is cleared by the loop when it wakes, before it drains its mailboxes, so a
+// post that finds it set knows a ring is on its way (or already in the eventfd) for this very sleep.
+void Loop::ring_if_asleep() noexcept {
+  if (!sleeping_.load(std::memory_order_relaxed)) return;
+  if (doorbell_rung_.exchange(true, std::memory_order_acq_rel)) return;
+  wake();
 }
 
 void Loop::wake() noexcept {
@@ -957,6 +972,7 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   }
   if (wait_ms == 0) {
     sleeping_.store(false, std::memory_order_relaxed);
+    doorbell_rung_.store(false, std::memory_order_release);
     io_uring_submit_and_get_events(&ring_);
     return;
   }
@@ -966,6 +982,7 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   io_uring_cqe* cqe = nullptr;
   io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   sleeping_.store(false, std::memory_order_relaxed);
+  doorbell_rung_.store(false, std::memory_order_release);
 }
 
 void Loop::process_completions() noexcept {

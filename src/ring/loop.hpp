@@ -196,7 +196,9 @@ class Loop {
   Status shutdown_write(SocketId socket) noexcept;
   void close(SocketId socket) noexcept;
   // Like close(), but the fd stays open: when on_close() runs, the fd (read it with fd() before detaching) belongs
-  // to the caller again, e.g. to hand it to another core.
+  // to the caller again, e.g. to hand it to another core. Nothing received is lost: chunks a multishot recv had
+  // already taken from the socket are still delivered to on_recv (res > 0) before on_close; the rest stays in the
+  // socket for the next owner. The handler must accept such chunks and keep them with the fd.
   void detach(SocketId socket) noexcept;
   // Hands the socket's callbacks to another handler (e.g. from a connector to the connection it became).
   Status set_handler(SocketId socket, SocketHandler* handler) noexcept;
@@ -253,6 +255,7 @@ class Loop {
   void submit_send(Slot& slot, std::uint32_t index) noexcept;
   void submit_shutdown(Slot& slot, std::uint32_t index) noexcept;
   void arm_doorbell() noexcept;
+  void ring_if_asleep() noexcept;  // producer side, after its push and a full fence
   void retry_accepts() noexcept;
 
   void dispatch(const io_uring_cqe* cqe) noexcept;
@@ -312,6 +315,7 @@ class Loop {
   std::uint64_t doorbell_value_ = 0;
   bool doorbell_armed_ = false;
   alignas(kCacheLine) std::atomic<bool> sleeping_{false};
+  std::atomic<bool> doorbell_rung_{false};  // a producer rang for the current sleep (see ring_if_asleep)
   std::atomic<bool> stop_requested_{false};
   bool stopping_ = false;
   bool exiting_ = false;

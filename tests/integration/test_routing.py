@@ -473,6 +473,27 @@ def _served(port, timeout):
     return False
 
 
+@scenario(budget_s=60)
+def many_services(h):
+    """One agent with 1,000 services, over TLS and over plaintext: its claims (several CONTROL frames sent right
+    behind the hello, some still in flight while the gateway hands the connection to its core) all arrive, every
+    service is served, and a sample of the ports carries traffic."""
+    raise_nofile()
+    echo = h.service('echo', free_port())
+    for mode in ('tls', 'plaintext'):
+        extra = ['--insecure-plaintext'] if mode == 'plaintext' else []
+        gw = h.gateway(extra=extra)
+        ports = distinct_free_ports(1000)
+        agent = h.agent(gw.port, [(p, echo.port) for p in ports], agent_id='wide-' + mode, threads=1, extra=extra)
+        m = agent.wait_log(r'1000 service\(s\) claimed in ([\d.]+) ms: (\d+) served', 20)
+        assert m.group(2) == '1000', '%s: only %s of 1000 services served' % (mode, m.group(2))
+        say('%s: 1000 services claimed in %s ms' % (mode, m.group(1)))
+        for p in ports[::97]:
+            round_trip(p, size=4 * KIB)
+        agent.kill_group()
+        gw.kill_group()
+
+
 @scenario(budget_s=110)
 def mass_unbind(h):
     """25 agents with 100 services each (2,500 public ports, one listener per core each) are killed at once: every

@@ -658,3 +658,60 @@ TEST_CASE("direct sends: a small send completes without a ring round trip, but o
   REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
   for (auto& p : pairs) ::close(p.first);
 }
+
+TEST_CASE("detach while data streams in loses nothing: what recv took is delivered, the rest stays in the fd") {
+  // A reader that detaches after its first chunk, like the gateway's handshake reader handing a connection on.
+  struct Detacher : ring::SocketHandler {
+    Checksum got;
+    bool detached = false;
+    bool closed = false;
+    int fd = -1;
+    void on_recv(Loop& loop, SocketId id, int res, const RecvBuffer& buffer) override {
+      if (res <= 0) return;
+      got.add(buffer.data, buffer.size);
+      loop.recycle(buffer);
+      if (!detached) {
+        detached = true;
+        fd = loop.fd(id);
+        loop.detach(id);
+      }
+    }
+    void on_close(Loop&, SocketId) override { closed = true; }
+  };
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    auto loop = test::make_loop();
+    auto [client, server] = test::tcp_pair();
+    Detacher reader;
+    auto id = loop->adopt(server, &reader);
+    REQUIRE(id);
+    REQUIRE(loop->recv_start(*id));
+    // 4 MiB in 4 KiB writes from another thread while the loop reads, detaches and reaps.
+    Checksum sent;
+    test::Xorshift rng(static_cast<std::uint64_t>(round) + 1);
+    std::vector<std::uint8_t> all(4 << 20);
+    for (auto& b : all) b = static_cast<std::uint8_t>(rng.next());
+    sent.add(all.data(), all.size());
+    std::thread writer([&, fd = client] {
+      for (std::size_t at = 0; at < all.size();) {
+        const ssize_t n = ::send(fd, all.data() + at, std::min<std::size_t>(4096, all.size() - at), MSG_NOSIGNAL);
+        if (n <= 0) break;
+        at += static_cast<std::size_t>(n);
+      }
+      ::shutdown(fd, SHUT_WR);
+    });
+    REQUIRE(test::run_until(*loop, [&] { return reader.closed; }));
+    // The next owner reads the rest from the fd, to EOF.
+    std::vector<std::uint8_t> buf(65536);
+    for (;;) {
+      const ssize_t n = ::recv(reader.fd, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      reader.got.add(buf.data(), static_cast<std::size_t>(n));
+    }
+    writer.join();
+    CHECK(reader.got.bytes == sent.bytes);
+    CHECK(reader.got.value == sent.value);
+    ::close(reader.fd);
+    ::close(client);
+  }
+}

@@ -13,6 +13,8 @@ ringtun-tls  ringtun with TLS 1.3 (its default; pinned self-signed certificate),
           (bundled with AES-NI where the CPU has it)
 ringtun-tls-syswolf  the same built against Debian's wolfSSL (no AES-NI; RINGTUN_SYSWOLF_BUILD, default
           build-release-syswolf)
+ringtun-ref  ringtun (plaintext, like `ringtun`) from another build, RINGTUN_REF_BUILD: a release build of an earlier
+          revision, for a before/after comparison in one run (skipped when unset)
 haproxy2  two haproxy relays in a row (TCP mode): the same three TCP hops as a tunnel, no framing
 rathole   rathole --server + rathole --client (RATHOLE_BIN or PATH)
 frp       frps + frpc (FRPS_BIN / FRPC_BIN or PATH), tcp_mux on (frp's default); TOML for frp >= 0.52, INI before
@@ -167,6 +169,13 @@ def find_ringtun(cfg):
 def find_ringtun_syswolf(cfg):
     build = cfg["ringtun_syswolf_build"]
     return _ringtun_in(build, "ringtun-tls-syswolf", f" (meson setup {build} -Dwolfssl=system ...)")
+
+
+def find_ringtun_ref(cfg):
+    build = os.environ.get("RINGTUN_REF_BUILD")
+    if not build:
+        return None, "ringtun-ref: RINGTUN_REF_BUILD is not set (a release build of the revision to compare with)"
+    return _ringtun_in(os.path.abspath(build), "ringtun-ref")
 
 
 def _cert_fingerprint(path):
@@ -361,6 +370,7 @@ SYSTEMS = {
                                                                            tls=True)),
     "ringtun-tls-syswolf": (find_ringtun_syswolf, lambda local, workdir, cfg: start_ringtun(
         local, workdir, cfg, "ringtun-tls-syswolf", tls=True)),
+    "ringtun-ref": (find_ringtun_ref, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-ref")),
     "haproxy2": (find_haproxy, start_haproxy2),
     "rathole": (find_rathole, start_rathole),
     "frp": (find_frp, start_frp),

@@ -54,7 +54,7 @@ void AgentConn::connect_now() noexcept {
   const app::AgentConfig& config = core_.agent().config;
   addresses_.clear();
   next_address_ = 0;
-  if (auto numeric = ring::Resolve::numeric(config.gateway_host, config.gateway_port)) {
+  if (auto numeric = ring::net::numeric_address(config.gateway_host, config.gateway_port)) {
     addresses_.push_back(*numeric);
     connect_next();
     return;

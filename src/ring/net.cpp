@@ -72,24 +72,35 @@ Result<Address> parse_address(std::string_view text) {
   if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
     return fail(Errc::kParse, "address: port must be a number 0..65535");
   }
-  Address address;
-  std::string host_str(host == "localhost" ? std::string_view("127.0.0.1") : host);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&address.storage);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
-  if (host_str.empty() || host_str == "*") {
+  if (host.empty() || host == "*") {
+    Address any;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&any.storage);
     v4->sin_family = AF_INET;
     v4->sin_addr.s_addr = htonl(INADDR_ANY);
-    address.length = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET, host_str.c_str(), &v4->sin_addr) == 1) {
+    any.length = sizeof(sockaddr_in);
+    any.set_port(static_cast<std::uint16_t>(port));
+    return any;
+  }
+  auto address = numeric_address(host, static_cast<std::uint16_t>(port));
+  if (!address) return fail(Errc::kParse, "address: host must be a numeric IPv4/IPv6 address or localhost");
+  return *address;
+}
+
+std::optional<Address> numeric_address(std::string_view host, std::uint16_t port) {
+  Address address;
+  const std::string text(host == "localhost" ? std::string_view("127.0.0.1") : host);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&address.storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     address.length = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host_str.c_str(), &v6->sin6_addr) == 1) {
+  } else if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;
     address.length = sizeof(sockaddr_in6);
   } else {
-    return fail(Errc::kParse, "address: host must be a numeric IPv4/IPv6 address or localhost");
+    return std::nullopt;
   }
-  address.set_port(static_cast<std::uint16_t>(port));
+  address.set_port(port);
   return address;
 }
 

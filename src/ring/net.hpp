@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,8 @@ struct Address {
 // "HOST:PORT", "[V6]:PORT" or ":PORT"/"PORT" (all interfaces). HOST is a numeric address or "localhost";
 // names are not resolved here (no blocking DNS on a loop). Port 0 asks the kernel for one.
 Result<Address> parse_address(std::string_view text);
+// A bare host (no brackets, no port) that is a numeric IPv4/IPv6 address or "localhost" (127.0.0.1), with `port`.
+std::optional<Address> numeric_address(std::string_view host, std::uint16_t port);
 
 // A non-blocking, close-on-exec TCP listener. With reuse_port, several sockets may bind the same address and the
 // kernel spreads connections across them (one per core).

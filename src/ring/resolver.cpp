@@ -1,6 +1,5 @@
 #include "ring/resolver.hpp"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -155,24 +154,6 @@ void Resolve::on_close(Loop&, SocketId) {
     loop_.timers().cancel(timeout_);
   }
   delete this;
-}
-
-std::optional<net::Address> Resolve::numeric(const std::string& host, std::uint16_t port) {
-  net::Address address;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&address.storage);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
-  const std::string text = host == "localhost" ? "127.0.0.1" : host;
-  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    address.length = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    address.length = sizeof(sockaddr_in6);
-  } else {
-    return std::nullopt;
-  }
-  address.set_port(port);
-  return address;
 }
 
 }  // namespace ringtun::ring

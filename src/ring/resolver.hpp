@@ -4,13 +4,12 @@
 // thread, which writes the answer into one end of a socketpair and exits. The loop reads the other end like any
 // socket (its own recv path), so no thread ever touches the loop or its memory, and a lookup the loop gave up on
 // (timeout, cancel) costs the thread nothing but a failed write. Callers answer numeric addresses and "localhost"
-// themselves with numeric(), without a thread.
+// themselves with net::numeric_address(), without a thread.
 // Ownership: a Resolve deletes itself after reporting (or after cancel() once its socket is reaped).
 // Thread rules: start() and cancel() on the loop's thread; `done` runs there, once, unless cancelled first.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,8 +35,6 @@ class Resolve final : public SocketHandler {
                         unsigned receive_pool, Done done, void* context);
   // The caller no longer wants the answer.
   void cancel() noexcept;
-  // `host` as an address if it is a numeric IPv4/IPv6 address or "localhost" (127.0.0.1), with `port`.
-  static std::optional<net::Address> numeric(const std::string& host, std::uint16_t port);
 
  private:
   Resolve(Loop& loop, Done done, void* context);

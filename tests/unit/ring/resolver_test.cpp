@@ -22,17 +22,17 @@ void record(void* context, ring::Resolve::Answer&& answer) {
 }  // namespace
 
 TEST_CASE("resolve: numeric addresses and localhost need no lookup") {
-  auto v4 = ring::Resolve::numeric("192.0.2.7", 7000);
+  auto v4 = ring::net::numeric_address("192.0.2.7", 7000);
   REQUIRE(v4);
   CHECK(v4->to_string() == "192.0.2.7:7000");
-  auto v6 = ring::Resolve::numeric("::1", 443);
+  auto v6 = ring::net::numeric_address("::1", 443);
   REQUIRE(v6);
   CHECK(v6->to_string() == "[::1]:443");
-  auto local = ring::Resolve::numeric("localhost", 80);
+  auto local = ring::net::numeric_address("localhost", 80);
   REQUIRE(local);
   CHECK(local->to_string() == "127.0.0.1:80");
-  CHECK_FALSE(ring::Resolve::numeric("gateway.example.com", 80));
-  CHECK_FALSE(ring::Resolve::numeric("", 80));
+  CHECK_FALSE(ring::net::numeric_address("gateway.example.com", 80));
+  CHECK_FALSE(ring::net::numeric_address("", 80));
 }
 
 TEST_CASE("resolve: a name from /etc/hosts comes back on the loop, with the port set") {

@@ -51,6 +51,7 @@ AgentConn::~AgentConn() {
 
 void AgentConn::connect_now() noexcept {
   if (stopped_ || (state_ != State::kIdle && state_ != State::kBackoff)) return;
+  not_needed_ = false;
   const app::AgentConfig& config = core_.agent().config;
   addresses_.clear();
   next_address_ = 0;
@@ -199,8 +200,9 @@ void AgentConn::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> 
         return;
       }
       if (refusal.code == tunnel::RefusalCode::kIndexOutOfRange) {
+        // Not stopped for good: a gateway that comes back with more cores asks for it again (gateway_cores_known).
         LOG_INFO("connection %u: the gateway has fewer cores now; not needed", index_);
-        stopped_ = true;
+        not_needed_ = true;
       } else {
         LOG_WARN("connection %u refused for now (%s): %s", index_, tunnel::refusal_code_name(refusal.code),
                  refusal.message.c_str());
@@ -223,6 +225,7 @@ void AgentConn::on_tunnel_closed(const char* reason) {
     core_.connection_stopped();
     return;
   }
+  if (not_needed_) return;  // idle until a welcome names more gateway cores again
   if (ready) {
     LOG_WARN("connection %u to the gateway lost: %s", index_, reason);
   } else if (handshaking) {

@@ -92,6 +92,7 @@ class AgentConn final : public ring::SocketHandler {
   ring::Timer retry_;
   std::uint32_t backoff_ms_ = 0;
   bool stopped_ = false;
+  bool not_needed_ = false;  // refused as beyond the gateway's cores: idle, not retried, until asked for again
 };
 
 // What the gateway said of each service (kept on the core of connection 0, which claims them).

@@ -195,8 +195,11 @@ void GatewayCore::attached(const AttachReply& reply) {
   }
   LOG_INFO("agent '%s' connection %u/%u from %s ready", link->agent_id.c_str(), link->conn_index + 1,
            link->conn_count, conn.peer().to_string().c_str());
-  std::vector<std::vector<tunnel::ServiceDecl>> early = std::move(link->early_claims);
-  for (auto& services : early) send_claim(*link_of(reply.tag), reply.tag, std::move(services));
+  if (!link->waiting_claims.empty()) {
+    std::vector<tunnel::ServiceDecl> first = std::move(link->waiting_claims.front());
+    link->waiting_claims.erase(link->waiting_claims.begin());
+    send_claim(*link, reply.tag, std::move(first));
+  }
 }
 
 void GatewayCore::send_detach(route::SessionRef session, std::uint64_t tag) {
@@ -218,6 +221,7 @@ void GatewayCore::send_claim(Link& link, std::uint64_t tag, std::vector<tunnel::
   message->core = loop_.core();
   message->tag = tag;
   message->services = std::move(services);
+  link.claim_in_flight = true;
   ring::post_owned<ClaimRequestMsg>(loop_, gateway_.registry_core, std::move(message),
                                     [](ring::Loop&, ClaimRequestMsg& m) {
                                       m.gateway->core(m.gateway->registry_core).registry().claim(m);
@@ -227,11 +231,17 @@ void GatewayCore::send_claim(Link& link, std::uint64_t tag, std::vector<tunnel::
 void GatewayCore::claimed(ClaimReply& reply) {
   Link* link = link_of(reply.tag);
   if (link == nullptr || link->conn == nullptr || link->conn->closing()) return;  // the agent asks again on reconnect
+  link->claim_in_flight = false;
   for (const std::string& message : tunnel::encode_claimed(reply.statuses)) {
     if (!link->conn->send_control(message)) {
       link->conn->close("could not send the claim answers");
       return;
     }
+  }
+  if (!link->waiting_claims.empty() && link->state == Link::State::kReady) {
+    std::vector<tunnel::ServiceDecl> next = std::move(link->waiting_claims.front());
+    link->waiting_claims.erase(link->waiting_claims.begin());
+    send_claim(*link, reply.tag, std::move(next));
   }
 }
 
@@ -250,13 +260,16 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
     refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, "unexpected control message"});
     return;
   }
-  if (link->state == Link::State::kAttaching) {
-    // Sent right behind the hello: held until the registry has placed the connection in its session.
-    if (link->early_claims.size() >= kMaxEarlyClaims) {
-      refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, "too many claims before the welcome"});
+  // One claim per connection is with the registry at a time; the others wait here (bounded): an agent cannot pile
+  // work on the registry core, which every agent shares. Claims sent right behind the hello wait here too, until
+  // the registry has placed the connection in its session.
+  if (link->state == Link::State::kAttaching || link->claim_in_flight) {
+    if (link->waiting_claims.size() >= kMaxWaitingClaims) {
+      refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest,
+                                   "more than " + std::to_string(kMaxWaitingClaims) + " claims waiting for answers"});
       return;
     }
-    link->early_claims.push_back(std::move(message->claim));
+    link->waiting_claims.push_back(std::move(message->claim));
     return;
   }
   send_claim(*link, conn.app_tag, std::move(message->claim));
@@ -265,7 +278,9 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
 void GatewayCore::on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) {
   Link* link = link_of(conn.app_tag);
   if (link != nullptr) {
-    if (link->state == Link::State::kReady) {
+    // Whatever state the link ended in (ready, or refused after its welcome for a bad message), a connection that
+    // joined a session leaves it: otherwise the session, its ports and the agent id would outlive it.
+    if (link->session.valid()) {
       routing_.conn_down(link->session, conn);
       send_detach(link->session, conn.app_tag);
       LOG_INFO("agent '%s': tunnel connection from %s closed: %s", link->agent_id.c_str(),

@@ -95,9 +95,10 @@ class GatewayCore final : public tunnel::TunnelEvents {
     std::string agent_id;
     std::uint32_t conn_index = 0;
     std::uint32_t conn_count = 0;
-    std::vector<std::vector<tunnel::ServiceDecl>> early_claims;  // claims that came before the attach answer
+    std::vector<std::vector<tunnel::ServiceDecl>> waiting_claims;  // before the attach answer, or behind a claim
+    bool claim_in_flight = false;                                  // one claim at a time with the registry
   };
-  static constexpr std::size_t kMaxEarlyClaims = 16;  // claim messages (each up to 16 KiB) held per connection
+  static constexpr std::size_t kMaxWaitingClaims = 16;  // claim messages (each up to 16 KiB) held per connection
 
   // tunnel::TunnelEvents
   void on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json) override;

@@ -88,7 +88,7 @@ void HandshakeReader::on_recv(ring::Loop& loop, ring::SocketId, int res, const r
 }
 
 void HandshakeReader::keep_after_hello(std::span<const std::byte> bytes) noexcept {
-  if (bytes_.size() + bytes.size() > kMaxBytesWithClaims) {
+  if (overflow_ || bytes_.size() + bytes.size() > kMaxBytesWithClaims) {  // never a replay with a hole
     overflow_ = true;
     return;
   }
@@ -137,7 +137,7 @@ void HandshakeReader::on_send(ring::Loop&, ring::SocketId, int res) {
     return;
   }
   flush_tls();
-  if (hello_found_ && !cipher_send_.busy()) hand_off();
+  if (hello_found_ && !closing_ && !cipher_send_.busy()) hand_off();
 }
 
 void HandshakeReader::parse() noexcept {
@@ -158,7 +158,10 @@ void HandshakeReader::parse() noexcept {
     return;
   }
   progress(Stage::kPreface);
-  std::span<const std::byte> rest(data + frame::kPrefaceSize, bytes_.size() - frame::kPrefaceSize);
+  // Frames before the hello that were decoded by an earlier call are not decoded again (no quadratic work for a
+  // peer that trickles SETTINGS and PINGs).
+  if (decoded_upto_ < frame::kPrefaceSize) decoded_upto_ = frame::kPrefaceSize;
+  std::span<const std::byte> rest(data + decoded_upto_, bytes_.size() - decoded_upto_);
   frame::Decoder decoder(frame::kDefaultMaxFrameSize);
   frame::DecodedFrame f;
   while (true) {
@@ -173,6 +176,7 @@ void HandshakeReader::parse() noexcept {
       case frame::FrameType::kSettings:
       case frame::FrameType::kPing:
       case frame::FrameType::kWindowUpdate:
+        decoded_upto_ = static_cast<std::size_t>(rest.data() - data);
         continue;
       case frame::FrameType::kControl:
         break;

@@ -69,7 +69,8 @@ class HandshakeReader final : public ring::SocketHandler {
   std::unique_ptr<Arrival> arrival_;  // set once the hello is read; handed over when the socket is detached
   std::size_t hello_begin_ = 0;  // the hello frame's bytes in bytes_, cut out of the replay
   std::size_t hello_end_ = 0;
-  bool overflow_ = false;        // more than kMaxBytesWithClaims: the connection is refused
+  bool overflow_ = false;
+  std::size_t decoded_upto_ = 0;  // bytes_ offset after the last whole frame decoded before the hello        // more than kMaxBytesWithClaims: the connection is refused
   std::uint64_t started_ms_;
   std::uint64_t last_progress_ms_;
   Stage stage_ = Stage::kSilent;

@@ -90,20 +90,20 @@ void Intake::admit(int fd) {
     return;
   }
   const AddressKey key = key_of(*peer);
-  std::uint32_t& from_address = per_address_[key];
-  if (from_address >= kMaxPendingPerAddress) {
+  if (auto held = per_address_.find(key); held != per_address_.end() && held->second >= kMaxPendingPerAddress) {
     ::close(fd);
     ++dropped_per_address_;
     log_drops();
     return;
   }
+  // Evicting may remove this address's own entry (its last handshake): the count is looked up again below.
   if (readers_.size() >= kMaxPending) evict_one();
   auto socket = loop_.adopt(fd, this);
   if (!socket) return;
   // The reader is its socket's handler from here on; it deletes itself when done.
   auto* reader = new HandshakeReader(*this, loop_, *socket, *peer, gateway_.tls.load(), loop_.now_ms());
   (void)loop_.set_handler(*socket, reader);
-  ++from_address;
+  ++per_address_[key];
   readers_.push_back(reader);
   if (!sweep_timer_.armed()) loop_.timers().schedule(sweep_timer_, kSweepMs);
   log_drops();
@@ -114,6 +114,7 @@ void Intake::admit(int fd) {
 void Intake::evict_one() {
   HandshakeReader* victim = nullptr;
   for (HandshakeReader* reader : readers_) {
+    if (reader->closing()) continue;  // on its way out already: evicting it frees nothing
     if (victim == nullptr || reader->stage() < victim->stage() ||
         (reader->stage() == victim->stage() && reader->last_progress_ms() < victim->last_progress_ms())) {
       victim = reader;

@@ -206,7 +206,8 @@ void RegistryRoom::expire_waiting() {
 
 // ---------------------------------------------------------------- claims
 
-tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunnel::ServiceDecl& service) const {
+tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunnel::ServiceDecl& service,
+                                             std::size_t more) const {
   tunnel::ServiceStatus ok;
   ok.name = service.name;
   ok.ok = true;
@@ -225,7 +226,15 @@ tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunne
     return refused(service.name, tunnel::RefusalCode::kPortReserved,
                    "port " + std::to_string(service.port) + " is one of the gateway's own listeners");
   }
-  if (session.services.count(service.name) == 0 && session.services.size() >= tunnel::kMaxServices) {
+  if (auto granted = session.services.find(service.name); granted != session.services.end()) {
+    if (!(granted->second == key_of(service))) {
+      return refused(service.name, tunnel::RefusalCode::kBadRequest,
+                     "service '" + service.name + "' already serves " + granted->second.describe());
+    }
+    return ok;  // asked again for what it holds: answered as before
+  }
+  // What counts is what an agent holds (a TCP service costs a listener per core), not the names it has tried.
+  if (session.services.size() + more >= tunnel::kMaxServices) {
     return refused(service.name, tunnel::RefusalCode::kTooManyServices,
                    "this agent already has " + std::to_string(tunnel::kMaxServices) + " services");
   }
@@ -242,15 +251,25 @@ void RegistryRoom::claim(ClaimRequestMsg& request) {
   pending->statuses.resize(pending->services.size());
   Session* session = find(request.session);
   std::vector<ClaimRequest> claims;
+  std::set<std::string> names;
+  std::set<std::pair<std::uint8_t, std::string>> keys;  // (kind, port or host) seen in this message
   for (std::size_t i = 0; i < pending->services.size(); ++i) {
     const tunnel::ServiceDecl& service = pending->services[i];
     if (session == nullptr) {
       pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kBusy, "the agent's session ended; reconnect");
       continue;
     }
-    pending->statuses[i] = precheck(*session, service);
+    const bool new_name = names.insert(service.name).second;
+    const bool new_key =
+        keys.insert({static_cast<std::uint8_t>(service.kind), service.host + ":" + std::to_string(service.port)}).second;
+    if (!new_name || !new_key) {
+      pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kBadRequest,
+                                     new_name ? key_of(service).describe() + " is listed twice in this claim"
+                                              : "service '" + service.name + "' is listed twice in this claim");
+      continue;
+    }
+    pending->statuses[i] = precheck(*session, service, claims.size());
     if (!pending->statuses[i].ok) continue;
-    session->services.insert(service.name);
     claims.push_back(ClaimRequest{key_of(service), service.name});
     pending->claimed.push_back(i);
   }
@@ -268,6 +287,8 @@ void RegistryRoom::claim(ClaimRequestMsg& request) {
       if (result.ok()) {
         if (owner != nullptr && service.kind == route::Kind::kTcp && owner->ports.count(service.port) == 0) {
           to_open.push_back(i);
+        } else if (owner != nullptr) {
+          owner->services[service.name] = key_of(service);
         }
         continue;
       }
@@ -317,6 +338,7 @@ void RegistryRoom::open_port_now(PendingClaim& pending, std::size_t index) {
     return;
   }
   session->ports.insert(port);
+  session->services[service.name] = key_of(service);
   ports_[port] = PortState{session->ref, 0, {}};
   for (unsigned core = 0; core < gateway_.core_count; ++core) {
     auto bind = std::make_unique<BindPort>();
@@ -342,11 +364,21 @@ void RegistryRoom::port_closed(std::uint16_t port) {
 }
 
 void RegistryRoom::finish_claim(PendingClaim& pending) {
+  // A line per refused service, up to a few per answer: an agent claiming thousands of forbidden ports must not turn
+  // into thousands of log lines (the agent itself is told of every one).
+  constexpr std::size_t kLinesPerAnswer = 8;
   const Session* session = find(pending.session);
+  std::size_t refusals = 0;
   for (const tunnel::ServiceStatus& status : pending.statuses) {
     if (status.ok || session == nullptr) continue;
-    LOG_WARN("agent '%s': service '%s' refused (%s): %s", session->info.owner.agent_id.c_str(), status.name.c_str(),
-             tunnel::refusal_code_name(status.code), status.message.c_str());
+    if (refusals++ < kLinesPerAnswer) {
+      LOG_WARN("agent '%s': service '%s' refused (%s): %s", session->info.owner.agent_id.c_str(), status.name.c_str(),
+               tunnel::refusal_code_name(status.code), status.message.c_str());
+    }
+  }
+  if (refusals > kLinesPerAnswer) {
+    LOG_WARN("agent '%s': %zu more service(s) of the same claim refused", session->info.owner.agent_id.c_str(),
+             refusals - kLinesPerAnswer);
   }
   auto reply = std::make_unique<ClaimReply>();
   reply->gateway = &gateway_;

@@ -59,7 +59,7 @@ class RegistryRoom {
     route::SessionRef ref;
     SessionInfo info;
     std::vector<Conn> conns;
-    std::set<std::string> services;   // names claimed so far (for the per-agent cap)
+    std::map<std::string, route::RouteKey> services;  // services granted (and, for tcp, opened): name -> key
     std::set<std::uint16_t> ports;    // public TCP ports opened for it
   };
   struct Waiting {
@@ -94,7 +94,8 @@ class RegistryRoom {
   Session* find(route::SessionRef ref);
   Session* find(const route::Owner& owner);
   // Checks one declared service before it reaches the registry; an empty message means it may be claimed.
-  tunnel::ServiceStatus precheck(const Session& session, const tunnel::ServiceDecl& service) const;
+  // `more`: services of this claim already passed, counted against the per-agent cap.
+  tunnel::ServiceStatus precheck(const Session& session, const tunnel::ServiceDecl& service, std::size_t more) const;
   // Opens the port of pending->services[index] now, or once its previous listeners are closed.
   void open_port(const std::shared_ptr<PendingClaim>& pending, std::size_t index);
   void open_port_now(PendingClaim& pending, std::size_t index);

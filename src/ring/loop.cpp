@@ -872,10 +872,13 @@ void Loop::deliver(std::unique_ptr<ControlMessage> message) noexcept {
 }
 
 // One doorbell per sleep: a burst of posts to a parked loop (a registration binding 1,000 ports on every core) rings
-// once, not once per message. The flag is cleared by the loop when it wakes, before it drains its mailboxes, so a
-// post that finds it set knows a ring is on its way (or already in the eventfd) for this very sleep.
+// once, not once per message. The loop clears the flag just before it announces a sleep, so a flag found set during
+// a sleep was set by a producer after that clear, whose eventfd write is on its way (or in the eventfd already): it
+// wakes this very sleep. A late producer of an earlier sleep only causes a spurious wake-up.
 void Loop::ring_if_asleep() noexcept {
-  if (!sleeping_.load(std::memory_order_relaxed)) return;
+  // Acquire: seeing this sleep's `true` means seeing the clear made before it, so the exchange below is ordered after
+  // that clear.
+  if (!sleeping_.load(std::memory_order_acquire)) return;
   if (doorbell_rung_.exchange(true, std::memory_order_acq_rel)) return;
   wake();
 }
@@ -966,13 +969,15 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   }
   if (!flush_list_.empty() || !closing_.empty() || !direct_done_.empty()) wait_ms = 0;
   if (wait_ms > 0) {
+    // Cleared before the sleep it stands for, never after a wake: a producer that rang late for the previous sleep
+    // must not leave it set for this one (its ring would then be consumed before this sleep, and nobody would ring).
+    doorbell_rung_.store(false, std::memory_order_relaxed);
     sleeping_.store(true, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!mailboxes_empty() || stop_requested_.load(std::memory_order_acquire) != stopping_) wait_ms = 0;
   }
   if (wait_ms == 0) {
     sleeping_.store(false, std::memory_order_relaxed);
-    doorbell_rung_.store(false, std::memory_order_release);
     io_uring_submit_and_get_events(&ring_);
     return;
   }
@@ -982,7 +987,6 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   io_uring_cqe* cqe = nullptr;
   io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   sleeping_.store(false, std::memory_order_relaxed);
-  doorbell_rung_.store(false, std::memory_order_release);
 }
 
 void Loop::process_completions() noexcept {

@@ -57,15 +57,17 @@ Unexpected bad(std::string* error, const std::string& what) {
   return fail(Errc::kParse, "control message");
 }
 
-bool valid_name(std::string_view name) {
-  if (name.empty() || name.size() > kMaxServiceNameLength) return false;
-  for (char c : name) {
+bool valid_chars(std::string_view text, std::size_t max) {
+  if (text.empty() || text.size() > max) return false;
+  for (char c : text) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
               c == '.';
     if (!ok) return false;
   }
   return true;
 }
+bool valid_name(std::string_view name) { return valid_chars(name, kMaxServiceNameLength); }
+bool valid_id(std::string_view id) { return valid_chars(id, kMaxAgentIdLength); }
 
 bool valid_instance(std::string_view text) {
   if (text.size() != kInstanceLength) return false;
@@ -309,8 +311,9 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
                             " is not supported (this gateway speaks " + std::to_string(kHandshakeVersion) +
                             "): run the same ringtun version on the agent and the gateway");
     }
-    if (!Reader::get_string(object, "agent_id", kMaxAgentIdLength, &h.agent_id) || h.agent_id.empty()) {
-      return bad(error, "hello: \"agent_id\" must be a string of 1..128 characters");
+    // The id ends up in log lines and messages: letters, digits and . _ - only (what --agent-id accepts).
+    if (!Reader::get_string(object, "agent_id", kMaxAgentIdLength, &h.agent_id) || !valid_id(h.agent_id)) {
+      return bad(error, "hello: \"agent_id\" must be 1..128 of [A-Za-z0-9._-]");
     }
     if (!Reader::get_string(object, "token", kMaxTokenLength, &h.token)) {
       return bad(error, "hello: \"token\" must be a string of at most 1024 characters");

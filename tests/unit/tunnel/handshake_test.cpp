@@ -20,7 +20,7 @@ std::string hello_json(const std::string& fields) {
 
 TEST_CASE("hello, welcome and refusal round-trip through JSON") {
   Hello hello;
-  hello.agent_id = "edge \"1\"\n";
+  hello.agent_id = "edge-1.x_y";
   hello.token = "s3cr\\et";
   hello.instance = make_instance_nonce();
   hello.conn_index = 2;
@@ -127,6 +127,9 @@ TEST_CASE("hostile or malformed control messages are refused with a reason, neve
       {R"({"type":"hello","version":1,"agent_id":"a","token":"t","conn_index":0,"conn_count":1,"services":[]})",
        "version 1 is not supported"},
       {R"({"type":"hello","version":2,"agent_id":"","token":"t","instance":")" + kInstance +
+           R"(","conn_index":0,"conn_count":1})",
+       "agent_id"},
+      {R"({"type":"hello","version":2,"agent_id":"a\nb","token":"t","instance":")" + kInstance +
            R"(","conn_index":0,"conn_count":1})",
        "agent_id"},
       {R"({"type":"hello","version":2,"agent_id":"a","token":"t","instance":"XYZ","conn_index":0,"conn_count":1})",

@@ -426,10 +426,11 @@ def public_flood(h):
     m = flood.wait_log(r'holding (\d+) \(opened (\d+), closed by the peer (\d+)', 5, since=0)
     say('flooder: %s; %d rounds of echoes by the 50 clients during the flood' % (m.group(0), rounds))
     flood.kill_group()
-    t_end = now()
-    round_trip(pub, size=16 * KIB, timeout=2)
-    say('a new client was served %.2f s after the flood ended' % (now() - t_end))
-    assert now() - t_end < 2.0
+    # The flood's ~2,000 streams end as the local service closes them (here a Python thread per connection): a new
+    # client's stream waits for a free slot at that pace, in the agent connection's pending opens, not refused.
+    took = wait_round_trip(pub, 8, 'a new client after the flood')
+    say('a new client was served %.2f s after the flood ended' % took)
+    assert took < 5.0, 'a new client was served only %.2f s after the flood ended' % took
     exchange(rounds + 1)
     for c in clients:
         c.close()

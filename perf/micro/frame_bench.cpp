@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "frame/decoder.hpp"
 #include "frame/encoder.hpp"
 #include "frame/session.hpp"
@@ -31,19 +32,10 @@
 namespace {
 
 using namespace ringtun::frame;  // NOLINT
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-struct Stats {
-  double median, min, max;
-};
-Stats summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return {v[v.size() / 2], v.front(), v.back()};
-}
+using ringtun::bench::Clock;
+using ringtun::bench::seconds_since;
+using ringtun::bench::Stats;
+using ringtun::bench::summarize;
 
 volatile std::uint64_t g_sink = 0;
 

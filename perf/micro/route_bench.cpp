@@ -21,24 +21,16 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "route/route.hpp"
 
 namespace {
 
 using namespace ringtun::route;  // NOLINT
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-struct Stats {
-  double median, min, max;
-};
-Stats summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return {v[v.size() / 2], v.front(), v.back()};
-}
+using ringtun::bench::Clock;
+using ringtun::bench::seconds_since;
+using ringtun::bench::Stats;
+using ringtun::bench::summarize;
 
 volatile std::uintptr_t g_sink = 0;
 

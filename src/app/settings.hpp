@@ -123,6 +123,8 @@ const Setting* find_json_key(Program program, std::string_view key) noexcept;
 const char* program_name(Program program) noexcept;
 // How messages word an integer setting's range: range_text, else "min..max".
 std::string range_of(const Setting& setting);
+// The flag column of --help: "--heartbeat-ms N", "-h, --help" (usage.cpp).
+std::string flag_column(const Setting& setting);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Value checks (checks.cpp), shared by the table's fields, the list parsers and the JSON loader. Each writes

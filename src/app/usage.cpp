@@ -121,15 +121,6 @@ void add_line(std::string* out, std::string_view flag, std::string_view help) {
   *out += entry;
 }
 
-// "--heartbeat-ms N", "-h, --help".
-std::string flag_column(const Setting& setting) {
-  std::string text;
-  if (!setting.short_flag.empty()) text = std::string(setting.short_flag) + ", ";
-  text += setting.flag;
-  if (!setting.placeholder.empty()) text += " " + std::string(setting.placeholder);
-  return text;
-}
-
 // The help line, its range and its default: "PING interval ..., 1..86400000 (default 5000)".
 std::string description(const Setting& setting, const detail::Target& defaults) {
   std::string text(setting.help);
@@ -172,6 +163,14 @@ std::string_view gateway_usage() {
 
 std::string_view agent_usage() {
   static const std::string text = make_usage<AgentConfig>("ringtun-agent", kAgentText);
+  return text;
+}
+
+std::string detail::flag_column(const Setting& setting) {
+  std::string text;
+  if (!setting.short_flag.empty()) text = std::string(setting.short_flag) + ", ";
+  text += setting.flag;
+  if (!setting.placeholder.empty()) text += " " + std::string(setting.placeholder);
   return text;
 }
 

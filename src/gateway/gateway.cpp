@@ -133,7 +133,6 @@ void GatewayCore::adopt(std::unique_ptr<Arrival> arrival) {
   if (!socket) return;
   const std::uint64_t tag = new_link();
   Link& link = *link_of(tag);
-  link.agent_id = arrival->hello.agent_id;
   link.conn_index = arrival->hello.conn_index;
   link.conn_count = arrival->hello.conn_count;
   link.conn = tunnel::TunnelConn::start(tcore_, *socket, frame::Role::kGateway, gateway_.tunnel_options, *this, tag,
@@ -188,12 +187,12 @@ void GatewayCore::attached(const AttachReply& reply) {
   }
   link->state = Link::State::kReady;
   link->session = reply.session;
-  if (tunnel::TunnelConn* replaced = routing_.conn_up(reply.session, conn, link->agent_id)) {
-    LOG_INFO("agent '%s': a new connection %u replaces the one on this core", link->agent_id.c_str(),
+  if (tunnel::TunnelConn* replaced = routing_.conn_up(reply.session, conn)) {
+    LOG_INFO("agent '%s': a new connection %u replaces the one on this core", conn.app_name.c_str(),
              link->conn_index);
     replaced->close("replaced by a newer connection of the same agent");
   }
-  LOG_INFO("agent '%s' connection %u/%u from %s ready", link->agent_id.c_str(), link->conn_index + 1,
+  LOG_INFO("agent '%s' connection %u/%u from %s ready", conn.app_name.c_str(), link->conn_index + 1,
            link->conn_count, conn.peer().to_string().c_str());
   if (!link->waiting_claims.empty()) {
     std::vector<tunnel::ServiceDecl> first = std::move(link->waiting_claims.front());
@@ -251,7 +250,7 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
   std::string error;
   auto message = tunnel::parse_control(json, &error);
   if (!message) {
-    LOG_WARN("agent '%s' at %s: bad control message: %s", link->agent_id.c_str(), conn.peer().to_string().c_str(),
+    LOG_WARN("agent '%s' at %s: bad control message: %s", conn.app_name.c_str(), conn.peer().to_string().c_str(),
              error.c_str());
     refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, error});
     return;
@@ -283,7 +282,7 @@ void GatewayCore::on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason)
     if (link->session.valid()) {
       routing_.conn_down(link->session, conn);
       send_detach(link->session, conn.app_tag);
-      LOG_INFO("agent '%s': tunnel connection from %s closed: %s", link->agent_id.c_str(),
+      LOG_INFO("agent '%s': tunnel connection from %s closed: %s", conn.app_name.c_str(),
                conn.peer().to_string().c_str(), reason);
     }
     // An attaching link is freed too: the registry's answer for its tag then finds nothing and detaches.

@@ -92,7 +92,6 @@ class GatewayCore final : public tunnel::TunnelEvents {
     std::uint32_t generation = 0;
     tunnel::TunnelConn* conn = nullptr;
     route::SessionRef session;
-    std::string agent_id;
     std::uint32_t conn_index = 0;
     std::uint32_t conn_count = 0;
     std::vector<std::vector<tunnel::ServiceDecl>> waiting_claims;  // before the attach answer, or behind a claim

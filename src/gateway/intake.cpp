@@ -169,32 +169,28 @@ void Intake::remove(HandshakeReader& reader) {
 
 void Intake::reader_gone(HandshakeReader& reader) { remove(reader); }
 
-tunnel::Refusal Intake::check_hello(const tunnel::Hello& hello, std::uint32_t* token) const {
+std::optional<tunnel::Refusal> Intake::check_hello(const tunnel::Hello& hello, std::uint32_t* token) const {
   const auto& rules = gateway_.config.tokens;
   std::size_t match = rules.size();
   for (std::size_t i = 0; i < rules.size(); ++i) {  // every rule, so timing does not tell which one matched
     if (constant_time_equal(rules[i].secret, hello.token) && match == rules.size()) match = i;
   }
-  if (match == rules.size()) return {tunnel::RefusalCode::kBadToken, "token refused by the gateway"};
+  if (match == rules.size()) return tunnel::Refusal{tunnel::RefusalCode::kBadToken, "token refused by the gateway"};
   *token = static_cast<std::uint32_t>(match);
   if (hello.conn_index >= gateway_.core_count) {
-    return {tunnel::RefusalCode::kIndexOutOfRange, "connection index " + std::to_string(hello.conn_index) +
-                                                       " but the gateway has " +
-                                                       std::to_string(gateway_.core_count) + " cores"};
+    return tunnel::Refusal{tunnel::RefusalCode::kIndexOutOfRange,
+                           "connection index " + std::to_string(hello.conn_index) + " but the gateway has " +
+                               std::to_string(gateway_.core_count) + " cores"};
   }
-  return {tunnel::RefusalCode::kBadRequest, ""};  // empty message: accepted
+  return std::nullopt;
 }
 
 void Intake::hello_read(HandshakeReader& reader, std::unique_ptr<Arrival> arrival) {
   remove(reader);
   if (!arrival->refusal) {
-    tunnel::Refusal verdict = check_hello(arrival->hello, &arrival->token);
-    if (!verdict.message.empty()) {
-      if (verdict.code == tunnel::RefusalCode::kBadToken) {
-        LOG_WARN("agent '%s' at %s: token refused", arrival->hello.agent_id.c_str(),
-                 arrival->peer.to_string().c_str());
-      }
-      arrival->refusal = std::move(verdict);
+    arrival->refusal = check_hello(arrival->hello, &arrival->token);
+    if (arrival->refusal && arrival->refusal->code == tunnel::RefusalCode::kBadToken) {
+      LOG_WARN("agent '%s' at %s: token refused", arrival->hello.agent_id.c_str(), arrival->peer.to_string().c_str());
     }
   }
   on_arrival_(context_, std::move(arrival));

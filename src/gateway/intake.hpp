@@ -82,7 +82,8 @@ class Intake final : public ring::SocketHandler {
   void sweep();
   void remove(HandshakeReader& reader);
   void log_drops();
-  tunnel::Refusal check_hello(const tunnel::Hello& hello, std::uint32_t* token) const;
+  // Why the hello is refused, or nothing (and *token is the matching rule's index).
+  std::optional<tunnel::Refusal> check_hello(const tunnel::Hello& hello, std::uint32_t* token) const;
 
   // Handshakes per client address (IPv4 address, or IPv6 /64 prefix).
   struct AddressKey {

@@ -73,10 +73,15 @@ RegistryRoom::Session* RegistryRoom::find(route::SessionRef ref) {
 }
 
 RegistryRoom::Session* RegistryRoom::find(const route::Owner& owner) {
-  for (auto& [slot, session] : sessions_) {
-    if (session.info.owner == owner) return &session;
-  }
-  return nullptr;
+  auto it = by_owner_.find({owner.token, owner.agent_id});
+  return it == by_owner_.end() ? nullptr : find(it->second);
+}
+
+void RegistryRoom::refuse_in_use(const AttachRequest& request, const SessionInfo& holder) {
+  refuse_attach(request, tunnel::RefusalCode::kIdInUse,
+                "agent id '" + request.owner.agent_id + "' is in use by another running instance, connected from " +
+                    holder.peer + " since " + utc_time(holder.since_ms) +
+                    ": stop that one, or give this agent another --agent-id");
 }
 
 // ---------------------------------------------------------------- sessions
@@ -104,16 +109,14 @@ void RegistryRoom::begin_session(const AttachRequest& request) {
   info.since_ms = wall_ms();
   registry_->open_session(info, [this, request, info](const OpenResult& result) {
     if (!result.ok) {
-      refuse_attach(request, tunnel::RefusalCode::kIdInUse,
-                    "agent id '" + request.owner.agent_id + "' is in use by another running instance, connected from " +
-                        result.holder.peer + " since " + utc_time(result.holder.since_ms) +
-                        ": stop that one, or give this agent another --agent-id");
+      refuse_in_use(request, result.holder);
       return;
     }
     Session& session = sessions_[result.session.slot];
     session = Session{};
     session.ref = result.session;
     session.info = info;
+    by_owner_[{info.owner.token, info.owner.agent_id}] = result.session;
     join(session, request);
   });
 }
@@ -168,6 +171,7 @@ void RegistryRoom::end_session(Session& session) {
     LOG_INFO("agent '%s' is gone: its %zu port(s) are closed", owner.agent_id.c_str(), ports.size());
   }
   const std::uint32_t slot = session.ref.slot;
+  by_owner_.erase({owner.token, owner.agent_id});
   sessions_.erase(slot);
   retry_waiting(owner);
 }
@@ -193,10 +197,7 @@ void RegistryRoom::expire_waiting() {
       attach(w.request);
       continue;
     }
-    refuse_attach(w.request, tunnel::RefusalCode::kIdInUse,
-                  "agent id '" + w.request.owner.agent_id + "' is in use by another running instance, connected from " +
-                      holder->info.peer + " since " + utc_time(holder->info.since_ms) +
-                      ": stop that one, or give this agent another --agent-id");
+    refuse_in_use(w.request, holder->info);
   }
   if (!waiting_.empty()) {
     const std::uint64_t next = waiting_.front().deadline_ms;

@@ -88,6 +88,7 @@ class RegistryRoom {
   void begin_session(const AttachRequest& request);
   void join(Session& session, const AttachRequest& request);
   void refuse_attach(const AttachRequest& request, tunnel::RefusalCode code, std::string message);
+  void refuse_in_use(const AttachRequest& request, const SessionInfo& holder);
   void end_session(Session& session);
   void retry_waiting(const route::Owner& owner);
   void expire_waiting();
@@ -106,6 +107,7 @@ class RegistryRoom {
   ring::Loop& loop_;
   std::unique_ptr<Registry> registry_;
   std::map<std::uint32_t, Session> sessions_;  // by session slot
+  std::map<std::pair<std::uint32_t, std::string>, route::SessionRef> by_owner_;  // (token, agent id) -> session
   std::map<std::uint16_t, PortState> ports_;   // public TCP ports with our listeners (open or closing)
   std::vector<Waiting> waiting_;
   ring::Timer waiting_timer_;

@@ -45,7 +45,7 @@ tunnel::TunnelConn* Routing::conn_of(route::SessionRef session) const noexcept {
   return entry.conn;
 }
 
-tunnel::TunnelConn* Routing::conn_up(route::SessionRef session, tunnel::TunnelConn& conn, const std::string& agent_id) {
+tunnel::TunnelConn* Routing::conn_up(route::SessionRef session, tunnel::TunnelConn& conn) {
   if (session.slot >= by_slot_.size()) by_slot_.resize(session.slot + 1);
   SessionConn& entry = by_slot_[session.slot];
   tunnel::TunnelConn* replaced = nullptr;
@@ -53,7 +53,6 @@ tunnel::TunnelConn* Routing::conn_up(route::SessionRef session, tunnel::TunnelCo
   if (entry.conn == nullptr) ++connections_;
   entry.generation = session.generation;
   entry.conn = &conn;
-  entry.agent_id = agent_id;
   release_parked(session);
   return replaced;
 }

@@ -40,7 +40,7 @@ class Routing {
   const route::Table& table() const noexcept { return *table_; }
 
   // The session's connection on this core is up; returns the connection it replaces (to be closed), if any.
-  tunnel::TunnelConn* conn_up(route::SessionRef session, tunnel::TunnelConn& conn, const std::string& agent_id);
+  tunnel::TunnelConn* conn_up(route::SessionRef session, tunnel::TunnelConn& conn);
   // The connection is gone (only if it is the one recorded for the session).
   void conn_down(route::SessionRef session, const tunnel::TunnelConn& conn);
   std::size_t connections() const noexcept { return connections_; }
@@ -63,7 +63,6 @@ class Routing {
   struct SessionConn {
     std::uint32_t generation = 0;
     tunnel::TunnelConn* conn = nullptr;
-    std::string agent_id;
   };
   struct Parked {
     int fd = -1;

@@ -40,14 +40,6 @@ std::string collapse(std::string_view text) {
   return out;
 }
 
-std::string flag_column(const Setting& setting) {
-  std::string text;
-  if (!setting.short_flag.empty()) text = std::string(setting.short_flag) + ", ";
-  text += setting.flag;
-  if (!setting.placeholder.empty()) text += " " + std::string(setting.placeholder);
-  return text;
-}
-
 // A default-constructed config of either program, as a Target for the table's fields.
 struct Defaults {
   GatewayConfig gateway;
@@ -96,11 +88,11 @@ TEST_CASE("every setting appears in its program's --help with its value, help li
       if (!table::serves(setting, program)) {
         // Absent, unless the program has a setting of the same flag (--cert: one member, two help lines).
         const Setting* own = table::find_flag(program, setting.flag);
-        if (own == nullptr) CHECK_FALSE(contains(help, " " + flag_column(setting) + " "));
+        if (own == nullptr) CHECK_FALSE(contains(help, " " + table::flag_column(setting) + " "));
         continue;
       }
       // The flag and its value, then the help line right after it.
-      CHECK(contains(help, " " + flag_column(setting) + " " + collapse(setting.help)));
+      CHECK(contains(help, " " + table::flag_column(setting) + " " + collapse(setting.help)));
       if (setting.kind == Kind::kInteger) {
         CHECK(contains(help, collapse(setting.help) + ", " + std::to_string(setting.min) + ".." +
                                  std::to_string(setting.max) + " (default"));

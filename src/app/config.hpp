@@ -19,14 +19,18 @@
 #include "common/log.hpp"
 #include "common/result.hpp"
 #include "ring/net.hpp"
+#include "route/route.hpp"
 
 namespace ringtun::app {
 
-// A token an agent may present, and the public ports it may claim with it (inclusive range).
+// A token an agent may present, the public ports it may claim with it (inclusive range), and the host names (for
+// http: and tls: services) it may claim: exact names or "*.suffix" patterns, normalized (route::normalize_host).
+// No patterns: no host names at all (an operator says which names a token may take).
 struct TokenRule {
   std::string secret;
   std::uint16_t port_low = 1;
   std::uint16_t port_high = 65535;
+  std::vector<std::string> hosts;
 };
 
 // Settings both programs share.
@@ -50,11 +54,21 @@ struct GatewayConfig {
   std::uint32_t max_streams_per_connection = 1024;
   std::string client_ca_file;  // set: agents must present a client certificate signed by these CAs
   std::string state_dir;       // where a self-signed pair is kept when no --cert is given (empty: the default)
+  // Shared public ports. Off while the text is empty.
+  ring::net::Address http_listen;   // HTTP, routed by Host
+  std::string http_listen_text;
+  ring::net::Address tls_listen;    // TLS, routed by SNI and passed through
+  std::string tls_listen_text;
+  std::uint32_t http_head_timeout_ms = 10'000;   // a request head not complete in this time: 408
+  std::uint32_t http_idle_timeout_ms = 60'000;   // a keep-alive client connection idle this long is closed
+  std::uint32_t tls_hello_timeout_ms = 10'000;   // a ClientHello not complete in this time: closed
 };
 
 struct ServiceConfig {
   std::string name;  // defaults to "tcp-<public_port>"
-  std::uint16_t public_port = 0;
+  route::Kind kind = route::Kind::kTcp;
+  std::uint16_t public_port = 0;  // tcp
+  std::string host;               // http / tls: normalized name or "*.suffix"
   std::string local_text;    // "HOST:PORT" as given
   ring::net::Address local;  // numeric address of the local service
 };
@@ -70,6 +84,9 @@ struct AgentConfig {
   std::uint32_t reconnect_max_ms = 30'000;  // cap of the exponential back-off
   std::uint32_t connect_timeout_ms = 5'000;
   std::uint32_t retry_refused_ms = 30'000;  // ask again for services the gateway refused for now
+  // http services: idle connections kept to each local service (per service, per core) and for how long.
+  std::uint32_t upstream_max_idle = 32;
+  std::uint32_t upstream_idle_ms = 30'000;
   std::string ca_file;              // verify the gateway against these CAs (and its name)
   std::string gateway_fingerprint;  // or pin its certificate: "sha256:<64 hex>", canonical
   std::string server_name;          // SNI and the name checked with ca_file (default: --gateway's host)

@@ -66,6 +66,7 @@ const char* error_code_name(ErrorCode code) noexcept {
     case ErrorCode::kSettingsError: return "SETTINGS_ERROR";
     case ErrorCode::kConnectFailed: return "CONNECT_FAILED";
     case ErrorCode::kStreamLimit: return "STREAM_LIMIT";
+    case ErrorCode::kConnectTimeout: return "CONNECT_TIMEOUT";
   }
   return "UNKNOWN_ERROR_CODE";
 }

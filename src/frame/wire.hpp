@@ -75,6 +75,7 @@ enum class ErrorCode : std::uint32_t {
   kSettingsError = 11,
   kConnectFailed = 12,    // application: the far end could not reach the stream's target
   kStreamLimit = 13,      // the peer's stream id space or a stream table is exhausted
+  kConnectTimeout = 14,   // application: the far end's connect to the stream's target timed out
 };
 
 enum class SettingId : std::uint32_t {

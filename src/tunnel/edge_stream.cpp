@@ -6,14 +6,21 @@
 //   tunnel -> edge: bytes wait in out_ and are written one gathered send at a time; credit goes back per send;
 //                   the stream's FIN becomes shutdown(SHUT_WR) once out_ is empty (peer_fin_ -> shutdown_done_).
 // The socket closes gracefully when both directions are finished, abortively (RST) when the stream is reset or the
-// tunnel dies. The object frees itself once its socket is closed and its session stream is gone; `depth_` keeps it
+// tunnel dies.
+// HTTP upstream mode (agent, http services): the stream carries one request. Its FIN means the request is complete
+// and is not passed on (the connection stays open for the next request); the service's bytes are read as one
+// response, passed on up to its last byte, and the stream's FIN follows that byte. Once both are done and every
+// request byte is written, the connection goes back to the upstream pool instead of closing. A 101 response turns
+// the stream into a plain byte pipe from there on. The object frees itself once its socket is closed and its session stream is gone; `depth_` keeps it
 // alive while one of its own calls is on the stack (session callbacks can re-enter it synchronously).
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "common/log.hpp"
 #include "tunnel/tunnel_conn.hpp"
+#include "tunnel/upstream_pool.hpp"
 
 namespace ringtun::tunnel {
 
@@ -34,9 +41,9 @@ class EdgeStreamGuard {
 };
 
 EdgeStream::EdgeStream(TunnelConn& conn, frame::StreamHandle handle)
-    : conn_(&conn),
+    : StreamEnd(handle),
+      conn_(&conn),
       loop_(conn.core().loop),
-      handle_(handle),
       out_(conn.core().blocks),
       ingress_limit_(conn.options().edge_ingress_limit) {}
 
@@ -44,6 +51,18 @@ void EdgeStream::attach_socket(ring::SocketId socket, bool connecting) noexcept 
   socket_ = socket;
   socket_closed_ = false;
   connecting_ = connecting;
+}
+
+void EdgeStream::serve_http(UpstreamPool& pool, std::uint32_t key, bool head_request) {
+  http_ = std::make_unique<HttpUpstream>();
+  http_->pool = &pool;
+  http_->key = key;
+  http_->reader.start(head_request);
+}
+
+bool EdgeStream::both_finished() const noexcept {
+  if (http_mode()) return http_->request_done && http_->response_done;
+  return edge_eof_ && peer_fin_;
 }
 
 void EdgeStream::start_reading() noexcept {
@@ -94,6 +113,8 @@ void EdgeStream::on_send(ring::Loop&, ring::SocketId, int res) {
       if (conn_ != nullptr) conn_->edge_delivered(*this, sent);
       if (!out_.empty()) {
         send_more();
+      } else if (http_mode()) {
+        maybe_release_upstream();
       } else if (peer_fin_ && !shutdown_sent_) {
         shutdown_sent_ = true;
         (void)loop_.shutdown_write(socket_);
@@ -107,6 +128,11 @@ void EdgeStream::peer_fin() noexcept {
   {
     EdgeStreamGuard guard(depth_);
     peer_fin_ = true;
+    if (http_mode()) {
+      http_->request_done = true;
+      maybe_release_upstream();
+      return;
+    }
     if (!connecting_ && out_.empty() && in_flight_ == 0 && !shutdown_sent_ && !socket_closed_ && !socket_closing_) {
       shutdown_sent_ = true;
       (void)loop_.shutdown_write(socket_);
@@ -124,7 +150,7 @@ void EdgeStream::on_shutdown(ring::Loop&, ring::SocketId, int) {
   maybe_free();
 }
 
-void EdgeStream::peer_reset() noexcept {
+void EdgeStream::peer_reset(frame::ErrorCode) noexcept {
   {
     EdgeStreamGuard guard(depth_);
     close_socket(true);
@@ -140,12 +166,12 @@ void EdgeStream::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
     connecting_ = false;
     if (res < 0) {
       LOG_WARN("local service connect failed: %s", std::strerror(-res));
-      fail(frame::ErrorCode::kConnectFailed);
+      fail(res == -ETIMEDOUT ? frame::ErrorCode::kConnectTimeout : frame::ErrorCode::kConnectFailed);
     } else {
       (void)ring::net::set_nodelay(loop.fd(socket));
       start_reading();
       send_more();
-      if (peer_fin_ && out_.empty() && in_flight_ == 0 && !shutdown_sent_) {
+      if (!http_mode() && peer_fin_ && out_.empty() && in_flight_ == 0 && !shutdown_sent_) {
         shutdown_sent_ = true;
         (void)loop.shutdown_write(socket);
       }
@@ -157,7 +183,9 @@ void EdgeStream::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
 void EdgeStream::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
   {
     EdgeStreamGuard guard(depth_);
-    if (res > 0) {
+    if (res > 0 && http_mode()) {
+      recv_http(buffer);
+    } else if (res > 0) {
       if (conn_ == nullptr || !conn_->queue_edge_data(*this, buffer)) {
         loop.recycle(buffer);  // the stream is gone: nobody will send these bytes
       } else {
@@ -167,6 +195,9 @@ void EdgeStream::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::
           (void)loop.recv_stop(socket_);
         }
       }
+    } else if (res == 0 && http_mode()) {
+      reading_ = false;
+      http_eof();
     } else if (res == 0) {
       reading_ = false;
       edge_eof_ = true;
@@ -193,6 +224,95 @@ void EdgeStream::ingress_released(std::size_t bytes) noexcept {
   maybe_free();
 }
 
+// ---------------------------------------------------------------- HTTP upstream
+
+void EdgeStream::recv_http(const ring::RecvBuffer& buffer) noexcept {
+  HttpUpstream& h = *http_;
+  if (h.response_done || conn_ == nullptr) {
+    // Bytes after the response (or for a stream that is gone): this connection cannot serve another request.
+    loop_.recycle(buffer);
+    h.reusable = false;
+    if (h.response_done) maybe_release_upstream();
+    return;
+  }
+  const std::string_view bytes(reinterpret_cast<const char*>(buffer.data), buffer.size);
+  std::size_t pass = 0;  // bytes of this buffer that belong to the response (passed on as they are)
+  bool ended = false;
+  while (!ended) {
+    const auto step = h.reader.feed(bytes.substr(pass));
+    using Event = http::ResponseReader::Event;
+    if (step.event == Event::kError) {
+      LOG_WARN("local service sent a response that cannot be framed: %s", h.reader.problem().reason);
+      loop_.recycle(buffer);
+      fail(frame::ErrorCode::kProtocolError);
+      return;
+    }
+    pass += step.used;
+    if (step.event == Event::kEnd) ended = true;
+    if (step.event == Event::kUpgraded) {
+      pass = bytes.size();  // from here on a byte pipe: the rest is the new protocol's
+      break;
+    }
+    if (pass == bytes.size() && (step.event == Event::kNeedMore || h.reader.in_body())) break;
+  }
+  if (pass == 0) {
+    loop_.recycle(buffer);
+  } else if (!conn_->queue_edge_data(*this, buffer, 0, pass)) {
+    loop_.recycle(buffer);
+    fail(frame::ErrorCode::kCancel);
+    return;
+  } else {
+    ingress_pending_ += pass;
+    if (ingress_pending_ >= ingress_limit_ && !read_paused_) {
+      read_paused_ = true;
+      (void)loop_.recv_stop(socket_);
+    }
+  }
+  if (!ended) return;
+  if (pass < bytes.size()) h.reusable = false;  // the service sent more than its response
+  h.reusable = h.reusable && h.reader.keep_alive();
+  h.response_done = true;
+  if (conn_ != nullptr) conn_->edge_fin(*this);
+  maybe_release_upstream();
+}
+
+void EdgeStream::http_eof() noexcept {
+  HttpUpstream& h = *http_;
+  h.reusable = false;
+  if (h.response_done) {
+    maybe_release_upstream();
+    return;
+  }
+  if (h.reader.end_of_input()) {
+    // A close-delimited body ends here.
+    h.response_done = true;
+    if (conn_ != nullptr) conn_->edge_fin(*this);
+    maybe_release_upstream();
+    return;
+  }
+  LOG_DEBUG("local service closed before its response was complete");
+  fail(frame::ErrorCode::kCancel);
+}
+
+// Once the response is out and the whole request went in, the connection goes back to the pool (or closes).
+void EdgeStream::maybe_release_upstream() noexcept {
+  HttpUpstream& h = *http_;
+  if (!h.response_done || socket_closed_ || socket_closing_ || connecting_) return;
+  if (!h.reusable) {
+    // No need to wait for the rest of the request: the connection will not serve another one.
+    close_socket(false);
+    return;
+  }
+  if (!h.request_done || !out_.empty() || in_flight_ > 0) return;
+  if (h.pool->put(h.key, socket_)) {
+    // The pool owns the socket now; this stream waits only for its session stream to go.
+    socket_closed_ = true;
+    reading_ = false;
+    return;
+  }
+  close_socket(false);
+}
+
 // ---------------------------------------------------------------- endings
 
 void EdgeStream::maybe_done() noexcept {
@@ -211,8 +331,7 @@ void EdgeStream::stream_closed() noexcept {
     stream_gone_ = true;
     conn_ = nullptr;
     // A stream closed after FIN both ways may still have bytes for the edge: let them drain, then shut down.
-    const bool graceful = peer_fin_ && edge_eof_;
-    if (!graceful) close_socket(true);
+    if (!both_finished()) close_socket(true);
   }
   maybe_free();
 }
@@ -234,7 +353,7 @@ void EdgeStream::on_close(ring::Loop&, ring::SocketId) {
     socket_closed_ = true;
     socket_closing_ = false;
     out_.clear();  // no send references these blocks any more
-    if (conn_ != nullptr && !stream_gone_ && !(edge_eof_ && peer_fin_)) {
+    if (conn_ != nullptr && !stream_gone_ && !both_finished()) {
       conn_->edge_failed(*this, frame::ErrorCode::kCancel);
     }
   }

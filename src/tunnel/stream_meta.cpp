@@ -48,15 +48,19 @@ Result<std::size_t> encode_stream_meta(const StreamMeta& meta, std::span<std::by
     put16(p + 6, 0);
   }
   std::memcpy(p + at, meta.service.data(), meta.service.size());
-  return at + meta.service.size();
+  at += meta.service.size();
+  p[at] = static_cast<std::byte>(meta.flags);
+  return at + 1;
 }
 
 Result<StreamMeta> decode_stream_meta(std::span<const std::byte> bytes) noexcept {
   if (bytes.size() < kFixed) return fail(Errc::kParse, "stream metadata: shorter than its 8-byte header");
   const std::byte* p = bytes.data();
-  if (std::to_integer<std::uint8_t>(p[0]) != kStreamMetaVersion) {
+  const auto version = std::to_integer<std::uint8_t>(p[0]);
+  if (version != 1 && version != kStreamMetaVersion) {
     return fail(Errc::kParse, "stream metadata: unknown version (a newer gateway?)");
   }
+  const std::size_t flags_length = version >= 2 ? 1 : 0;
   StreamMeta meta;
   const auto kind = std::to_integer<std::uint8_t>(p[1]);
   if (kind > static_cast<std::uint8_t>(route::Kind::kTls)) return fail(Errc::kParse, "stream metadata: unknown kind");
@@ -78,7 +82,7 @@ Result<StreamMeta> decode_stream_meta(std::span<const std::byte> bytes) noexcept
   if (name_length == 0 || name_length > route::kMaxServiceNameLength) {
     return fail(Errc::kParse, "stream metadata: service name length out of range");
   }
-  if (bytes.size() != kFixed + address_length + name_length) {
+  if (bytes.size() != kFixed + address_length + name_length + flags_length) {
     return fail(Errc::kParse, "stream metadata: length does not match its header");
   }
   if (family == kFamilyV4) {
@@ -95,6 +99,10 @@ Result<StreamMeta> decode_stream_meta(std::span<const std::byte> bytes) noexcept
     meta.client.length = sizeof(sockaddr_in6);
   }
   meta.service = {reinterpret_cast<const char*>(p + kFixed + address_length), name_length};
+  if (flags_length != 0) {
+    meta.flags = std::to_integer<std::uint8_t>(p[kFixed + address_length + name_length]);
+    if ((meta.flags & ~kStreamFlagsKnown) != 0) return fail(Errc::kParse, "stream metadata: unknown flags");
+  }
   return meta;
 }
 

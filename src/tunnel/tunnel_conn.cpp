@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/log.hpp"
+#include "tunnel/upstream_pool.hpp"
 
 namespace ringtun::tunnel {
 
@@ -12,9 +13,13 @@ namespace {
 
 // A DATA payload queued from an edge buffer is named by a cookie that finds both the buffer (to recycle it) and the
 // stream (to lift its back-pressure): [stream slot:20][generation:10][pool:2][length:16][buffer id:16].
-constexpr std::uint64_t make_cookie(std::uint32_t slot, std::uint32_t generation, const ring::RecvBuffer& b) {
+// Copied bytes (queue_copy) carry kCopyPool in the pool field and the index of their block in the id field.
+constexpr std::uint8_t kCopyPool = 3;
+static_assert(kEdgePool < kCopyPool && kTunnelPool < kCopyPool, "receive pools 0..2 only: 3 marks copied bytes");
+constexpr std::uint64_t make_cookie(std::uint32_t slot, std::uint32_t generation, std::uint8_t pool,
+                                    std::size_t length, std::uint16_t id) {
   return (static_cast<std::uint64_t>(slot & 0xFFFFF) << 44) | (static_cast<std::uint64_t>(generation & 0x3FF) << 34) |
-         (static_cast<std::uint64_t>(b.pool & 0x3) << 32) | (static_cast<std::uint64_t>(b.size & 0xFFFF) << 16) | b.id;
+         (static_cast<std::uint64_t>(pool & 0x3) << 32) | (static_cast<std::uint64_t>(length & 0xFFFF) << 16) | id;
 }
 struct CookieParts {
   std::uint32_t slot, generation, length;
@@ -109,7 +114,7 @@ void TunnelConn::on_close(ring::Loop&, ring::SocketId) {
   // Every stream goes now: abort_all() fires on_closed for each (their edge sockets close) and hands back every
   // queued edge buffer through on_send_released.
   session_.abort_all();
-  for (EdgeStream* stream : streams_) {
+  for (StreamEnd* stream : streams_) {
     RINGTUN_CHECK(stream == nullptr, "a stream outlived abort_all()");
   }
   events_.on_tunnel_closed(*this, close_reason_);
@@ -344,8 +349,8 @@ void TunnelConn::goaway() noexcept {
 
 // Streams are filed under the session's own stream index: unique among live streams, and the handle's generation
 // tells a stale handle (on_closed() runs after the session freed the slot) from the current one.
-void TunnelConn::register_stream(EdgeStream* stream) noexcept {
-  const frame::StreamHandle h = stream->handle();
+void TunnelConn::register_stream(StreamEnd* stream, frame::StreamHandle h) noexcept {
+  stream->handle_ = h;
   if (h.index >= streams_.size()) streams_.resize(h.index + 1, nullptr);
   RINGTUN_CHECK(streams_[h.index] == nullptr, "two live streams in one session slot");
   streams_[h.index] = stream;
@@ -354,14 +359,14 @@ void TunnelConn::register_stream(EdgeStream* stream) noexcept {
   ++core_.stats.streams_open;
 }
 
-void TunnelConn::unregister_stream(EdgeStream& stream) noexcept {
+void TunnelConn::unregister_stream(StreamEnd& stream) noexcept {
   streams_[stream.slot] = nullptr;
   --core_.stats.streams_open;
 }
 
-EdgeStream* TunnelConn::stream_of(frame::StreamHandle h) noexcept {
+StreamEnd* TunnelConn::stream_of(frame::StreamHandle h) noexcept {
   if (h.index >= streams_.size()) return nullptr;
-  EdgeStream* stream = streams_[h.index];
+  StreamEnd* stream = streams_[h.index];
   return stream != nullptr && stream->handle() == h ? stream : nullptr;
 }
 
@@ -377,7 +382,7 @@ Status TunnelConn::open_stream(int edge_fd, std::span<const std::byte> metadata)
     return Unexpected{handle.error()};
   }
   auto* stream = new EdgeStream(*this, *handle);
-  register_stream(stream);
+  register_stream(stream, *handle);
   ++core_.stats.streams_opened;
   auto socket = loop_.adopt(edge_fd, stream);
   if (!socket) {
@@ -391,10 +396,65 @@ Status TunnelConn::open_stream(int edge_fd, std::span<const std::byte> metadata)
   return {};
 }
 
+Status TunnelConn::open_stream(ring::SocketId socket, std::span<const std::byte> metadata,
+                               std::span<const std::byte> prefix) noexcept {
+  if (closing_ || session_.goaway_sent() || session_.goaway_received()) {
+    return ringtun::fail(Errc::kClosed, "tunnel closing");
+  }
+  sync_time();
+  auto handle = session_.open_stream(metadata);
+  if (!handle) return Unexpected{handle.error()};
+  auto* stream = new EdgeStream(*this, *handle);
+  register_stream(stream, *handle);
+  ++core_.stats.streams_opened;
+  if (!prefix.empty()) {
+    if (auto queued = queue_copy(*stream, prefix); !queued) {
+      edge_failed(*stream, frame::ErrorCode::kInternalError);  // frees the stream; the socket stays the caller's
+      return queued;
+    }
+  }
+  (void)loop_.set_handler(socket, stream);
+  stream->attach_socket(socket, false);
+  stream->reading_already();
+  (void)ring::net::set_nodelay(loop_.fd(socket));
+  schedule_flush();
+  return {};
+}
+
+Status TunnelConn::open_stream(StreamEnd& end, std::span<const std::byte> metadata) noexcept {
+  if (closing_ || session_.goaway_sent() || session_.goaway_received()) {
+    return ringtun::fail(Errc::kClosed, "tunnel closing");
+  }
+  sync_time();
+  auto handle = session_.open_stream(metadata);
+  if (!handle) return Unexpected{handle.error()};
+  register_stream(&end, *handle);
+  ++core_.stats.streams_opened;
+  schedule_flush();
+  return {};
+}
+
+void TunnelConn::connect_http_stream(frame::StreamHandle h, const ring::net::Address& target, UpstreamPool& pool,
+                                     std::uint32_t key, bool head_request) noexcept {
+  if (closing_) return;
+  if (auto idle = pool.take(key)) {
+    auto* stream = new EdgeStream(*this, h);
+    register_stream(stream, h);
+    ++core_.stats.streams_opened;
+    stream->serve_http(pool, key, head_request);
+    (void)loop_.set_handler(*idle, stream);
+    stream->attach_socket(*idle, false);
+    stream->reading_already();
+    return;
+  }
+  connect_stream(h, target);
+  if (StreamEnd* end = stream_of(h)) static_cast<EdgeStream*>(end)->serve_http(pool, key, head_request);
+}
+
 void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address& target) noexcept {
   if (closing_) return;
   auto* stream = new EdgeStream(*this, h);
-  register_stream(stream);
+  register_stream(stream, h);
   ++core_.stats.streams_opened;
   auto socket = loop_.connect(target.get(), target.length, options_.connect_timeout_ms, stream);
   if (!socket) {
@@ -413,25 +473,63 @@ void TunnelConn::refuse_stream(frame::StreamHandle h, frame::ErrorCode code) noe
   schedule_flush();
 }
 
-Status TunnelConn::queue_edge_data(EdgeStream& stream, const ring::RecvBuffer& buffer) noexcept {
+Status TunnelConn::queue_edge_data(StreamEnd& stream, const ring::RecvBuffer& buffer) noexcept {
+  return queue_edge_data(stream, buffer, 0, buffer.size);
+}
+
+Status TunnelConn::queue_edge_data(StreamEnd& stream, const ring::RecvBuffer& buffer, std::size_t offset,
+                                   std::size_t length) noexcept {
   if (closing_) return ringtun::fail(Errc::kClosed, "tunnel closing");
+  RINGTUN_ASSERT(offset + length <= buffer.size && length > 0 && length <= 0xFFFF, "queue_edge_data: bad slice");
   sync_time();
-  const std::uint64_t cookie = make_cookie(stream.slot, stream.generation, buffer);
-  RINGTUN_TRY(session_.queue_data(stream.handle(), {reinterpret_cast<const std::byte*>(buffer.data), buffer.size},
+  const std::uint64_t cookie = make_cookie(stream.slot, stream.generation, buffer.pool, length, buffer.id);
+  RINGTUN_TRY(session_.queue_data(stream.handle(), {reinterpret_cast<const std::byte*>(buffer.data) + offset, length},
                                   cookie));
-  core_.stats.bytes_to_tunnel += buffer.size;
+  core_.stats.bytes_to_tunnel += length;
   schedule_flush();
   return {};
 }
 
-void TunnelConn::edge_fin(EdgeStream& stream) noexcept {
+Status TunnelConn::queue_copy(StreamEnd& stream, std::span<const std::byte> bytes) noexcept {
+  if (closing_) return ringtun::fail(Errc::kClosed, "tunnel closing");
+  sync_time();
+  while (!bytes.empty()) {
+    const std::size_t n = std::min<std::size_t>(bytes.size(), BlockPool::kBlockSize);
+    if (free_copy_ids_.empty() && copies_.size() > 0xFFFF) return ringtun::fail(Errc::kExhausted, "copies waiting");
+    std::byte* block = core_.blocks.acquire();
+    if (block == nullptr) return ringtun::fail(Errc::kExhausted, "stream buffer budget");
+    std::memcpy(block, bytes.data(), n);
+    std::uint16_t id;
+    if (!free_copy_ids_.empty()) {
+      id = free_copy_ids_.back();
+      free_copy_ids_.pop_back();
+      copies_[id] = block;
+    } else {
+      id = static_cast<std::uint16_t>(copies_.size());
+      copies_.push_back(block);
+    }
+    const std::uint64_t cookie = make_cookie(stream.slot, stream.generation, kCopyPool, n, id);
+    if (auto queued = session_.queue_data(stream.handle(), {block, n}, cookie); !queued) {
+      core_.blocks.release(block);
+      copies_[id] = nullptr;
+      free_copy_ids_.push_back(id);
+      return queued;
+    }
+    core_.stats.bytes_to_tunnel += n;
+    bytes = bytes.subspan(n);
+  }
+  schedule_flush();
+  return {};
+}
+
+void TunnelConn::edge_fin(StreamEnd& stream) noexcept {
   if (closing_) return;
   sync_time();
   (void)session_.close_stream(stream.handle());
   schedule_flush();
 }
 
-void TunnelConn::edge_delivered(EdgeStream& stream, std::size_t bytes) noexcept {
+void TunnelConn::edge_delivered(StreamEnd& stream, std::size_t bytes) noexcept {
   core_.stats.bytes_from_tunnel += bytes;
   if (closing_) return;
   sync_time();
@@ -439,7 +537,7 @@ void TunnelConn::edge_delivered(EdgeStream& stream, std::size_t bytes) noexcept 
   schedule_flush();
 }
 
-void TunnelConn::edge_failed(EdgeStream& stream, frame::ErrorCode code) noexcept {
+void TunnelConn::edge_failed(StreamEnd& stream, frame::ErrorCode code) noexcept {
   if (closing_) {
     stream.stream_closed();  // abort_all() will not know it: the handle may already be stale
     return;
@@ -457,22 +555,22 @@ void TunnelConn::on_open(frame::StreamHandle h, frame::StreamId, std::span<const
 }
 
 void TunnelConn::on_data(frame::StreamHandle h, std::span<const std::byte> bytes) {
-  if (EdgeStream* stream = stream_of(h)) stream->deliver(bytes);
+  if (StreamEnd* stream = stream_of(h)) stream->deliver(bytes);
 }
 
 void TunnelConn::on_fin(frame::StreamHandle h) {
-  if (EdgeStream* stream = stream_of(h)) stream->peer_fin();
+  if (StreamEnd* stream = stream_of(h)) stream->peer_fin();
 }
 
 void TunnelConn::on_reset(frame::StreamHandle h, frame::ErrorCode code) {
-  if (EdgeStream* stream = stream_of(h)) {
+  if (StreamEnd* stream = stream_of(h)) {
     LOG_DEBUG("stream reset by the peer: %s", frame::error_code_name(code));
-    stream->peer_reset();
+    stream->peer_reset(code);
   }
 }
 
 void TunnelConn::on_closed(frame::StreamHandle h) {
-  if (EdgeStream* stream = stream_of(h)) {
+  if (StreamEnd* stream = stream_of(h)) {
     unregister_stream(*stream);
     stream->stream_closed();
   }
@@ -486,7 +584,13 @@ void TunnelConn::on_control(std::span<const std::byte> json) { events_.on_contro
 
 void TunnelConn::on_send_released(std::uint64_t cookie) {
   const CookieParts parts = split_cookie(cookie);
-  loop_.recycle(parts.buffer);
+  if (parts.buffer.pool == kCopyPool) {
+    core_.blocks.release(copies_[parts.buffer.id]);
+    copies_[parts.buffer.id] = nullptr;
+    free_copy_ids_.push_back(parts.buffer.id);
+  } else {
+    loop_.recycle(parts.buffer);
+  }
   if (parts.slot < streams_.size() && streams_[parts.slot] != nullptr &&
       (streams_[parts.slot]->generation & 0x3FF) == parts.generation) {
     streams_[parts.slot]->ingress_released(parts.length);

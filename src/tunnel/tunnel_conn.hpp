@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@
 #include "ring/loop.hpp"
 #include "ring/net.hpp"
 #include "ring/timer_wheel.hpp"
+#include "http/response_reader.hpp"
 #include "tls/tls.hpp"
 #include "tunnel/byte_queue.hpp"
 #include "tunnel/cipher_send.hpp"
@@ -77,6 +79,36 @@ struct TunnelCore {
 
 class TunnelConn;
 class EdgeStream;
+class UpstreamPool;
+
+// A stream's far end, as its TunnelConn sees it: an EdgeStream (a socket pumped both ways), or an object of the
+// program's that reads and writes the stream itself (the gateway's HTTP exchanges). The connection files live ends
+// by the session's stream index and calls them on the loop thread; an end must stay alive until stream_closed().
+class StreamEnd {
+ public:
+  // Tunnel -> end: payload bytes (valid during the call); report them with TunnelConn::edge_delivered() once they
+  // reached their destination, which returns stream credit.
+  virtual void deliver(std::span<const std::byte> bytes) noexcept = 0;
+  virtual void peer_fin() noexcept = 0;
+  virtual void peer_reset(frame::ErrorCode code) noexcept = 0;
+  // The session freed the stream (both sides finished, a reset, or the connection going away); the handle is stale.
+  virtual void stream_closed() noexcept = 0;
+  // End -> tunnel: bytes queued with queue_edge_data or queue_copy were sent (their memory is given back already).
+  virtual void ingress_released(std::size_t bytes) noexcept = 0;
+
+  frame::StreamHandle handle() const noexcept { return handle_; }
+  std::uint32_t slot = 0;        // the session's stream index
+  std::uint32_t generation = 0;  // the session's generation of that index
+
+ protected:
+  StreamEnd() = default;
+  explicit StreamEnd(frame::StreamHandle handle) : handle_(handle) {}
+  virtual ~StreamEnd() = default;
+
+ private:
+  friend class TunnelConn;
+  frame::StreamHandle handle_;
+};
 
 class TunnelEvents {
  public:
@@ -110,8 +142,21 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   // ---- streams ----
   // Gateway: opens a stream for an accepted public connection. Takes `edge_fd` (closed on failure).
   Status open_stream(int edge_fd, std::span<const std::byte> metadata) noexcept;
+  // Gateway: opens a stream for a client socket already in this loop, its recv armed on kEdgePool (a TLS client
+  // whose ClientHello was read to route it): `prefix`, the bytes read so far, goes first. The socket's handler
+  // becomes the stream's. On failure the socket is still the caller's.
+  Status open_stream(ring::SocketId socket, std::span<const std::byte> metadata,
+                     std::span<const std::byte> prefix) noexcept;
+  // Gateway: opens a stream whose far end is `end` (it writes with queue_copy/queue_edge_data/edge_fin and reads
+  // through StreamEnd::deliver). Nothing is registered on failure.
+  Status open_stream(StreamEnd& end, std::span<const std::byte> metadata) noexcept;
   // Agent: answers on_stream_open by connecting to `target` and pumping the stream through it.
   void connect_stream(frame::StreamHandle stream, const ring::net::Address& target) noexcept;
+  // Agent: the same for one HTTP request: an idle connection to `target` from `pool` (filed under `key`) serves it
+  // when there is one; the response is read so that the connection goes back to the pool once it is complete (and
+  // the stream ends there), or becomes a byte pipe after 101. `head_request`: the request is HEAD.
+  void connect_http_stream(frame::StreamHandle stream, const ring::net::Address& target, UpstreamPool& pool,
+                           std::uint32_t key, bool head_request) noexcept;
   void refuse_stream(frame::StreamHandle stream, frame::ErrorCode code) noexcept;
 
   // ---- connection ----
@@ -134,11 +179,19 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   std::uint64_t app_tag = 0;
   std::string app_name;
 
-  // ---- for EdgeStream ----
-  Status queue_edge_data(EdgeStream& stream, const ring::RecvBuffer& buffer) noexcept;
-  void edge_fin(EdgeStream& stream) noexcept;
-  void edge_delivered(EdgeStream& stream, std::size_t bytes) noexcept;
-  void edge_failed(EdgeStream& stream, frame::ErrorCode code) noexcept;
+  // ---- for stream ends ----
+  // Queues `length` bytes at `offset` of a receive buffer the end holds; the connection recycles the buffer once
+  // they are sent (so a buffer is queued at most once) and tells the end (ingress_released).
+  Status queue_edge_data(StreamEnd& end, const ring::RecvBuffer& buffer) noexcept;
+  Status queue_edge_data(StreamEnd& end, const ring::RecvBuffer& buffer, std::size_t offset,
+                         std::size_t length) noexcept;
+  // Copies `bytes` into blocks of the core's BlockPool (given back once sent, whatever happens to the stream) and
+  // queues them. kExhausted when the pool's budget is spent or too many copies wait on this connection.
+  Status queue_copy(StreamEnd& end, std::span<const std::byte> bytes) noexcept;
+  void edge_fin(StreamEnd& end) noexcept;
+  void edge_delivered(StreamEnd& end, std::size_t bytes) noexcept;
+  // Resets the stream with `code`; stream_closed() follows.
+  void edge_failed(StreamEnd& end, frame::ErrorCode code) noexcept;
   void schedule_flush() noexcept;
 
  private:
@@ -173,9 +226,9 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   void on_heartbeat() noexcept;
   std::uint32_t heartbeat_tick_ms() const noexcept;
   void sync_time() noexcept;
-  EdgeStream* stream_of(frame::StreamHandle h) noexcept;
-  void register_stream(EdgeStream* stream) noexcept;
-  void unregister_stream(EdgeStream& stream) noexcept;
+  StreamEnd* stream_of(frame::StreamHandle h) noexcept;
+  void register_stream(StreamEnd* stream, frame::StreamHandle handle) noexcept;
+  void unregister_stream(StreamEnd& stream) noexcept;
   void maybe_finish_close() noexcept;
 
   TunnelCore& core_;
@@ -201,33 +254,46 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   std::deque<std::string> control_backlog_;  // CONTROL messages the session had no room for yet
   std::size_t control_backlog_bytes_ = 0;
 
+  // Blocks holding queue_copy() bytes until sent, by the id their cookie carries; free ids are reused.
+  std::vector<std::byte*> copies_;
+  std::vector<std::uint16_t> free_copy_ids_;
+
   // Streams by the session's stream index; cookies name (index, generation) so that a release arriving after its
   // stream was freed (and the index reused) is recognised.
-  std::vector<EdgeStream*> streams_;
+  std::vector<StreamEnd*> streams_;
 };
 
-// One stream's edge side. Created and owned through TunnelConn; see tunnel_conn.cpp for its state machine.
-class EdgeStream final : public ring::SocketHandler {
+// One stream's edge side: a socket pumped both ways. Created and owned through TunnelConn; see edge_stream.cpp for
+// its state machine.
+class EdgeStream final : public StreamEnd, public ring::SocketHandler {
  public:
   EdgeStream(TunnelConn& conn, frame::StreamHandle handle);
 
-  // Tunnel -> edge.
-  void deliver(std::span<const std::byte> bytes) noexcept;
-  void peer_fin() noexcept;
-  void peer_reset() noexcept;
-  void stream_closed() noexcept;  // the session freed the stream; the connection may be going away
-  // Edge -> tunnel: `bytes` queued into the session were sent (their buffer is recycled by the connection).
-  void ingress_released(std::size_t bytes) noexcept;
+  // StreamEnd
+  void deliver(std::span<const std::byte> bytes) noexcept override;
+  void peer_fin() noexcept override;
+  void peer_reset(frame::ErrorCode code) noexcept override;
+  void stream_closed() noexcept override;
+  void ingress_released(std::size_t bytes) noexcept override;
 
   void attach_socket(ring::SocketId socket, bool connecting) noexcept;
   void start_reading() noexcept;
-
-  frame::StreamHandle handle() const noexcept { return handle_; }
+  // The socket came with its recv armed (from the TLS reader or the upstream pool).
+  void reading_already() noexcept { reading_ = true; }
+  // HTTP upstream mode (agent): see TunnelConn::connect_http_stream.
+  void serve_http(UpstreamPool& pool, std::uint32_t key, bool head_request);
   ring::SocketId socket() const noexcept { return socket_; }
-  std::uint32_t slot = 0;        // the session's stream index
-  std::uint32_t generation = 0;  // the session's generation of that index
 
  private:
+  struct HttpUpstream {
+    http::ResponseReader reader;
+    UpstreamPool* pool = nullptr;
+    std::uint32_t key = 0;
+    bool request_done = false;   // the stream's FIN: the whole request reached us
+    bool response_done = false;  // the response is complete and the stream's FIN sent
+    bool reusable = true;        // nothing the service sent says the connection cannot take another request
+  };
+
   ~EdgeStream() override = default;
   void on_connect(ring::Loop& loop, ring::SocketId socket, int res) override;
   void on_recv(ring::Loop& loop, ring::SocketId socket, int res, const ring::RecvBuffer& buffer) override;
@@ -240,18 +306,23 @@ class EdgeStream final : public ring::SocketHandler {
   void fail(frame::ErrorCode code) noexcept;
   void maybe_done() noexcept;
   void maybe_free() noexcept;
+  bool http_mode() const noexcept { return http_ != nullptr && !http_->reader.upgraded(); }
+  bool both_finished() const noexcept;
+  void recv_http(const ring::RecvBuffer& buffer) noexcept;
+  void http_eof() noexcept;
+  void maybe_release_upstream() noexcept;
 
   static constexpr std::size_t kMaxIov = 16;
 
   TunnelConn* conn_;           // null once the session stream is gone
   ring::Loop& loop_;
-  frame::StreamHandle handle_;
   ring::SocketId socket_;
   ByteQueue out_;              // tunnel -> edge bytes not yet written
   iovec iov_[kMaxIov];
   std::size_t in_flight_ = 0;  // bytes of the send in flight
   std::size_t ingress_pending_ = 0;
   std::uint32_t ingress_limit_;
+  std::unique_ptr<HttpUpstream> http_;
   bool connecting_ = false;
   bool reading_ = false;
   bool read_paused_ = false;
@@ -260,7 +331,7 @@ class EdgeStream final : public ring::SocketHandler {
   bool shutdown_sent_ = false;  // FIN passed on to the edge
   bool shutdown_done_ = false;
   bool socket_closing_ = false;
-  bool socket_closed_ = true;   // until a socket is attached
+  bool socket_closed_ = true;   // until a socket is attached; also once it went back to the upstream pool
   bool stream_gone_ = false;
   int depth_ = 0;               // entry points on the stack (see EdgeStreamGuard)
 };

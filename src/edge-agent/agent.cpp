@@ -360,6 +360,7 @@ AgentCore::AgentCore(Agent& agent, ring::Loop& loop)
     : agent_(agent),
       loop_(loop),
       tcore_(loop, 256ULL * 1024 * 1024),
+      upstream_(loop, agent.config.upstream_max_idle, agent.config.upstream_idle_ms),
       book_(*this),
       rng_(monotonic_ns() ^ (loop.core() * 0x9E3779B97F4A7C15ULL)) {
   drain_deadline_.set_callback(
@@ -453,6 +454,18 @@ void AgentCore::on_stream_open(tunnel::TunnelConn& conn, frame::StreamHandle str
     return;
   }
   if (const app::ServiceConfig* service = agent_.find_service(meta->service)) {
+    if (service->kind != meta->kind) {
+      LOG_WARN("the gateway opened a %s stream for %s service '%s': refused", route::kind_name(meta->kind),
+               route::kind_name(service->kind), service->name.c_str());
+      conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
+      return;
+    }
+    if (service->kind == route::Kind::kHttp) {
+      const auto key = static_cast<std::uint32_t>(service - agent_.config.services.data());
+      conn.connect_http_stream(stream, service->local, upstream_, key,
+                               (meta->flags & tunnel::kStreamHeadRequest) != 0);
+      return;
+    }
     conn.connect_stream(stream, service->local);
     return;
   }
@@ -468,6 +481,7 @@ void AgentCore::on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) {
 void AgentCore::begin_stop() {
   stopping_ = true;
   book_.stop();
+  upstream_.close_all();
   for (auto& conn : conns_) conn->stop();
   loop_.timers().schedule(drain_deadline_, agent_.config.common.drain_timeout_ms);
   connection_stopped();

@@ -31,6 +31,7 @@
 #include "tls/tls.hpp"
 #include "tunnel/handshake.hpp"
 #include "tunnel/tunnel_conn.hpp"
+#include "tunnel/upstream_pool.hpp"
 
 namespace ringtun::agent {
 
@@ -153,6 +154,7 @@ class AgentCore final : public tunnel::TunnelEvents {
   Agent& agent_;
   ring::Loop& loop_;
   tunnel::TunnelCore tcore_;
+  tunnel::UpstreamPool upstream_;  // idle connections to http services, keyed by service index
   ServiceBook book_;
   std::vector<std::unique_ptr<AgentConn>> conns_;
   std::uint64_t rng_;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cstring>
 
 #include "common/clock.hpp"
@@ -24,6 +25,15 @@ GatewayCore::GatewayCore(Gateway& gateway, ring::Loop& loop)
   if (loop.core() == gateway.registry_core) {
     registry_ = std::make_unique<RegistryRoom>(gateway, loop, std::make_unique<LocalRegistry>());
   }
+  if (!gateway.http_listener_fds.empty()) {
+    HttpFrontOptions options;
+    options.head_timeout_ms = gateway.config.http_head_timeout_ms;
+    options.idle_timeout_ms = gateway.config.http_idle_timeout_ms;
+    http_ = std::make_unique<HttpFront>(tcore_, routing_, options);
+  }
+  if (!gateway.tls_listener_fds.empty()) {
+    tls_front_ = std::make_unique<TlsFront>(tcore_, routing_, gateway.config.tls_hello_timeout_ms);
+  }
   drain_deadline_.set_callback(
       [](void* self) {
         auto* core = static_cast<GatewayCore*>(self);
@@ -42,6 +52,12 @@ Status GatewayCore::start() {
   const int fd = gateway_.tunnel_listener_fds[loop_.core()];
   gateway_.tunnel_listener_fds[loop_.core()] = -1;
   RINGTUN_TRY(intake_.start(fd));
+  if (http_) {
+    RINGTUN_TRY(http_->listen(std::exchange(gateway_.http_listener_fds[loop_.core()], -1)));
+  }
+  if (tls_front_) {
+    RINGTUN_TRY(tls_front_->listen(std::exchange(gateway_.tls_listener_fds[loop_.core()], -1)));
+  }
   if (registry_) registry_->start();
   loop_.set_stop_handler([](ring::Loop&, void* self) { static_cast<GatewayCore*>(self)->begin_stop(); }, this);
   return {};
@@ -51,6 +67,8 @@ void GatewayCore::begin_stop() {
   stopping_ = true;
   intake_.stop();
   listeners_.close_all();
+  if (http_) http_->stop();
+  if (tls_front_) tls_front_->stop();
   routing_.stop();
   for (Link& link : links_) {
     if (link.conn == nullptr) continue;
@@ -330,24 +348,47 @@ namespace {
 // A gateway that has just died still holds its sockets for a moment (its io_uring's files are released by the
 // kernel after the process is gone: ~40 ms measured, longer under load), so a restart waits a little for the port
 // before it calls it taken.
-Result<std::vector<int>> listen_tunnel(const app::GatewayConfig& config, unsigned cores) {
+Result<std::vector<int>> listen_group(const ring::net::Address& address, const std::string& text, unsigned cores) {
   constexpr std::uint64_t kWaitMs = 3'000;
-  if (config.listen.port() != 0) {
+  if (address.port() != 0) {
     const std::uint64_t start = monotonic_ms();
     bool waited = false;
     for (;;) {
-      Status free = probe_bindable(config.listen);
+      Status free = probe_bindable(address);
       if (free) break;
       if (free.error().sys_errno() != EADDRINUSE || monotonic_ms() - start >= kWaitMs) return Unexpected{free.error()};
       if (!waited) {
         LOG_INFO("%s is in use; waiting up to %llu ms in case a gateway that just stopped still holds it",
-                 config.listen_text.c_str(), static_cast<unsigned long long>(kWaitMs));
+                 text.c_str(), static_cast<unsigned long long>(kWaitMs));
         waited = true;
       }
       ::usleep(50'000);
     }
   }
-  return ring::net::listen_tcp_group(config.listen, cores);
+  return ring::net::listen_tcp_group(address, cores);
+}
+
+// Opens one of the gateway's own listener groups, or logs why not: exit status 2 when another program holds the
+// address, 1 for other failures, 0 when done.
+int open_listener(const ring::net::Address& address, const std::string& text, const char* what, unsigned cores,
+                  std::vector<int>* fds) {
+  auto group = listen_group(address, text, cores);
+  if (!group) {
+    char buf[160];
+    const bool in_use = group.error().sys_errno() == EADDRINUSE;
+    LOG_ERROR("cannot listen %s on %s: %s%s", what, text.c_str(), group.error().describe(buf, sizeof buf),
+              in_use ? " (another ringtun-gateway or program holds it)" : "");
+    return in_use ? 2 : 1;
+  }
+  *fds = std::move(*group);
+  return 0;
+}
+
+void close_all(std::vector<int>& fds) {
+  for (int& fd : fds) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
 }
 
 }  // namespace
@@ -369,17 +410,34 @@ int run_gateway(const app::GatewayConfig& config) {
   gateway.core_count = runtime.thread_count();
   gateway.cores.assign(gateway.core_count, nullptr);
 
-  auto fds = listen_tunnel(config, gateway.core_count);
-  if (!fds) {
-    char buf[160];
-    const bool in_use = fds.error().sys_errno() == EADDRINUSE;
-    LOG_ERROR("cannot listen on %s: %s%s", config.listen_text.c_str(), fds.error().describe(buf, sizeof buf),
-              in_use ? " (another ringtun-gateway or program holds it)" : "");
-    return in_use ? 2 : 1;
+  if (int code = open_listener(config.listen, config.listen_text, "for agents", gateway.core_count,
+                               &gateway.tunnel_listener_fds)) {
+    return code;
   }
-  gateway.tunnel_listener_fds = *fds;
-  const std::uint16_t port = ring::net::local_address((*fds)[0])->port();
+  const std::uint16_t port = ring::net::local_address(gateway.tunnel_listener_fds[0])->port();
   gateway.reserved_ports.push_back(port);
+  if (!config.http_listen_text.empty()) {
+    if (int code = open_listener(config.http_listen, config.http_listen_text, "for HTTP", gateway.core_count,
+                                 &gateway.http_listener_fds)) {
+      close_all(gateway.tunnel_listener_fds);
+      return code;
+    }
+    const std::uint16_t http_port = ring::net::local_address(gateway.http_listener_fds[0])->port();
+    gateway.reserved_ports.push_back(http_port);
+    LOG_INFO("shared HTTP port on %s (port %u): requests routed by Host", config.http_listen_text.c_str(), http_port);
+  }
+  if (!config.tls_listen_text.empty()) {
+    if (int code = open_listener(config.tls_listen, config.tls_listen_text, "for TLS", gateway.core_count,
+                                 &gateway.tls_listener_fds)) {
+      close_all(gateway.tunnel_listener_fds);
+      close_all(gateway.http_listener_fds);
+      return code;
+    }
+    const std::uint16_t tls_port = ring::net::local_address(gateway.tls_listener_fds[0])->port();
+    gateway.reserved_ports.push_back(tls_port);
+    LOG_INFO("shared TLS port on %s (port %u): connections routed by SNI, passed through",
+             config.tls_listen_text.c_str(), tls_port);
+  }
   std::vector<std::unique_ptr<GatewayCore>> cores(gateway.core_count);
   LOG_INFO("ringtun-gateway listening for agents on %s (port %u), %u core(s), %zu token(s)",
            config.listen_text.c_str(), port, gateway.core_count, config.tokens.size());
@@ -388,9 +446,9 @@ int run_gateway(const app::GatewayConfig& config) {
     gateway.cores[loop.core()] = cores[loop.core()].get();
     return cores[loop.core()]->start();
   });
-  for (int fd : gateway.tunnel_listener_fds) {
-    if (fd >= 0) ::close(fd);
-  }
+  close_all(gateway.tunnel_listener_fds);
+  close_all(gateway.http_listener_fds);
+  close_all(gateway.tls_listener_fds);
   if (!result) {
     char buf[160];
     LOG_ERROR("cannot start: %s", result.error().describe(buf, sizeof buf));

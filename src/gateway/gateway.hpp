@@ -6,6 +6,8 @@
 //   intake.hpp           the tunnel port: handshakes (bounded per core and per address), the hello and its token
 //   routing.hpp          public client -> route snapshot -> the agent session's connection on this core -> stream
 //   public_listeners.hpp the public TCP ports this core accepts on
+//   http_front.hpp       the shared HTTP port: requests routed by Host, one stream per request
+//   tls_front.hpp        the shared TLS port: connections routed by SNI, then passed through
 //   registry_room.hpp    (core 0 only) sessions, claims, route snapshots and port opening, behind registry.hpp
 // and GatewayCore below ties them together: it adopts tunnel connections the intake hands it, speaks the control
 // messages on them, and passes what the registry decides to the rooms. Cores talk only by messages (messages.hpp).
@@ -18,11 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "gateway/http_front.hpp"
 #include "gateway/intake.hpp"
 #include "gateway/messages.hpp"
 #include "gateway/public_listeners.hpp"
 #include "gateway/registry_room.hpp"
 #include "gateway/routing.hpp"
+#include "gateway/tls_front.hpp"
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
 #include "tls/tls.hpp"
@@ -43,6 +47,8 @@ struct Gateway {
   ring::net::Address public_bind;          // host part of --listen: public ports bind the same address
   std::vector<std::uint16_t> reserved_ports;  // the gateway's own listeners on that host: never public ports
   std::vector<int> tunnel_listener_fds;    // one per core
+  std::vector<int> http_listener_fds;      // one per core with --http-listen
+  std::vector<int> tls_listener_fds;       // one per core with --tls-listen
   unsigned core_count = 1;
   unsigned registry_core = 0;
   std::vector<GatewayCore*> cores;         // by core index
@@ -121,6 +127,8 @@ class GatewayCore final : public tunnel::TunnelEvents {
   Intake intake_;
   Routing routing_;
   PublicListeners listeners_;
+  std::unique_ptr<HttpFront> http_;         // with --http-listen
+  std::unique_ptr<TlsFront> tls_front_;     // with --tls-listen
   std::unique_ptr<RegistryRoom> registry_;  // on the registry core
   ring::SocketHandler adopting_;             // an adopted socket's handler until its TunnelConn takes it over
   std::vector<Link> links_;

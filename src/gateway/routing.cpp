@@ -75,12 +75,17 @@ void Routing::tcp_client(std::uint16_t port, int fd) {
   route_client(*route, port, fd);
 }
 
-void Routing::route_client(const route::Route& route, std::uint16_t port, int fd) {
+tunnel::TunnelConn* Routing::conn_for(const route::Route& route) const noexcept {
   for (route::SessionRef session : route.sessions) {
-    if (tunnel::TunnelConn* conn = conn_of(session)) {
-      open_stream(*conn, route, port, fd);
-      return;
-    }
+    if (tunnel::TunnelConn* conn = conn_of(session)) return conn;
+  }
+  return nullptr;
+}
+
+void Routing::route_client(const route::Route& route, std::uint16_t port, int fd) {
+  if (tunnel::TunnelConn* conn = conn_for(route)) {
+    open_stream(*conn, route, port, fd);
+    return;
   }
   park(route.sessions.front(), route.key, fd);
 }

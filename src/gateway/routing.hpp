@@ -45,6 +45,9 @@ class Routing {
   void conn_down(route::SessionRef session, const tunnel::TunnelConn& conn);
   std::size_t connections() const noexcept { return connections_; }
 
+  // The connection on this core of the first of `route`'s sessions that has one up, or null (http and tls clients
+  // are answered at once then: their protocols have an error to say so).
+  tunnel::TunnelConn* conn_for(const route::Route& route) const noexcept;
   // A client accepted on public TCP port `port`; takes `fd`.
   void tcp_client(std::uint16_t port, int fd);
   // The gateway is stopping: parked clients are closed, none parks any more.

@@ -1,0 +1,676 @@
+// HttpClient: see http_client.hpp and http_front.hpp.
+#include "gateway/http_client.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstring>
+
+#include "common/log.hpp"
+#include "gateway/routing.hpp"
+#include "http/forward.hpp"
+#include "tunnel/stream_meta.hpp"
+
+namespace ringtun::gateway {
+
+namespace {
+
+constexpr std::size_t kMaxSendBytes = 256 * 1024;
+
+// Keeps the client alive while one of its entry points is on the stack; frees it on the way out if it is done.
+class Hold {
+ public:
+  explicit Hold(int& depth) : depth_(depth) { ++depth_; }
+  ~Hold() { --depth_; }
+  Hold(const Hold&) = delete;
+  Hold& operator=(const Hold&) = delete;
+
+ private:
+  int& depth_;
+};
+
+void address_text(const ring::net::Address& address, char* out, std::size_t size) {
+  out[0] = '\0';
+  if (address.family() == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_addr, out,
+              static_cast<socklen_t>(size));
+  } else if (address.family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_addr, out,
+              static_cast<socklen_t>(size));
+  }
+}
+
+std::string_view as_text(std::span<const std::byte> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+std::span<const std::byte> as_bytes(std::string_view text) {
+  return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
+}
+
+const char* reset_reason(frame::ErrorCode code) {
+  switch (code) {
+    case frame::ErrorCode::kConnectFailed: return "the local service refused the connection";
+    case frame::ErrorCode::kConnectTimeout: return "the local service did not accept the connection in time";
+    case frame::ErrorCode::kRefusedStream: return "the agent refused the stream";
+    case frame::ErrorCode::kProtocolError: return "the local service sent a response that cannot be framed";
+    default: return "the agent reset the stream";
+  }
+}
+
+}  // namespace
+
+HttpClient::HttpClient(HttpFront& front, int fd)
+    : front_(front), loop_(front.core().loop), out_(front.core().blocks) {
+  timer_.set_callback([](void* self) { static_cast<HttpClient*>(self)->on_timer(); }, this);
+  front_.link(this);
+  if (auto peer = ring::net::peer_address(fd)) peer_ = *peer;
+  address_text(peer_, peer_ip_, sizeof peer_ip_);
+  auto socket = loop_.adopt(fd, this);
+  if (!socket) {
+    socket_closed_ = true;
+    return;  // the front deletes clients whose socket never opened (see HttpFront::on_accept)
+  }
+  socket_ = *socket;
+  (void)ring::net::set_nodelay(fd);
+  resume_reading();
+  arm_timer(front_.options().head_timeout_ms);
+}
+
+HttpClient::~HttpClient() {
+  loop_.timers().cancel(timer_);
+  front_.unlink(this);
+}
+
+void HttpClient::abort() noexcept {
+  {
+    Hold hold(depth_);
+    close_now(true);
+  }
+  maybe_free();
+}
+
+// ---------------------------------------------------------------- client -> gateway
+
+void HttpClient::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
+  {
+    Hold hold(depth_);
+    if (res > 0) {
+      const std::string_view bytes(reinterpret_cast<const char*>(buffer.data), buffer.size);
+      switch (state_) {
+        case State::kHead: {
+          const bool first = input_.empty();
+          input_.append(bytes);
+          loop.recycle(buffer);
+          if (first) arm_timer(front_.options().head_timeout_ms);
+          process_input();
+          break;
+        }
+        case State::kExchange:
+          if (exchange_ != nullptr && !exchange_->request_done) {
+            send_request_body(bytes);
+          } else {
+            input_.append(bytes);  // the next request (pipelining): it waits for this response
+            pause_reading();
+          }
+          loop.recycle(buffer);
+          break;
+        case State::kPipe:
+          if (exchange_ != nullptr && exchange_->stream_open && exchange_->conn->queue_edge_data(*this, buffer)) {
+            ingress_pending_ += buffer.size;
+            if (ingress_pending_ >= kIngressLimit) pause_reading();
+          } else {
+            loop.recycle(buffer);
+          }
+          break;
+        case State::kClosing:
+          loop.recycle(buffer);  // read and dropped, so that closing sends FIN, not RST
+          break;
+      }
+    } else {
+      reading_ = false;
+      client_eof_ = res == 0;
+      if (res < 0) {
+        close_now(true);
+      } else {
+        switch (state_) {
+          case State::kHead:
+            close_now(false);  // between requests, or a head that never finished: nothing to answer
+            break;
+          case State::kExchange:
+            if (exchange_ != nullptr && !exchange_->request_done) {
+              front_.log_problem("http %s %s: the client closed before its request was complete", peer_ip_,
+                                 exchange_->host.c_str());
+              close_now(true);
+            } else {
+              close_after_ = true;  // the response still goes out
+            }
+            break;
+          case State::kPipe:
+            if (exchange_ != nullptr && exchange_->stream_open) exchange_->conn->edge_fin(*this);
+            if (shutdown_sent_) close_now(false);
+            break;
+          case State::kClosing:
+            if (out_.empty() && in_flight_ == 0) close_now(false);
+            break;
+        }
+      }
+    }
+  }
+  maybe_free();
+}
+
+void HttpClient::process_input() noexcept {
+  if (state_ != State::kHead || socket_closing_ || socket_closed_) return;
+  if (input_.empty()) {
+    arm_timer(front_.options().idle_timeout_ms);
+    return;
+  }
+  switch (scanner_.scan(input_)) {
+    case http::HeadScanner::State::kNeedMore:
+      return;
+    case http::HeadScanner::State::kTooLarge:
+      reject(scanner_.problem().status, scanner_.problem().reason);
+      return;
+    case http::HeadScanner::State::kComplete:
+      start_request();
+      return;
+  }
+}
+
+void HttpClient::start_request() noexcept {
+  ++front_.stats().requests;
+  loop_.timers().cancel(timer_);
+  const std::size_t head_end = scanner_.head_length();
+  const std::string_view head(input_.data() + scanner_.head_start(), head_end - scanner_.head_start());
+  http::RequestHead request;
+  if (http::Problem problem = http::parse_request_head(head, &request)) {
+    reject(problem.status, problem.reason);
+    return;
+  }
+  if (request.method == "CONNECT") {
+    reject(405, "CONNECT is not served here", std::string(request.host));
+    return;
+  }
+  const route::Route* route = front_.routing().table().find_host(route::Kind::kHttp, request.host);
+  if (route == nullptr) {
+    reject(404, "no service for this host", std::string(request.host));
+    return;
+  }
+  tunnel::TunnelConn* conn = front_.routing().conn_for(*route);
+  if (conn == nullptr) {
+    reject(502, "the service's agent is not connected", std::string(request.host));
+    return;
+  }
+
+  tunnel::StreamMeta meta;
+  meta.kind = route::Kind::kHttp;
+  meta.public_port = front_.port();
+  meta.client = peer_;
+  meta.service = route->service;
+  meta.flags = static_cast<std::uint8_t>((request.is_head ? tunnel::kStreamHeadRequest : 0) |
+                                         (request.upgrade ? tunnel::kStreamUpgrade : 0));
+  std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
+  auto meta_length = tunnel::encode_stream_meta(meta, meta_bytes);
+  if (!meta_length || !conn->open_stream(*this, {meta_bytes.data(), *meta_length})) {
+    reject(503, "the agent's connection has no free stream", std::string(request.host));
+    return;
+  }
+  exchange_ = std::make_unique<Exchange>();
+  exchange_->conn = conn;
+  exchange_->stream_open = true;
+  exchange_->host.assign(request.host);
+  exchange_->upgrade_asked = request.upgrade;
+  exchange_->response.start(request.is_head);
+  exchange_->request_body.start(request.body, request.content_length);
+  state_ = State::kExchange;
+  if (!request.keep_alive) close_after_ = true;
+
+  std::array<char, http::kMaxForwardedHead> rewritten;
+  const std::size_t length = http::write_upstream_request(request, {peer_ip_, "http"}, rewritten);
+  if (length == 0 || !conn->queue_copy(*this, as_bytes({rewritten.data(), length}))) {
+    reject(503, "no memory for the request", exchange_->host);
+    return;
+  }
+  // What followed the head in the same reads: the body's start, maybe the next request.
+  std::string rest = input_.substr(head_end);
+  input_.clear();
+  scanner_.reset();
+  if (exchange_->request_body.done()) {
+    input_ = std::move(rest);
+    request_complete();
+    if (!input_.empty()) pause_reading();
+  } else if (!rest.empty()) {
+    send_request_body(rest);
+  }
+}
+
+void HttpClient::send_request_body(std::string_view bytes) noexcept {
+  Exchange& x = *exchange_;
+  const http::BodyFramer::Step step = x.request_body.feed(bytes);
+  if (step.used > 0 && x.stream_open) {
+    if (!x.conn->queue_copy(*this, as_bytes(bytes.substr(0, step.used)))) {
+      front_.log_problem("http %s %s: no memory for the request body", peer_ip_, x.host.c_str());
+      close_now(true);
+      return;
+    }
+    ingress_pending_ += step.used;
+    if (ingress_pending_ >= kIngressLimit) pause_reading();
+  }
+  if (step.error != nullptr) {
+    if (!x.response_started) {
+      reject(400, step.error, x.host);
+    } else {
+      front_.log_problem("http %s %s: %s", peer_ip_, x.host.c_str(), step.error);
+      close_now(true);
+    }
+    return;
+  }
+  if (step.done) {
+    input_.append(bytes.substr(step.used));
+    request_complete();
+    if (!input_.empty()) pause_reading();
+  }
+}
+
+void HttpClient::request_complete() noexcept {
+  Exchange& x = *exchange_;
+  x.request_done = true;
+  // An upgrade request keeps the stream's sending side open: after a 101 the client's bytes follow on it.
+  if (!x.upgrade_asked && x.stream_open && !x.fin_sent) {
+    x.fin_sent = true;
+    x.conn->edge_fin(*this);
+  }
+  maybe_finish_exchange();
+}
+
+void HttpClient::ingress_released(std::size_t bytes) noexcept {
+  {
+    Hold hold(depth_);
+    ingress_pending_ = bytes > ingress_pending_ ? 0 : ingress_pending_ - bytes;
+    if (read_paused_ && ingress_pending_ <= kIngressLimit / 2 && input_.empty()) resume_reading();
+  }
+  maybe_free();
+}
+
+// ---------------------------------------------------------------- service -> client
+
+void HttpClient::deliver(std::span<const std::byte> bytes) noexcept {
+  {
+    Hold hold(depth_);
+    response_bytes(as_text(bytes));
+  }
+  maybe_free();
+}
+
+void HttpClient::response_bytes(std::string_view bytes) noexcept {
+  if (exchange_ == nullptr || !exchange_->stream_open || socket_closing_ || socket_closed_) return;
+  Exchange& x = *exchange_;
+  if (state_ == State::kPipe) {
+    write_body_bytes(bytes);
+    return;
+  }
+  if (x.response_done) {
+    // More than the response: the agent is broken or hostile; none of it may reach the client.
+    front_.log_problem("http %s %s: the agent sent bytes after the response", peer_ip_, x.host.c_str());
+    close_after_ = true;
+    drop_stream(frame::ErrorCode::kProtocolError);
+    maybe_finish_exchange();
+    return;
+  }
+  using Event = http::ResponseReader::Event;
+  while (!bytes.empty() || x.response.done() || (!x.response.in_body() && !x.response.upgraded())) {
+    const http::ResponseReader::Step step = x.response.feed(bytes);
+    switch (step.event) {
+      case Event::kNeedMore:
+        x.conn->edge_delivered(*this, step.used);
+        bytes.remove_prefix(step.used);
+        return;
+      case Event::kHead: {
+        x.conn->edge_delivered(*this, step.used);
+        bytes.remove_prefix(step.used);
+        const http::ResponseHead& head = x.response.head();
+        std::array<char, http::kMaxForwardedHead> rewritten;
+        if (head.switching && !x.upgrade_asked) {
+          response_failed(502, "the service switched protocols without an upgrade request");
+          return;
+        }
+        if (!head.interim) {
+          x.status = head.status;
+          count_status(head.status);
+          if (head.body == http::BodyKind::kUntilClose) close_after_ = true;
+          if (x.upgrade_asked && !head.switching && x.request_done && !x.fin_sent) {
+            // Not upgraded after all: the request is complete.
+            x.fin_sent = true;
+            x.conn->edge_fin(*this);
+          }
+        }
+        const std::size_t length =
+            http::write_client_response(head, !head.interim && !head.switching && close_after_, rewritten);
+        if (length == 0) {
+          response_failed(502, "the service's response head does not fit");
+          return;
+        }
+        write_head_bytes({rewritten.data(), length});
+        x.response_started = true;
+        if (head.switching) {
+          ++front_.stats().upgrades;
+          state_ = State::kPipe;
+          x.response_done = true;  // what follows is the new protocol's, passed as it is
+          x.response.release();
+          if (!input_.empty()) {
+            // The client did not wait for the 101: its first bytes of the new protocol.
+            if (!x.conn->queue_copy(*this, as_bytes(input_))) {
+              close_now(true);
+              return;
+            }
+            input_.clear();
+          }
+          resume_reading();
+          if (!bytes.empty()) write_body_bytes(bytes);
+          return;
+        }
+        continue;
+      }
+      case Event::kBody:
+        write_body_bytes(bytes.substr(0, step.used));
+        bytes.remove_prefix(step.used);
+        continue;
+      case Event::kEnd:
+        response_complete();
+        if (!bytes.empty()) {
+          front_.log_problem("http %s %s: the agent sent bytes after the response", peer_ip_, x.host.c_str());
+          close_after_ = true;
+          drop_stream(frame::ErrorCode::kProtocolError);
+        }
+        maybe_finish_exchange();
+        return;
+      case Event::kUpgraded:
+        return;  // not reached: the 101 head switches to kPipe above
+      case Event::kError:
+        response_failed(x.response.problem().status, x.response.problem().reason);
+        return;
+    }
+  }
+}
+
+void HttpClient::response_complete() noexcept {
+  Exchange& x = *exchange_;
+  x.response_done = true;
+  x.response.release();
+  if (!x.request_done) {
+    // The service answered before the request was complete (a 413, a redirect...): the rest of the request body
+    // has nowhere to go, and the connection cannot be trusted to be at a request boundary.
+    close_after_ = true;
+    drop_stream(frame::ErrorCode::kCancel);
+  }
+}
+
+void HttpClient::response_failed(int status, const char* reason) noexcept {
+  Exchange& x = *exchange_;
+  if (!x.response_started) {
+    reject(status, reason, x.host);
+    return;
+  }
+  // Part of the response is out already: the client must see it cut, not complete.
+  front_.log_problem("http %s %s: response cut: %s", peer_ip_, x.host.c_str(), reason);
+  close_now(true);
+}
+
+void HttpClient::peer_fin() noexcept {
+  {
+    Hold hold(depth_);
+    if (exchange_ != nullptr && exchange_->stream_open) {
+      Exchange& x = *exchange_;
+      if (state_ == State::kPipe) {
+        if (out_.empty() && in_flight_ == 0 && !shutdown_sent_ && !socket_closing_ && !socket_closed_) {
+          shutdown_sent_ = true;
+          (void)loop_.shutdown_write(socket_);
+          if (client_eof_) close_now(false);
+        }
+      } else if (!x.response_done) {
+        if (x.response.end_of_input()) {
+          if (x.status == 0) {
+            response_failed(502, "the service closed without a response");
+          } else {
+            response_complete();  // a body delimited by the service's close
+            maybe_finish_exchange();
+          }
+        } else {
+          response_failed(502, "the service closed before its response was complete");
+        }
+      }
+    }
+  }
+  maybe_free();
+}
+
+void HttpClient::peer_reset(frame::ErrorCode code) noexcept {
+  {
+    Hold hold(depth_);
+    if (exchange_ != nullptr && exchange_->stream_open && !exchange_->response_done) {
+      exchange_->stream_open = false;  // on_closed follows and finds nothing to do
+      response_failed(code == frame::ErrorCode::kConnectTimeout ? 504 : 502, reset_reason(code));
+    } else if (state_ == State::kPipe) {
+      close_now(true);
+    }
+  }
+  maybe_free();
+}
+
+void HttpClient::stream_closed() noexcept {
+  {
+    Hold hold(depth_);
+    if (exchange_ != nullptr && exchange_->stream_open) {
+      Exchange& x = *exchange_;
+      x.stream_open = false;
+      if (state_ == State::kPipe) {
+        if (!(client_eof_ && shutdown_sent_)) close_now(!(client_eof_ || shutdown_sent_));
+      } else if (!x.response_done) {
+        response_failed(502, "the agent's connection went away");
+      } else {
+        maybe_finish_exchange();
+      }
+    }
+  }
+  maybe_free();
+}
+
+// ---------------------------------------------------------------- exchange end
+
+void HttpClient::maybe_finish_exchange() noexcept {
+  if (exchange_ == nullptr || state_ != State::kExchange) return;
+  const Exchange& x = *exchange_;
+  if (!x.response_done || x.stream_open || !out_.empty() || in_flight_ > 0) return;
+  finish_exchange();
+}
+
+void HttpClient::finish_exchange() noexcept {
+  exchange_.reset();
+  if (close_after_ || client_eof_) {
+    close_gracefully();
+    return;
+  }
+  state_ = State::kHead;
+  resume_reading();
+  if (!input_.empty()) arm_timer(front_.options().head_timeout_ms);
+  process_input();
+}
+
+void HttpClient::reject(int status, const char* reason, const std::string& host) noexcept {
+  ++front_.stats().gateway_errors;
+  count_status(status);
+  front_.log_problem("http %s %s: %d %s", peer_ip_, host.empty() ? "-" : host.c_str(), status, reason);
+  if (exchange_ != nullptr) {
+    drop_stream(frame::ErrorCode::kCancel);
+    exchange_.reset();
+  }
+  input_.clear();
+  input_.shrink_to_fit();
+  char page[1024];
+  const std::size_t length = http::write_error_response(status, reason, true, page);
+  close_after_ = true;
+  state_ = State::kClosing;
+  loop_.timers().cancel(timer_);
+  if (length > 0) write_head_bytes({page, length});
+  close_gracefully();
+}
+
+void HttpClient::count_status(int status) noexcept {
+  const int cls = status / 100;
+  if (cls >= 1 && cls <= 5) ++front_.stats().responses[cls];
+}
+
+// ---------------------------------------------------------------- writing to the client
+
+void HttpClient::write_head_bytes(std::string_view bytes) noexcept {
+  if (!out_.append(as_bytes(bytes))) {
+    close_now(true);
+    return;
+  }
+  nocredit_ahead_ += bytes.size();
+  send_more();
+}
+
+void HttpClient::write_body_bytes(std::string_view bytes) noexcept {
+  if (bytes.empty()) return;
+  if (!out_.append(as_bytes(bytes))) {
+    front_.log_problem("http %s: stream buffer budget exhausted", peer_ip_);
+    close_now(true);
+    return;
+  }
+  send_more();
+}
+
+void HttpClient::send_more() noexcept {
+  if (in_flight_ > 0 || socket_closing_ || socket_closed_ || out_.empty()) return;
+  const std::size_t count = out_.gather(iov_, kMaxIov, kMaxSendBytes);
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < count; ++i) bytes += iov_[i].iov_len;
+  if (!loop_.send(socket_, iov_, static_cast<unsigned>(count))) {
+    close_now(true);
+    return;
+  }
+  in_flight_ = bytes;
+}
+
+void HttpClient::on_send(ring::Loop&, ring::SocketId, int res) {
+  {
+    Hold hold(depth_);
+    const std::size_t sent = in_flight_;
+    in_flight_ = 0;
+    if (res < 0) {
+      close_now(true);
+    } else {
+      out_.consume(sent);
+      const std::size_t ours = sent < nocredit_ahead_ ? sent : nocredit_ahead_;
+      nocredit_ahead_ -= ours;
+      if (sent > ours && exchange_ != nullptr && exchange_->stream_open) {
+        exchange_->conn->edge_delivered(*this, sent - ours);
+      }
+      if (!out_.empty()) {
+        send_more();
+      } else if (state_ == State::kClosing) {
+        close_gracefully();
+      } else if (state_ == State::kPipe) {
+        if (exchange_ == nullptr || !exchange_->stream_open) {
+          close_now(false);
+        }
+      } else {
+        maybe_finish_exchange();
+      }
+    }
+  }
+  maybe_free();
+}
+
+void HttpClient::close_gracefully() noexcept {
+  state_ = State::kClosing;
+  if (socket_closing_ || socket_closed_) return;
+  if (!out_.empty() || in_flight_ > 0) return;  // on_send comes back here
+  if (client_eof_) {
+    close_now(false);
+    return;
+  }
+  if (!shutdown_sent_) {
+    shutdown_sent_ = true;
+    (void)loop_.shutdown_write(socket_);
+    // Keep reading (and dropping) until the client's FIN: closing with unread bytes would send RST, which can
+    // destroy the answer before the client reads it.
+    resume_reading();
+    arm_timer(front_.options().linger_ms);
+  }
+}
+
+void HttpClient::on_shutdown(ring::Loop&, ring::SocketId, int) {}
+
+void HttpClient::close_now(bool abortive) noexcept {
+  loop_.timers().cancel(timer_);
+  drop_stream(frame::ErrorCode::kCancel);
+  if (socket_closing_ || socket_closed_) return;
+  socket_closing_ = true;
+  if (abortive) {
+    linger lg{1, 0};
+    (void)setsockopt(loop_.fd(socket_), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  loop_.close(socket_);
+}
+
+void HttpClient::drop_stream(frame::ErrorCode code) noexcept {
+  if (exchange_ == nullptr || !exchange_->stream_open) return;
+  exchange_->stream_open = false;  // the synchronous stream_closed() must find nothing left to do
+  exchange_->conn->edge_failed(*this, code);
+}
+
+void HttpClient::on_close(ring::Loop&, ring::SocketId) {
+  {
+    Hold hold(depth_);
+    socket_closed_ = true;
+    socket_closing_ = false;
+    out_.clear();
+    drop_stream(frame::ErrorCode::kCancel);
+    exchange_.reset();
+  }
+  maybe_free();
+}
+
+// ---------------------------------------------------------------- reading, timers, lifetime
+
+void HttpClient::pause_reading() noexcept {
+  if (!reading_ || read_paused_ || socket_closing_ || socket_closed_) return;
+  read_paused_ = true;
+  (void)loop_.recv_stop(socket_);
+}
+
+void HttpClient::resume_reading() noexcept {
+  if (socket_closing_ || socket_closed_ || client_eof_) return;
+  if (reading_ && !read_paused_) return;
+  read_paused_ = false;
+  reading_ = static_cast<bool>(loop_.recv_start(socket_, tunnel::kEdgePool));
+}
+
+void HttpClient::arm_timer(std::uint32_t ms) noexcept { loop_.timers().schedule(timer_, ms); }
+
+void HttpClient::on_timer() noexcept {
+  {
+    Hold hold(depth_);
+    if (state_ == State::kHead) {
+      if (input_.empty()) {
+        close_now(false);  // an idle keep-alive connection
+      } else {
+        reject(408, "the request head was not complete in time");
+      }
+    } else if (state_ == State::kClosing) {
+      close_now(false);
+    }
+  }
+  maybe_free();
+}
+
+void HttpClient::maybe_free() noexcept {
+  if (depth_ == 0 && socket_closed_ && (exchange_ == nullptr || !exchange_->stream_open)) delete this;
+}
+
+}  // namespace ringtun::gateway

@@ -1,0 +1,247 @@
+// TlsFront and TlsClient: see tls_front.hpp.
+#include "gateway/tls_front.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+#include "common/log.hpp"
+#include "gateway/routing.hpp"
+#include "tls/client_hello.hpp"
+#include "tunnel/stream_meta.hpp"
+
+namespace ringtun::gateway {
+
+// One client while its ClientHello is read. Frees itself once it handed the socket on or closed it.
+class TlsClient final : public ring::SocketHandler {
+ public:
+  TlsClient(TlsFront& front, int fd);
+  ~TlsClient() override;
+  void abort() noexcept { close(true); }
+  bool dead() const noexcept { return closed_; }
+
+  TlsClient* prev = nullptr;
+  TlsClient* next = nullptr;
+
+ private:
+  void on_recv(ring::Loop& loop, ring::SocketId socket, int res, const ring::RecvBuffer& buffer) override;
+  void on_send(ring::Loop& loop, ring::SocketId socket, int res) override;
+  void on_close(ring::Loop& loop, ring::SocketId socket) override;
+  void route(std::string_view name);
+  void refuse_name(const char* why, std::string_view name);
+  void close(bool abortive) noexcept;
+  void log(const char* what, std::string_view name) noexcept;
+  void on_timeout() noexcept;
+
+  TlsFront& front_;
+  ring::Loop& loop_;
+  ring::SocketId socket_;
+  ring::net::Address peer_;
+  std::vector<std::byte> prefix_;  // every byte read so far
+  tls::ClientHelloReader reader_;
+  ring::Timer timer_;
+  iovec alert_iov_{};
+  bool handed_over_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+namespace {
+constexpr std::size_t kMaxPrefix = tls::ClientHelloReader::kMaxHello + 4 * 5 + 16 * 1024;
+}  // namespace
+
+TlsClient::TlsClient(TlsFront& front, int fd) : front_(front), loop_(front.loop_) {
+  timer_.set_callback([](void* self) { static_cast<TlsClient*>(self)->on_timeout(); }, this);
+  next = front_.clients_;
+  if (next != nullptr) next->prev = this;
+  front_.clients_ = this;
+  ++front_.stats_.reading;
+  if (auto peer = ring::net::peer_address(fd)) peer_ = *peer;
+  auto socket = loop_.adopt(fd, this);
+  if (!socket) {
+    closed_ = true;
+    return;
+  }
+  socket_ = *socket;
+  if (!loop_.recv_start(socket_, tunnel::kEdgePool)) {
+    close(true);
+    return;
+  }
+  loop_.timers().schedule(timer_, front_.hello_timeout_ms_);
+}
+
+TlsClient::~TlsClient() {
+  loop_.timers().cancel(timer_);
+  if (prev != nullptr) prev->next = next;
+  else front_.clients_ = next;
+  if (next != nullptr) next->prev = prev;
+  --front_.stats_.reading;
+}
+
+void TlsClient::log(const char* what, std::string_view name) noexcept {
+  const std::uint64_t second = loop_.now_ms() / 1000;
+  if (second != front_.log_second_) {
+    front_.log_second_ = second;
+    front_.log_lines_ = 0;
+  }
+  if (front_.log_lines_++ >= 10) return;
+  LOG_WARN("tls %s: %s%s%.*s%s", peer_.to_string().c_str(), what, name.empty() ? "" : " (server name '",
+           static_cast<int>(name.size() > 253 ? 253 : name.size()), name.data(), name.empty() ? "" : "')");
+}
+
+void TlsClient::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
+  if (res <= 0) {
+    if (!closing_) {
+      log(res == 0 ? "closed before its ClientHello was complete" : "read failed before the ClientHello", {});
+      ++front_.stats_.malformed;
+      close(res < 0);
+    }
+    return;
+  }
+  if (closing_ || handed_over_) {
+    loop.recycle(buffer);
+    return;
+  }
+  const auto* bytes = reinterpret_cast<const std::byte*>(buffer.data);
+  const std::size_t take = std::min<std::size_t>(buffer.size, kMaxPrefix - prefix_.size());
+  prefix_.insert(prefix_.end(), bytes, bytes + take);
+  loop.recycle(buffer);
+  switch (reader_.read(prefix_, front_.scratch_)) {
+    case tls::ClientHelloReader::Outcome::kNeedMore:
+      if (prefix_.size() >= kMaxPrefix) {
+        ++front_.stats_.malformed;
+        log("ClientHello too long", {});
+        close(true);
+      }
+      return;
+    case tls::ClientHelloReader::Outcome::kFound:
+      route(reader_.name());
+      return;
+    case tls::ClientHelloReader::Outcome::kNoName:
+      refuse_name("no server name (SNI) in the ClientHello", {});
+      return;
+    case tls::ClientHelloReader::Outcome::kError:
+      ++front_.stats_.malformed;
+      log(reader_.error(), {});
+      close(true);
+      return;
+  }
+}
+
+void TlsClient::route(std::string_view name) {
+  const route::Route* route = front_.routing_.table().find_host(route::Kind::kTls, name);
+  if (route == nullptr) {
+    refuse_name("no service for this name", name);
+    return;
+  }
+  tunnel::TunnelConn* conn = front_.routing_.conn_for(*route);
+  tunnel::StreamMeta meta;
+  meta.kind = route::Kind::kTls;
+  meta.public_port = front_.port_;
+  meta.client = peer_;
+  meta.service = route->service;
+  std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
+  auto meta_length = tunnel::encode_stream_meta(meta, meta_bytes);
+  if (conn == nullptr || !meta_length) {
+    ++front_.stats_.no_tunnel;
+    log("the service's agent is not connected", name);
+    close(true);
+    return;
+  }
+  if (!conn->open_stream(socket_, {meta_bytes.data(), *meta_length}, prefix_)) {
+    ++front_.stats_.no_tunnel;
+    log("the agent's connection has no free stream", name);
+    close(true);
+    return;
+  }
+  // The socket is the stream's now, and with it every callback: this reader is done.
+  ++front_.stats_.routed;
+  handed_over_ = true;
+  closed_ = true;
+  delete this;
+}
+
+void TlsClient::refuse_name(const char* why, std::string_view name) {
+  ++front_.stats_.unknown_name;
+  log(why, name);
+  loop_.timers().cancel(timer_);
+  closing_ = true;
+  const auto alert = tls::unrecognized_name_alert();
+  alert_iov_.iov_base = const_cast<std::byte*>(alert.data());
+  alert_iov_.iov_len = alert.size();
+  if (!loop_.send(socket_, &alert_iov_, 1)) close(true);
+}
+
+void TlsClient::on_send(ring::Loop&, ring::SocketId, int) {
+  // The alert is out (or could not be): close. Unread bytes of the client make this an RST at worst, which
+  // after a fatal alert tells the client nothing new.
+  closing_ = false;
+  close(false);
+}
+
+void TlsClient::on_timeout() noexcept {
+  ++front_.stats_.timed_out;
+  log("ClientHello not complete in time", {});
+  close(true);
+}
+
+void TlsClient::close(bool abortive) noexcept {
+  loop_.timers().cancel(timer_);
+  if (closed_ || !socket_.valid()) return;
+  if (closing_ && !abortive) return;
+  closing_ = true;
+  if (abortive) {
+    linger lg{1, 0};
+    (void)setsockopt(loop_.fd(socket_), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  loop_.close(socket_);
+  socket_ = {};
+}
+
+void TlsClient::on_close(ring::Loop&, ring::SocketId) {
+  closed_ = true;
+  delete this;
+}
+
+// ---------------------------------------------------------------- TlsFront
+
+TlsFront::TlsFront(tunnel::TunnelCore& core, Routing& routing, std::uint32_t hello_timeout_ms)
+    : core_(core),
+      loop_(core.loop),
+      routing_(routing),
+      hello_timeout_ms_(hello_timeout_ms),
+      scratch_(tls::ClientHelloReader::kMaxHello) {}
+
+TlsFront::~TlsFront() = default;
+
+Status TlsFront::listen(int fd) {
+  if (auto local = ring::net::local_address(fd)) port_ = local->port();
+  auto socket = loop_.adopt(fd, this);
+  if (!socket) return Unexpected{socket.error()};
+  listener_ = *socket;
+  return loop_.accept_start(listener_);
+}
+
+void TlsFront::on_accept(ring::Loop&, ring::SocketId, int res) {
+  if (res < 0) return;
+  if (stopped_) {
+    ::close(res);
+    return;
+  }
+  ++stats_.connections;
+  auto* client = new TlsClient(*this, res);
+  if (client->dead()) delete client;
+}
+
+void TlsFront::on_close(ring::Loop&, ring::SocketId) {}
+
+void TlsFront::stop() {
+  stopped_ = true;
+  if (listener_.valid()) loop_.close(listener_);
+  listener_ = {};
+  for (TlsClient* c = clients_; c != nullptr; c = c->next) c->abort();
+}
+
+}  // namespace ringtun::gateway

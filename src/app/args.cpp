@@ -27,15 +27,31 @@ struct FlagArg {
 };
 
 // What the command line itself contributes to list settings: the first --token / --expose replaces the file's
-// list; --allow-ports refines the --token just before it.
+// list; --allow-ports and --allow-hosts refine the --token just before it.
 struct ListState {
   bool started = false;
   bool last_has_ports = false;
+  bool last_has_hosts = false;
   std::vector<std::string> texts;  // --expose values as given, for duplicate messages
   detail::SeenSet secrets;
-  detail::SeenSet ports;
+  detail::SeenSet public_sides;  // "tcp port 8080", "http host app.example.com"
   detail::SeenSet names;
 };
+
+// --allow-ports / --allow-hosts: the --token they refine, once each.
+Status check_token_refinement(const GatewayConfig& config, const ListState& state, std::string_view flag,
+                              bool given_already, std::string_view rule, std::string* error_text) {
+  if (!state.started) {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string(flag) + ": comes before any --token (it applies to the --token just before it)");
+  }
+  if (given_already) {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string(flag) + ": given twice for token " + std::to_string(config.tokens.size()) + " (" +
+                      std::string(rule) + ")");
+  }
+  return {};
+}
 
 Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& arg, std::string* error_text) {
   if (arg.setting->kind == Kind::kTokenList) {
@@ -52,18 +68,19 @@ Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& a
     rule.secret = std::string(arg.value);
     config->tokens.push_back(std::move(rule));
     state->last_has_ports = false;
+    state->last_has_hosts = false;
+    return {};
+  }
+  if (arg.setting->kind == Kind::kTokenHosts) {
+    RINGTUN_TRY(check_token_refinement(*config, *state, "--allow-hosts", state->last_has_hosts,
+                                       "one list per --token: PATTERN,PATTERN...", error_text));
+    RINGTUN_TRY(detail::check_host_patterns("--allow-hosts", arg.value, &config->tokens.back(), error_text));
+    state->last_has_hosts = true;
     return {};
   }
   // --allow-ports
-  if (!state->started) {
-    return report(error_text, Errc::kInvalidArgument,
-                  "--allow-ports: comes before any --token (it applies to the --token just before it)");
-  }
-  if (state->last_has_ports) {
-    return report(
-        error_text, Errc::kInvalidArgument,
-        "--allow-ports: given twice for token " + std::to_string(config->tokens.size()) + " (one range per --token)");
-  }
+  RINGTUN_TRY(check_token_refinement(*config, *state, "--allow-ports", state->last_has_ports, "one range per --token",
+                                     error_text));
   RINGTUN_TRY(detail::check_port_range("--allow-ports", arg.value, &config->tokens.back(), error_text));
   state->last_has_ports = true;
   return {};
@@ -75,11 +92,15 @@ Status apply_list_flag(AgentConfig* config, ListState* state, const FlagArg& arg
   auto service = parse_expose(arg.value, error_text);
   if (!service) return Unexpected{service.error()};
   std::size_t index = config->services.size();
-  std::size_t first = state->ports.add(std::to_string(service->public_port), index);
+  const std::string side = detail::public_side(*service);
+  std::size_t first = state->public_sides.add(side, index);
   if (first != detail::SeenSet::kNone) {
-    return report(error_text, Errc::kInvalidArgument,
-                  "--expose " + detail::in_quotes(arg.value) + ": public port " + std::to_string(service->public_port) +
-                      " is already exposed by --expose " + detail::in_quotes(state->texts[first]));
+    // "public port 8080" for tcp, as before; "http host app.example.com" for the others.
+    return report(
+        error_text, Errc::kInvalidArgument,
+        "--expose " + detail::in_quotes(arg.value) + ": " +
+            (service->kind == route::Kind::kTcp ? "public port " + std::to_string(service->public_port) : side) +
+            " is already exposed by --expose " + detail::in_quotes(state->texts[first]));
   }
   first = state->names.add(service->name, index);
   if (first != detail::SeenSet::kNone) {
@@ -125,6 +146,29 @@ Status check_tls_pairs(const CommonConfig& common, bool verifies, const char* ve
   return {};
 }
 
+// The gateway's own listeners need an address each: the tunnel port, and the shared HTTP and TLS ports when given.
+Status check_listeners(const GatewayConfig& config, std::string* error_text) {
+  struct Listener {
+    const char* flag;
+    const ring::net::Address* address;
+    const std::string* text;
+  };
+  const Listener listeners[] = {{"--listen", &config.listen, &config.listen_text},
+                                {"--http-listen", &config.http_listen, &config.http_listen_text},
+                                {"--tls-listen", &config.tls_listen, &config.tls_listen_text}};
+  for (std::size_t i = 0; i < std::size(listeners); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      const Listener& a = listeners[j];
+      const Listener& b = listeners[i];
+      if (a.text->empty() || b.text->empty() || !detail::addresses_overlap(*a.address, *b.address)) continue;
+      return report(error_text, Errc::kInvalidArgument,
+                    std::string(b.flag) + ": " + detail::in_quotes(*b.text) + " is the same address and port as " +
+                        a.flag + " " + detail::in_quotes(*a.text) + " (each listener needs a port of its own)");
+    }
+  }
+  return {};
+}
+
 Status finish(GatewayConfig* config, std::string* error_text) {
   if (config->listen_text.empty()) {
     return report(error_text, Errc::kInvalidArgument,
@@ -136,6 +180,7 @@ Status finish(GatewayConfig* config, std::string* error_text) {
                   "--config)");
   }
   RINGTUN_TRY(check_tls_pairs(config->common, !config->client_ca_file.empty(), "--client-ca", error_text));
+  RINGTUN_TRY(check_listeners(*config, error_text));
   return check_timing(config->common, error_text);
 }
 
@@ -150,8 +195,8 @@ Status finish(AgentConfig* config, std::string* error_text) {
   }
   if (config->services.empty()) {
     return report(error_text, Errc::kInvalidArgument,
-                  "--expose: missing (at least one service, e.g. --expose tcp:8080=127.0.0.1:80, or \"services\" "
-                  "in --config)");
+                  "--expose: missing (at least one service, e.g. --expose tcp:8080=127.0.0.1:80 or --expose "
+                  "http:app.example.com=127.0.0.1:3000, or \"services\" in --config)");
   }
   if (config->agent_id.empty()) {
     char host[HOST_NAME_MAX + 1] = {};
@@ -274,6 +319,7 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
         continue;
       case Kind::kTokenList:
       case Kind::kTokenPorts:
+      case Kind::kTokenHosts:
       case Kind::kServiceList:
         RINGTUN_TRY(apply_list_flag(&parsed.config, &lists, arg, error_text));
         continue;
@@ -324,44 +370,64 @@ Result<TokenRule> parse_port_range(std::string_view text, std::string* error_tex
 
 Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_text) {
   const std::string where = "--expose " + detail::in_quotes(text);
-  auto malformed = [&] {
-    return report(error_text, Errc::kParse, where + ": expected tcp:[NAME@]PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT");
-  };
   std::size_t colon = text.find(':');
   std::size_t eq = text.find('=');
+  ServiceConfig service;
+  const bool known_kind =
+      colon != std::string_view::npos && detail::parse_service_kind(text.substr(0, colon), &service.kind);
+  auto malformed = [&] {
+    // The form of the kind given, or all three when there is none.
+    std::string forms;
+    if (!known_kind || service.kind == route::Kind::kTcp) forms = "tcp:[NAME@]PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT";
+    if (!known_kind) forms += ", ";
+    if (!known_kind || service.kind == route::Kind::kHttp) forms += "http:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT";
+    if (!known_kind) forms += " or ";
+    if (!known_kind || service.kind == route::Kind::kTls) forms += "tls:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT";
+    if (!known_kind || service.kind != route::Kind::kTcp) forms += " (HOST: a host name or *.suffix)";
+    return report(error_text, Errc::kParse, where + ": expected " + forms);
+  };
   if (colon == std::string_view::npos || eq == std::string_view::npos || eq < colon) return malformed();
   std::string_view type = text.substr(0, colon);
-  if (type != "tcp") {
+  if (!known_kind) {
     if (!type.empty() && detail::valid_name(type)) {
       return report(error_text, Errc::kInvalidArgument,
-                    where + ": service type " + detail::in_quotes(type) + " is not supported (only tcp)");
+                    where + ": service type " + detail::in_quotes(type) + " is not supported (tcp, http or tls)");
     }
     return malformed();
   }
   std::string_view public_part = text.substr(colon + 1, eq - colon - 1);
   std::string_view local_part = text.substr(eq + 1);
-  ServiceConfig service;
   std::size_t at = public_part.find('@');
-  std::string_view port_text = public_part;
+  std::string_view public_text = public_part;
   if (at != std::string_view::npos) {
     service.name = std::string(public_part.substr(0, at));
-    port_text = public_part.substr(at + 1);
+    public_text = public_part.substr(at + 1);
   }
-  if (port_text.empty() || local_part.empty() || local_part.find(':') == std::string_view::npos) {
+  if (public_text.empty() || local_part.empty() || local_part.find(':') == std::string_view::npos) {
     return malformed();
   }
-  if (!detail::parse_port(port_text, &service.public_port)) {
-    return report(error_text, Errc::kInvalidArgument,
-                  where + ": public port " + detail::in_quotes(port_text) + " is not a number in 1..65535");
+  if (service.kind == route::Kind::kTcp) {
+    if (!detail::parse_port(public_text, &service.public_port)) {
+      return report(error_text, Errc::kInvalidArgument,
+                    where + ": public port " + detail::in_quotes(public_text) + " is not a number in 1..65535");
+    }
+  } else {
+    RINGTUN_TRY(detail::check_host_pattern(where + ": host", public_text, &service.host, error_text));
   }
   if (at != std::string_view::npos) {
     RINGTUN_TRY(detail::check_service_name(where + ": service name", service.name, error_text));
   } else {
-    service.name = "tcp-" + std::to_string(service.public_port);
+    RINGTUN_TRY(detail::default_service_name(where, &service, "a name: NAME@", error_text));
   }
   RINGTUN_TRY(detail::check_local_address(where + ": local address", local_part, &service.local, error_text));
   service.local_text = std::string(local_part);
   return service;
+}
+
+Result<std::vector<std::string>> parse_allow_hosts(std::string_view text, std::string* error_text) {
+  TokenRule rule;
+  RINGTUN_TRY(detail::check_host_patterns("--allow-hosts", text, &rule, error_text));
+  return std::move(rule.hosts);
 }
 
 }  // namespace ringtun::app

@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 #include "app/settings.hpp"
 #include "tunnel/handshake.hpp"
@@ -158,6 +160,104 @@ Status check_port_range(std::string_view where, std::string_view text, TokenRule
   rule->port_low = low;
   rule->port_high = high;
   return {};
+}
+
+Status check_host_pattern(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
+  std::string folded;
+  auto normalized = route::normalize_host(text, true, &folded);
+  if (!normalized) {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string(where) + ": " + in_quotes(text) + " is not a host name or *.suffix (" +
+                      std::string(normalized.error().context()) + ")");
+  }
+  *out = std::move(folded);
+  return {};
+}
+
+void add_host_pattern(TokenRule* rule, std::string pattern) {
+  if (std::find(rule->hosts.begin(), rule->hosts.end(), pattern) == rule->hosts.end()) {
+    rule->hosts.push_back(std::move(pattern));
+  }
+}
+
+Status check_host_patterns(std::string_view where, std::string_view text, TokenRule* rule, std::string* error_text) {
+  const std::string_view whole = text;
+  std::vector<std::string> patterns;
+  for (;;) {
+    const std::size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    // "a.example.com, b.example.com" as a shell user may write it.
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) {
+      return report(error_text, Errc::kParse,
+                    std::string(where) + ": " + in_quotes(whole) +
+                        " has an empty pattern (expected PATTERN[,PATTERN...], e.g. app.example.com,*.example.com)");
+    }
+    std::string pattern;
+    RINGTUN_TRY(check_host_pattern(where, item, &pattern, error_text));
+    patterns.push_back(std::move(pattern));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  for (std::string& pattern : patterns) add_host_pattern(rule, std::move(pattern));
+  return {};
+}
+
+bool parse_service_kind(std::string_view text, route::Kind* out) noexcept {
+  for (route::Kind kind : {route::Kind::kTcp, route::Kind::kHttp, route::Kind::kTls}) {
+    if (text == route::kind_name(kind)) {
+      *out = kind;
+      return true;
+    }
+  }
+  return false;
+}
+
+Status default_service_name(std::string_view where, ServiceConfig* service, std::string_view how,
+                            std::string* error_text) {
+  std::string name = std::string(route::kind_name(service->kind)) + "-";
+  if (service->kind == route::Kind::kTcp) {
+    name += std::to_string(service->public_port);
+  } else if (service->host.size() > 2 && service->host.compare(0, 2, "*.") == 0) {
+    name += "wildcard." + service->host.substr(2);  // '*' is not a name character
+  } else {
+    name += service->host;
+  }
+  if (name.size() > route::kMaxServiceNameLength) {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string(where) + ": the default name " + in_quotes(name) + " is longer than " +
+                      std::to_string(route::kMaxServiceNameLength) + " characters; give the service " +
+                      std::string(how));
+  }
+  service->name = std::move(name);
+  return {};
+}
+
+std::string public_side(const ServiceConfig& service) {
+  return route::RouteKey{service.kind, service.kind == route::Kind::kTcp ? service.public_port : std::uint16_t{0},
+                         service.host}
+      .describe();
+}
+
+bool addresses_overlap(const ring::net::Address& a, const ring::net::Address& b) noexcept {
+  if (a.port() == 0 || a.port() != b.port()) return false;  // port 0: the kernel picks a free one for each
+  if (a.family() == b.family()) {
+    if (a.family() == AF_INET) {
+      const auto& x = reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr;
+      const auto& y = reinterpret_cast<const sockaddr_in*>(&b.storage)->sin_addr;
+      if (x.s_addr == y.s_addr) return true;
+    } else if (a.family() == AF_INET6) {
+      const auto& x = reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr;
+      const auto& y = reinterpret_cast<const sockaddr_in6*>(&b.storage)->sin6_addr;
+      if (std::memcmp(&x, &y, sizeof x) == 0) return true;
+    }
+  }
+  // The unspecified address covers every host of its family; [::] covers IPv4 too (dual-stack, Linux's default).
+  auto covers = [](const ring::net::Address& wide, const ring::net::Address& other) {
+    return is_unspecified(wide) && (wide.family() == other.family() || wide.family() == AF_INET6);
+  };
+  return covers(a, b) || covers(b, a);
 }
 
 Status check_service_name(std::string_view where, std::string_view name, std::string* error_text) {

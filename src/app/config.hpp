@@ -65,7 +65,7 @@ struct GatewayConfig {
 };
 
 struct ServiceConfig {
-  std::string name;  // defaults to "tcp-<public_port>"
+  std::string name;  // defaults to "tcp-<public_port>", "http-<host>", "tls-<host>" ("*." written "wildcard.")
   route::Kind kind = route::Kind::kTcp;
   std::uint16_t public_port = 0;  // tcp
   std::string host;               // http / tls: normalized name or "*.suffix"
@@ -109,9 +109,12 @@ Result<Parsed<AgentConfig>> parse_agent_args(int argc, const char* const* argv, 
 std::string_view gateway_usage();
 std::string_view agent_usage();
 
-// Parses "tcp:[NAME@]PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT" (the --expose flag).
+// Parses "tcp:[NAME@]PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT", "http:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT" or
+// "tls:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT" (the --expose flag). HOST is a host name or "*.suffix", stored normalized.
 Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_text);
 // Parses "LO-HI" or a single port (the --allow-ports flag).
 Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text);
+// Parses "PATTERN[,PATTERN...]" (the --allow-hosts flag): normalized, without repeats, in the order given.
+Result<std::vector<std::string>> parse_allow_hosts(std::string_view text, std::string* error_text);
 
 }  // namespace ringtun::app

@@ -116,8 +116,9 @@ struct KeySet {
   }
 };
 
-constexpr std::string_view kTokenKeys[] = {"token", "allow_ports"};
-constexpr std::string_view kServiceKeys[] = {"name", "type", "public_port", "local"};
+constexpr std::string_view kTokenKeys[] = {"token", "allow_ports", "allow_hosts"};
+// "type" is the older name of "kind": files written before http and tls services keep working.
+constexpr std::string_view kServiceKeys[] = {"name", "kind", "type", "public_port", "host", "local"};
 
 class Loader {
  public:
@@ -197,15 +198,16 @@ class Loader {
 
  private:
   std::string key_hint(std::string_view key) const {
-    if (program_ == Program::kGateway && (key == "token" || key == "allow_ports")) {
-      return " (use \"tokens\": [{\"token\": ..., \"allow_ports\": ...}])";
+    if (program_ == Program::kGateway && (key == "token" || key == "allow_ports" || key == "allow_hosts")) {
+      return " (use \"tokens\": [{\"token\": ..., \"allow_ports\": ..., \"allow_hosts\": [...]}])";
     }
     Program other = program_ == Program::kGateway ? Program::kAgent : Program::kGateway;
     if (find_json_key(other, key) != nullptr) {
       return program_ == Program::kGateway ? " (it is a ringtun-agent setting)" : " (it is a ringtun-gateway setting)";
     }
     if (program_ == Program::kAgent && key == "expose") {
-      return " (use \"services\": [{\"name\": ..., \"public_port\": ..., \"local\": ...}])";
+      return " (use \"services\": [{\"name\": ..., \"kind\": ..., \"public_port\" or \"host\": ..., \"local\": "
+             "...}])";
     }
     if (key.find('-') != std::string_view::npos) return " (keys use _ where flags use -)";
     return "";
@@ -267,7 +269,8 @@ class Loader {
   }
 
   Status load_list(const element& value, const std::string& where, GatewayConfig* config) {
-    static constexpr char kShape[] = "[{\"token\": ..., \"allow_ports\": \"LO-HI\"}, ...]";
+    static constexpr char kShape[] =
+        "[{\"token\": ..., \"allow_ports\": \"LO-HI\", \"allow_hosts\": [\"*.example.com\", ...]}, ...]";
     simdjson::dom::array array;
     RINGTUN_TRY(read_array(value, where, kShape, &array));
     config->tokens.clear();
@@ -275,10 +278,10 @@ class Loader {
     std::size_t index = 0;
     for (element entry : array) {
       const std::string entry_where = where + "[" + std::to_string(index) + "]";
-      element fields[2];
-      bool present[2] = {};
-      RINGTUN_TRY(read_object(entry, entry_where, KeySet{kTokenKeys, 2}, "{\"token\": ..., \"allow_ports\": ...}",
-                              fields, present));
+      element fields[std::size(kTokenKeys)];
+      bool present[std::size(kTokenKeys)] = {};
+      RINGTUN_TRY(read_object(entry, entry_where, KeySet{kTokenKeys, std::size(kTokenKeys)},
+                              "{\"token\": ..., \"allow_ports\": ..., \"allow_hosts\": [...]}", fields, present));
       if (!present[0]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"token\"");
       TokenRule rule;
       std::string_view secret;
@@ -296,65 +299,127 @@ class Loader {
         RINGTUN_TRY(read_string(fields[1], entry_where + ".allow_ports", &ports));
         RINGTUN_TRY(check_port_range(entry_where + ".allow_ports", ports, &rule, error_text_));
       }
+      if (present[2]) RINGTUN_TRY(read_host_patterns(fields[2], entry_where + ".allow_hosts", &rule));
       config->tokens.push_back(std::move(rule));
       ++index;
     }
     return {};
   }
 
+  // tokens[i].allow_hosts: ["app.example.com", "*.example.com"], each normalized; repeats are dropped.
+  Status read_host_patterns(const element& value, const std::string& where, TokenRule* rule) {
+    simdjson::dom::array array;
+    RINGTUN_TRY(read_array(value, where, "of host names or *.suffix patterns [\"app.example.com\", \"*.example.com\"]",
+                           &array));
+    std::size_t index = 0;
+    for (element item : array) {
+      const std::string item_where = where + "[" + std::to_string(index++) + "]";
+      std::string_view text;
+      RINGTUN_TRY(read_string(item, item_where, &text));
+      std::string pattern;
+      RINGTUN_TRY(check_host_pattern(item_where, text, &pattern, error_text_));
+      add_host_pattern(rule, std::move(pattern));
+    }
+    return {};
+  }
+
+  // One entry of "services": {"name", "kind" (or "type"), "public_port" (tcp) or "host" (http, tls), "local"}.
+  enum ServiceKey : std::size_t { kName, kKind, kType, kPublicPort, kHost, kLocal, kServiceKeyCount };
+  static_assert(kServiceKeyCount == std::size(kServiceKeys));
+
+  // *named: the entry gives its name (else it has its default one).
+  Status read_service(const element& entry, const std::string& entry_where, ServiceConfig* service, bool* named) {
+    element fields[kServiceKeyCount];
+    bool present[kServiceKeyCount] = {};
+    RINGTUN_TRY(read_object(entry, entry_where, KeySet{kServiceKeys, kServiceKeyCount},
+                            "{\"name\": ..., \"kind\": ..., \"public_port\" or \"host\": ..., \"local\": ...}", fields,
+                            present));
+    if (present[kKind] && present[kType]) {
+      return report(error_text_, Errc::kParse,
+                    entry_where + ": \"kind\" and \"type\" are one setting (\"type\" is its older name): give one");
+    }
+    if (present[kKind] || present[kType]) {
+      const std::string kind_where = entry_where + (present[kKind] ? ".kind" : ".type");
+      std::string_view kind;
+      RINGTUN_TRY(read_string(fields[present[kKind] ? kKind : kType], kind_where, &kind));
+      if (!parse_service_kind(kind, &service->kind)) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      kind_where + ": " + in_quotes(kind) + " is not supported (\"tcp\", \"http\" or \"tls\")");
+      }
+    }
+    const bool tcp = service->kind == route::Kind::kTcp;
+    const char* kind_name = route::kind_name(service->kind);
+    if (tcp) {
+      if (present[kHost]) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      entry_where + ".host: only for http and tls services (a tcp service has \"public_port\")");
+      }
+      if (!present[kPublicPort]) {
+        return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"public_port\"");
+      }
+      std::uint64_t port = 0;
+      RINGTUN_TRY(read_integer(fields[kPublicPort], entry_where + ".public_port", 1, 65535, "", &port));
+      service->public_port = static_cast<std::uint16_t>(port);
+    } else {
+      if (present[kPublicPort]) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      entry_where + ".public_port: only for tcp services (an " + kind_name + " service has \"host\")");
+      }
+      if (!present[kHost]) {
+        return report(
+            error_text_, Errc::kInvalidArgument,
+            entry_where + ": missing \"host\" (the host name or *.suffix an " + kind_name + " service is found by)");
+      }
+      std::string_view host;
+      RINGTUN_TRY(read_string(fields[kHost], entry_where + ".host", &host));
+      RINGTUN_TRY(check_host_pattern(entry_where + ".host", host, &service->host, error_text_));
+    }
+    if (!present[kLocal]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"local\"");
+    *named = present[kName];
+    if (present[kName]) {
+      std::string_view name;
+      RINGTUN_TRY(read_string(fields[kName], entry_where + ".name", &name));
+      RINGTUN_TRY(check_service_name(entry_where + ".name", name, error_text_));
+      service->name = std::string(name);
+    } else {
+      RINGTUN_TRY(default_service_name(entry_where, service, "a \"name\"", error_text_));
+    }
+    std::string_view local;
+    RINGTUN_TRY(read_string(fields[kLocal], entry_where + ".local", &local));
+    RINGTUN_TRY(check_local_address(entry_where + ".local", local, &service->local, error_text_));
+    service->local_text = std::string(local);
+    return {};
+  }
+
   Status load_list(const element& value, const std::string& where, AgentConfig* config) {
     static constexpr char kShape[] =
-        "[{\"name\": ..., \"type\": \"tcp\", \"public_port\": PORT, \"local\": \"HOST:PORT\"}, ...]";
+        "[{\"name\": ..., \"kind\": \"tcp\", \"public_port\": PORT, \"local\": \"HOST:PORT\"}, "
+        "{\"kind\": \"http\", \"host\": \"app.example.com\", \"local\": \"HOST:PORT\"}, ...]";
     simdjson::dom::array array;
     RINGTUN_TRY(read_array(value, where, kShape, &array));
     config->services.clear();
-    SeenSet ports;
+    SeenSet public_sides;
     SeenSet names;
     const std::string list = where.substr(file_.size() + 2);
     std::size_t index = 0;
     for (element entry : array) {
       const std::string entry_where = where + "[" + std::to_string(index) + "]";
-      element fields[4];
-      bool present[4] = {};
-      RINGTUN_TRY(read_object(entry, entry_where, KeySet{kServiceKeys, 4},
-                              "{\"name\": ..., \"type\": \"tcp\", \"public_port\": ..., \"local\": ...}", fields,
-                              present));
-      if (!present[2]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"public_port\"");
-      if (!present[3]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"local\"");
       ServiceConfig service;
-      if (present[1]) {
-        std::string_view type;
-        RINGTUN_TRY(read_string(fields[1], entry_where + ".type", &type));
-        if (type != "tcp") {
-          return report(error_text_, Errc::kInvalidArgument,
-                        entry_where + ".type: " + in_quotes(type) + " is not supported (only \"tcp\")");
-        }
-      }
-      std::uint64_t port = 0;
-      RINGTUN_TRY(read_integer(fields[2], entry_where + ".public_port", 1, 65535, "", &port));
-      service.public_port = static_cast<std::uint16_t>(port);
-      if (present[0]) {
-        std::string_view name;
-        RINGTUN_TRY(read_string(fields[0], entry_where + ".name", &name));
-        RINGTUN_TRY(check_service_name(entry_where + ".name", name, error_text_));
-        service.name = std::string(name);
-      } else {
-        service.name = "tcp-" + std::to_string(service.public_port);
-      }
-      std::string_view local;
-      RINGTUN_TRY(read_string(fields[3], entry_where + ".local", &local));
-      RINGTUN_TRY(check_local_address(entry_where + ".local", local, &service.local, error_text_));
-      service.local_text = std::string(local);
-      std::size_t first = ports.add(std::to_string(service.public_port), index);
+      bool named = false;
+      RINGTUN_TRY(read_service(entry, entry_where, &service, &named));
+      const bool tcp = service.kind == route::Kind::kTcp;
+      std::size_t first = public_sides.add(public_side(service), index);
       if (first != SeenSet::kNone) {
         return report(error_text_, Errc::kInvalidArgument,
-                      entry_where + ".public_port: " + std::to_string(service.public_port) + " is already used by " +
-                          list + "[" + std::to_string(first) + "]");
+                      tcp ? entry_where + ".public_port: " + std::to_string(service.public_port) +
+                                " is already used by " + list + "[" + std::to_string(first) + "]"
+                          : entry_where + ".host: " + public_side(service) + " is already used by " + list + "[" +
+                                std::to_string(first) + "]");
       }
       first = names.add(service.name, index);
       if (first != SeenSet::kNone) {
         return report(error_text_, Errc::kInvalidArgument,
-                      entry_where + (present[0] ? ".name: " : ": default name ") + in_quotes(service.name) +
+                      entry_where + (named ? ".name: " : ": default name ") + in_quotes(service.name) +
                           " is already used by " + list + "[" + std::to_string(first) + "]");
       }
       config->services.push_back(std::move(service));

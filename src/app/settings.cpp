@@ -142,9 +142,11 @@ std::string show_log_level(const Target& target) {
   return std::string(names.substr(0, names.find('|')));
 }
 
+// A listening address and its text as given (for messages; an empty text means the listener is off).
+template <auto kAddress, auto kText>
 Status store_listen(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
-  RINGTUN_TRY(check_listen_address(where, value.text, &member<&GatewayConfig::listen>(target), error_text));
-  member<&GatewayConfig::listen_text>(target) = std::string(value.text);
+  RINGTUN_TRY(check_listen_address(where, value.text, &member<kAddress>(target), error_text));
+  member<kText>(target) = std::string(value.text);
   return {};
 }
 
@@ -173,13 +175,18 @@ constexpr Setting kSettings[] = {
     // ---- Tunnel
     {.flag = "--listen", .json_key = "listen", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "ADDR:PORT", .help = "address agents connect to (required), e.g. 0.0.0.0:7000 or [::]:7000",
-     .kind = Kind::kText, .field = custom_text(&store_listen)},
+     .kind = Kind::kText, .field = custom_text(&store_listen<&GatewayConfig::listen, &GatewayConfig::listen_text>)},
     {.flag = "--token", .json_key = "tokens", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "SECRET", .help = "a key an agent may present; repeat for several keys (at least one)",
      .kind = Kind::kTokenList},
     {.flag = "--allow-ports", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "LO-HI", .help = "public ports the --token just before may claim: LO-HI or PORT",
      .kind = Kind::kTokenPorts, .field = {Stores::kNothing, nullptr, &show_default_ports}},
+    {.flag = "--allow-hosts", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "PATTERN[,PATTERN...]",
+     .help = "host names the --token just before may claim for http: and tls: services:\n"
+             "app.example.com (that name), *.example.com (every name below example.com, at any depth)",
+     .kind = Kind::kTokenHosts, .default_note = "none, no host names"},
     {.flag = "--max-streams", .json_key = "max_streams", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "N", .help = "concurrent streams per agent connection",
      .kind = Kind::kInteger, .min = 1, .max = kMaxStreamsLimit,
@@ -192,9 +199,14 @@ constexpr Setting kSettings[] = {
      .placeholder = "SECRET", .help = "the key the gateway expects (required)",
      .kind = Kind::kText, .field = text_field<&AgentConfig::token, accept_token>()},
     {.flag = "--expose", .json_key = "services", .programs = kAgent, .section = Section::kTunnel,
-     .placeholder = "tcp:[NAME@]PORT=HOST:PORT",
-     .help = "serve public PORT on the gateway from local HOST:PORT (numeric or localhost);\n"
-             "repeat for more services (at least one).\nNAME: 1..64 of A-Z a-z 0-9 . _ - (default tcp-PORT)",
+     .placeholder = "KIND:[NAME@]PUBLIC=HOST:PORT",
+     .help = "serve something public on the gateway from local HOST:PORT (numeric or localhost):\n"
+             "tcp:[NAME@]PORT=HOST:PORT: the gateway's public port PORT;\n"
+             "http:[NAME@]DOMAIN=HOST:PORT: HTTP requests for DOMAIN on the gateway's --http-listen;\n"
+             "tls:[NAME@]DOMAIN=HOST:PORT: TLS connections for DOMAIN (SNI) on its --tls-listen, passed through.\n"
+             "DOMAIN: a host name, or *.example.com for every name below example.com.\n"
+             "Repeat for more services (at least one).\nNAME: 1..64 of A-Z a-z 0-9 . _ - "
+             "(default tcp-PORT, http-DOMAIN or tls-DOMAIN, with wildcard. for *.)",
      .kind = Kind::kServiceList},
     {.flag = "--agent-id", .json_key = "agent_id", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "ID", .help = "how the gateway names this agent",
@@ -209,9 +221,46 @@ constexpr Setting kSettings[] = {
      .field = integer_field<&AgentConfig::connect_timeout_ms>()},
     {.flag = "--retry-refused-ms", .json_key = "retry_refused_ms", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "N",
-     .help = "ask the gateway again this often for services it refused for now (port taken or unavailable)",
+     .help = "ask the gateway again this often for services it refused for now (port or host taken, port unavailable)",
      .kind = Kind::kInteger, .min = 100, .max = kMaxDurationMs,
      .field = integer_field<&AgentConfig::retry_refused_ms>()},
+
+    // ---- Shared public ports
+    {.flag = "--http-listen", .json_key = "http_listen", .programs = kGateway, .section = Section::kShared,
+     .placeholder = "ADDR:PORT",
+     .help = "serve agents' http: services here, routed by the Host header, e.g. 0.0.0.0:80",
+     .kind = Kind::kText, .default_note = "off",
+     .field = custom_text(&store_listen<&GatewayConfig::http_listen, &GatewayConfig::http_listen_text>)},
+    {.flag = "--tls-listen", .json_key = "tls_listen", .programs = kGateway, .section = Section::kShared,
+     .placeholder = "ADDR:PORT",
+     .help = "serve agents' tls: services here, routed by the ClientHello's SNI and passed through "
+             "undecrypted, e.g. 0.0.0.0:443",
+     .kind = Kind::kText, .default_note = "off",
+     .field = custom_text(&store_listen<&GatewayConfig::tls_listen, &GatewayConfig::tls_listen_text>)},
+    {.flag = "--http-head-timeout-ms", .json_key = "http_head_timeout_ms", .programs = kGateway,
+     .section = Section::kShared, .placeholder = "N",
+     .help = "a client's request head not complete in this time is answered 408",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&GatewayConfig::http_head_timeout_ms>()},
+    {.flag = "--http-idle-timeout-ms", .json_key = "http_idle_timeout_ms", .programs = kGateway,
+     .section = Section::kShared, .placeholder = "N",
+     .help = "a keep-alive client connection idle this long between requests is closed",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&GatewayConfig::http_idle_timeout_ms>()},
+    {.flag = "--tls-hello-timeout-ms", .json_key = "tls_hello_timeout_ms", .programs = kGateway,
+     .section = Section::kShared, .placeholder = "N",
+     .help = "a TLS client whose ClientHello is not complete in this time is closed",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&GatewayConfig::tls_hello_timeout_ms>()},
+    {.flag = "--upstream-max-idle", .json_key = "upstream_max_idle", .programs = kAgent, .section = Section::kShared,
+     .placeholder = "N",
+     .help = "idle connections kept open to each local http: service, per service and per core (0: none kept)",
+     .kind = Kind::kInteger, .min = 0, .max = kMaxUpstreamIdle,
+     .field = integer_field<&AgentConfig::upstream_max_idle>()},
+    {.flag = "--upstream-idle-ms", .json_key = "upstream_idle_ms", .programs = kAgent, .section = Section::kShared,
+     .placeholder = "N", .help = "how long such an idle connection is kept before it is closed",
+     .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::upstream_idle_ms>()},
 
     // ---- TLS
     {.flag = "--gateway-fingerprint", .json_key = "gateway_fingerprint", .programs = kAgent, .section = Section::kTls,
@@ -294,7 +343,8 @@ constexpr bool shares_program(const Setting& a, const Setting& b) {
 }
 
 constexpr bool flag_only(Kind kind) {
-  return kind == Kind::kConfigFile || kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenPorts;
+  return kind == Kind::kConfigFile || kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenPorts ||
+         kind == Kind::kTokenHosts;
 }
 
 constexpr bool check_entry(const Setting& s) {

@@ -5,8 +5,8 @@
 // table; nothing else lists settings. Defaults are the member initializers in config.hpp: --help reads them back
 // through the entry's Field from a default-constructed config, so help and behaviour cannot disagree.
 //
-// Lists are kinds of their own (kTokenList, kTokenPorts, kServiceList): args.cpp and config_json.cpp parse them, but
-// their flags, keys and help lines are table entries like any other.
+// Lists are kinds of their own (kTokenList, kTokenPorts, kTokenHosts, kServiceList): args.cpp and config_json.cpp parse
+// them, but their flags, keys and help lines are table entries like any other.
 //
 // Every message is built as "<where>: <problem>", where <where> names the source ("--threads" or
 // "config.json: services[1].public_port") and a problem about a value starts with the value, quoted.
@@ -25,7 +25,7 @@
 namespace ringtun::app::detail {
 
 inline constexpr std::size_t kMaxConfigFileBytes = 1u << 20;  // 1 MiB: a config is a few hundred bytes
-// Our schema nests three levels (top, "tokens"/"services" array, entry); anything deeper is an error anyway, and
+// Our schema nests four levels (top, "tokens"/"services" array, entry, "allow_hosts"); anything deeper is an error, and
 // the limit bounds both simdjson's and the error locator's work on hostile files. It counts open objects/arrays;
 // simdjson's max_depth counts one more (the document itself), so its parser is allocated with kMaxJsonDepth + 1.
 inline constexpr std::size_t kMaxJsonDepth = 32;
@@ -35,12 +35,13 @@ inline constexpr std::size_t kMaxHostLabelLength = 63;
 inline constexpr std::uint32_t kMaxDurationMs = 86'400'000;  // one day: anything longer is a typo
 inline constexpr std::uint32_t kMaxStreamsLimit = 1u << 20;
 inline constexpr unsigned kMaxThreads = 1024;
+inline constexpr std::uint32_t kMaxUpstreamIdle = 1024;  // idle connections per local HTTP service and core
 
 enum class Program : std::uint8_t { kGateway = 1, kAgent = 2, kBoth = 3 };
 
 // The groups of --help, in the order it lists them. Each program titles them its own way (usage.cpp).
-enum class Section : std::uint8_t { kTunnel, kTls, kCommon };
-inline constexpr std::size_t kSectionCount = 3;
+enum class Section : std::uint8_t { kTunnel, kShared, kTls, kCommon };  // kShared: HTTP by Host, TLS by SNI
+inline constexpr std::size_t kSectionCount = 4;
 
 enum class Kind : std::uint8_t {
   kInteger,      // decimal digits in [min, max]; a JSON integer
@@ -49,15 +50,16 @@ enum class Kind : std::uint8_t {
   kConfigFile,   // --config FILE: read before every flag, which all override it. Flag only (no file names a file)
   kHelp,         // print the help and exit 0. Flag only
   kVersion,      // print the version and exit 0. Flag only
-  kTokenList,    // gateway --token, repeatable; JSON "tokens": [{"token": ..., "allow_ports": ...}]
+  kTokenList,    // gateway --token, repeatable; JSON "tokens": [{"token", "allow_ports", "allow_hosts"}]
   kTokenPorts,   // gateway --allow-ports: refines the --token just before it. In JSON: tokens[].allow_ports
-  kServiceList,  // agent --expose, repeatable; JSON "services": [{"name", "type", "public_port", "local"}]
+  kTokenHosts,   // gateway --allow-hosts: likewise. In JSON: tokens[].allow_hosts, an array of patterns
+  kServiceList,  // agent --expose, repeatable; JSON "services": [{"name", "kind", "public_port" | "host", "local"}]
 };
 
 // May be given several times on one command line.
 constexpr bool repeatable(Kind kind) noexcept {
   return kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenList || kind == Kind::kTokenPorts ||
-         kind == Kind::kServiceList;
+         kind == Kind::kTokenHosts || kind == Kind::kServiceList;
 }
 
 // A value from a flag or the file, already checked against its entry's kind (and, for integers, range).
@@ -139,6 +141,25 @@ bool valid_name(std::string_view name) noexcept;
 // A flag's integer value against its entry's range. The message names the flag.
 Status check_integer_text(const Setting& setting, std::string_view text, std::uint64_t* out, std::string* error_text);
 Status check_port_range(std::string_view where, std::string_view text, TokenRule* rule, std::string* error_text);
+// One host pattern (--allow-hosts, tokens[].allow_hosts[i]) or service host (http:/tls: services): a host name or
+// "*.suffix", stored normalized (route::normalize_host). The message names the value and the rule it breaks.
+Status check_host_pattern(std::string_view where, std::string_view text, std::string* out, std::string* error_text);
+// --allow-hosts: "PATTERN[,PATTERN...]", each as above; written to rule->hosts without repeats.
+Status check_host_patterns(std::string_view where, std::string_view text, TokenRule* rule, std::string* error_text);
+// Adds `pattern` (normalized) to rule->hosts unless it is there already.
+void add_host_pattern(TokenRule* rule, std::string pattern);
+// "tcp", "http", "tls" as --expose and "kind" spell them.
+bool parse_service_kind(std::string_view text, route::Kind* out) noexcept;
+// A service's default name: "tcp-8080", "http-app.example.com", "tls-wildcard.example.com" (for "*.example.com").
+// Too long for a name: the message says so and asks for one (`how`: "NAME@" or "a \"name\"").
+Status default_service_name(std::string_view where, ServiceConfig* service, std::string_view how,
+                            std::string* error_text);
+// What a service takes on the gateway, one per agent: "tcp port 8080", "http host app.example.com". Its messages
+// say it this way; the duplicate checks compare it.
+std::string public_side(const ServiceConfig& service);
+// Two listening addresses that cannot both be bound: the same port (not 0) on the same host, or on hosts one of
+// which is the unspecified address that covers the other.
+bool addresses_overlap(const ring::net::Address& a, const ring::net::Address& b) noexcept;
 Status check_service_name(std::string_view where, std::string_view name, std::string* error_text);
 Status check_token(std::string_view where, std::string_view secret, std::string* error_text);
 // A file or directory name: stored as given (the program opens it and says what is wrong with it).

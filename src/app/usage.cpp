@@ -35,22 +35,28 @@ constexpr ProgramText kGatewayText = {
     .program = Program::kGateway,
     .intro =
         "the public side of a ringtun reverse tunnel. Agents connect to\n"
-        "--listen, present a token, and the gateway opens the public ports their services ask for.\n",
+        "--listen, present a token, and the gateway opens the public ports their services ask for, or routes\n"
+        "its shared HTTP and TLS ports to them by host name.\n",
     .usage =
-        "Usage: ringtun-gateway --listen ADDR:PORT --token SECRET [--allow-ports LO-HI] [options]\n"
+        "Usage: ringtun-gateway --listen ADDR:PORT --token SECRET [--allow-ports LO-HI] [--allow-hosts PATTERN,...]\n"
+        "                       [--http-listen ADDR:PORT] [--tls-listen ADDR:PORT] [options]\n"
         "       ringtun-gateway --config FILE [options]\n",
-    .titles = {"Tunnel:", "TLS (on by default):", "Common:"},
-    .notes = {"",
+    .titles = {"Tunnel:", "Shared public ports (off unless given; each needs a port of its own):",
+               "TLS (on by default):", "Common:"},
+    .notes = {"", "  A token claims host names only when its --allow-hosts says which.\n",
               "  SIGHUP reads --cert/--key/--client-ca again (renewal): new tunnel connections get them,\n"
               "  open ones are not touched; on an error the previous certificate stays.\n",
               kFlagsNote},
     .example =
         "Example:\n"
-        "  ringtun-gateway --listen 0.0.0.0:7000 --token s3cret --allow-ports 10000-20000 --token other\n"
+        "  ringtun-gateway --listen 0.0.0.0:7000 --token s3cret --allow-ports 10000-20000 \\\n"
+        "                  --allow-hosts '*.apps.example.com' --token other --http-listen 0.0.0.0:80\n"
         "  (logs: TLS certificate ... fingerprint sha256:...; give that to the agents)\n\n"
         "The same as a --config file (the first --token on the command line replaces \"tokens\"):\n"
-        "  {\"listen\": \"0.0.0.0:7000\",\n"
-        "   \"tokens\": [{\"token\": \"s3cret\", \"allow_ports\": \"10000-20000\"}, {\"token\": \"other\"}],\n"
+        "  {\"listen\": \"0.0.0.0:7000\", \"http_listen\": \"0.0.0.0:80\",\n"
+        "   \"tokens\": [{\"token\": \"s3cret\", \"allow_ports\": \"10000-20000\", \"allow_hosts\": "
+        "[\"*.apps.example.com\"]},\n"
+        "              {\"token\": \"other\"}],\n"
         "   \"max_streams\": 1024, \"threads\": 0, \"log_level\": \"info\", \"heartbeat_ms\": 5000}\n",
 };
 
@@ -58,21 +64,23 @@ constexpr ProgramText kAgentText = {
     .program = Program::kAgent,
     .intro =
         "the private side of a ringtun reverse tunnel. It connects out to a\n"
-        "gateway and serves the gateway's public ports from local services.\n",
+        "gateway and serves the gateway's public ports and host names from local services.\n",
     .usage =
-        "Usage: ringtun-agent --gateway HOST:PORT --token SECRET --expose tcp:PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT\n"
+        "Usage: ringtun-agent --gateway HOST:PORT --token SECRET --expose KIND:PUBLIC=LOCAL_HOST:LOCAL_PORT\n"
         "                     [--expose ...] [options]\n"
         "       ringtun-agent --config FILE [options]\n",
-    .titles = {"Tunnel:", "TLS (on by default; one of --gateway-fingerprint / --ca is required):", "Common:"},
-    .notes = {"", "", kFlagsNote},
+    .titles = {"Tunnel:", "HTTP services:", "TLS (on by default; one of --gateway-fingerprint / --ca is required):",
+               "Common:"},
+    .notes = {"", "", "", kFlagsNote},
     .example =
         "Example:\n"
         "  ringtun-agent --gateway 203.0.113.7:7000 --token s3cret --gateway-fingerprint sha256:... \\\n"
-        "                --expose tcp:web@8080=127.0.0.1:80\n\n"
+        "                --expose tcp:web@8080=127.0.0.1:80 --expose http:app.example.com=127.0.0.1:3000\n\n"
         "The same as a --config file (the first --expose on the command line replaces \"services\"):\n"
         "  {\"gateway\": \"203.0.113.7:7000\", \"token\": \"s3cret\", \"agent_id\": \"edge-1\",\n"
-        "   \"services\": [{\"name\": \"web\", \"type\": \"tcp\", \"public_port\": 8080, \"local\": "
-        "\"127.0.0.1:80\"}]}\n",
+        "   \"services\": [{\"name\": \"web\", \"kind\": \"tcp\", \"public_port\": 8080, \"local\": "
+        "\"127.0.0.1:80\"},\n"
+        "                {\"kind\": \"http\", \"host\": \"app.example.com\", \"local\": \"127.0.0.1:3000\"}]}\n",
 };
 
 // Joins words that wrapping must keep on one line ("(default 5000)"); printed as a space.

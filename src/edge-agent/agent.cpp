@@ -26,8 +26,16 @@ struct StartConnection {
   std::uint32_t index = 0;
 };
 
+// What a service serves: "gateway port 8080 -> 127.0.0.1:80", "http app.example.com -> 127.0.0.1:8080".
+std::string public_to_local(const app::ServiceConfig& config) {
+  const std::string from = config.kind == route::Kind::kTcp
+                               ? "gateway port " + std::to_string(config.public_port)
+                               : std::string(route::kind_name(config.kind)) + " " + config.host;
+  return from + " -> " + config.local_text;
+}
+
 std::string describe(const tunnel::ServiceDecl& service, const app::ServiceConfig& config) {
-  return "'" + service.name + "' (gateway port " + std::to_string(service.port) + " -> " + config.local_text + ")";
+  return "'" + service.name + "' (" + public_to_local(config) + ")";
 }
 
 }  // namespace
@@ -516,7 +524,9 @@ int run_agent(const app::AgentConfig& config) {
   agent.instance = tunnel::make_instance_nonce();
   for (std::size_t i = 0; i < config.services.size(); ++i) {
     const app::ServiceConfig& service = config.services[i];
-    agent.services.push_back(tunnel::ServiceDecl{service.name, route::Kind::kTcp, service.public_port, ""});
+    const bool tcp = service.kind == route::Kind::kTcp;
+    agent.services.push_back(tunnel::ServiceDecl{
+        service.name, service.kind, tcp ? service.public_port : std::uint16_t{0}, tcp ? "" : service.host});
     agent.service_index.emplace_back(service.name, i);
   }
   std::sort(agent.service_index.begin(), agent.service_index.end());
@@ -548,7 +558,7 @@ int run_agent(const app::AgentConfig& config) {
   LOG_INFO("ringtun-agent '%s' (instance %.8s) connecting to %s with %zu service(s)", config.agent_id.c_str(),
            agent.instance.c_str(), config.gateway_text.c_str(), config.services.size());
   for (const auto& service : config.services) {
-    LOG_INFO("  %s: gateway port %u -> %s", service.name.c_str(), service.public_port, service.local_text.c_str());
+    LOG_INFO("  %s: %s", service.name.c_str(), public_to_local(service).c_str());
   }
   auto result = runtime.run([&](ring::Loop& loop) -> Status {
     cores[loop.core()] = std::make_unique<AgentCore>(agent, loop);

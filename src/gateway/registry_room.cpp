@@ -35,6 +35,20 @@ route::RouteKey key_of(const tunnel::ServiceDecl& service) {
                          service.host};
 }
 
+// What a token may claim, for a host_not_allowed message: its patterns, cut short when there are many (the status
+// message is bounded on the wire).
+std::string allowed_hosts_text(const std::vector<std::string>& hosts) {
+  if (hosts.empty()) return "this token may claim no host names (--allow-hosts)";
+  constexpr std::size_t kShown = 4;
+  std::string text = "it may claim ";
+  for (std::size_t i = 0; i < hosts.size() && i < kShown; ++i) {
+    if (i > 0) text += ", ";
+    text += hosts[i];
+  }
+  if (hosts.size() > kShown) text += " and " + std::to_string(hosts.size() - kShown) + " more";
+  return text;
+}
+
 tunnel::ServiceStatus refused(const std::string& name, tunnel::RefusalCode code, std::string message) {
   tunnel::ServiceStatus status;
   status.name = name;
@@ -212,20 +226,31 @@ tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunne
   tunnel::ServiceStatus ok;
   ok.name = service.name;
   ok.ok = true;
-  if (service.kind != route::Kind::kTcp) {
-    return refused(service.name, tunnel::RefusalCode::kKindUnsupported,
-                   std::string("this gateway serves no ") + route::kind_name(service.kind) + " services");
-  }
   const auto& rule = gateway_.config.tokens[session.info.owner.token];
-  if (service.port < rule.port_low || service.port > rule.port_high) {
-    return refused(service.name, tunnel::RefusalCode::kPortNotAllowed,
-                   "port " + std::to_string(service.port) + " is outside the range " + std::to_string(rule.port_low) +
-                       "-" + std::to_string(rule.port_high) + " allowed for this token");
-  }
-  if (std::find(gateway_.reserved_ports.begin(), gateway_.reserved_ports.end(), service.port) !=
-      gateway_.reserved_ports.end()) {
-    return refused(service.name, tunnel::RefusalCode::kPortReserved,
-                   "port " + std::to_string(service.port) + " is one of the gateway's own listeners");
+  if (service.kind == route::Kind::kTcp) {
+    if (service.port < rule.port_low || service.port > rule.port_high) {
+      return refused(service.name, tunnel::RefusalCode::kPortNotAllowed,
+                     "port " + std::to_string(service.port) + " is outside the range " + std::to_string(rule.port_low) +
+                         "-" + std::to_string(rule.port_high) + " allowed for this token");
+    }
+    if (std::find(gateway_.reserved_ports.begin(), gateway_.reserved_ports.end(), service.port) !=
+        gateway_.reserved_ports.end()) {
+      return refused(service.name, tunnel::RefusalCode::kPortReserved,
+                     "port " + std::to_string(service.port) + " is one of the gateway's own listeners");
+    }
+  } else {
+    // Host names are served on the shared port of their kind: without it there is nothing to route them from.
+    const bool http = service.kind == route::Kind::kHttp;
+    if ((http ? gateway_.config.http_listen_text : gateway_.config.tls_listen_text).empty()) {
+      return refused(service.name, tunnel::RefusalCode::kKindUnsupported,
+                     std::string("this gateway has no ") + (http ? "--http-listen" : "--tls-listen") +
+                         " (it serves no " + route::kind_name(service.kind) + " services)");
+    }
+    // The host came through the handshake's parser: normalized, so it can be shown and compared as it is.
+    if (!route::host_allowed(rule.hosts, service.host)) {
+      return refused(service.name, tunnel::RefusalCode::kHostNotAllowed,
+                     "host " + service.host + " is not allowed for this token: " + allowed_hosts_text(rule.hosts));
+    }
   }
   if (auto granted = session.services.find(service.name); granted != session.services.end()) {
     if (!(granted->second == key_of(service))) {
@@ -289,16 +314,25 @@ void RegistryRoom::claim(ClaimRequestMsg& request) {
         if (owner != nullptr && service.kind == route::Kind::kTcp && owner->ports.count(service.port) == 0) {
           to_open.push_back(i);
         } else if (owner != nullptr) {
+          // A host claim opens no listener: the shared port of its kind serves it once the table has the key.
+          const bool fresh = service.kind != route::Kind::kTcp && owner->services.count(service.name) == 0;
           owner->services[service.name] = key_of(service);
+          if (fresh) {
+            LOG_INFO("%s now serves '%s' of agent '%s'", key_of(service).describe().c_str(), service.name.c_str(),
+                     owner->info.owner.agent_id.c_str());
+          }
         }
         continue;
       }
       if (result.error == route::ClaimError::kTaken) {
         // Another tenant's agent is not named: an agent id is its token's business.
         const bool same_token = owner != nullptr && result.holder.token == owner->info.owner.token;
-        pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kPortTaken,
-                                       "port " + std::to_string(service.port) + " is taken by " +
-                                           (same_token ? "agent '" + result.holder.agent_id + "'" : "another agent"));
+        const std::string holder = same_token ? "agent '" + result.holder.agent_id + "'" : "another agent";
+        pending->statuses[i] = service.kind == route::Kind::kTcp
+                                   ? refused(service.name, tunnel::RefusalCode::kPortTaken,
+                                             "port " + std::to_string(service.port) + " is taken by " + holder)
+                                   : refused(service.name, tunnel::RefusalCode::kHostTaken,
+                                             key_of(service).describe() + " is taken by " + holder);
       } else {
         pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kBadRequest, "invalid service");
       }

@@ -94,8 +94,10 @@ class RegistryRoom {
   void expire_waiting();
   Session* find(route::SessionRef ref);
   Session* find(const route::Owner& owner);
-  // Checks one declared service before it reaches the registry; an empty message means it may be claimed.
-  // `more`: services of this claim already passed, counted against the per-agent cap.
+  // Checks one declared service before it reaches the registry; an empty message means it may be claimed. What the
+  // token allows (its port range; for http and tls its host patterns, route::host_allowed), and that the gateway
+  // serves the kind (http and tls need --http-listen / --tls-listen). `more`: services of this claim already passed,
+  // counted against the per-agent cap.
   tunnel::ServiceStatus precheck(const Session& session, const tunnel::ServiceDecl& service, std::size_t more) const;
   // Opens the port of pending->services[index] now, or once its previous listeners are closed.
   void open_port(const std::shared_ptr<PendingClaim>& pending, std::size_t index);

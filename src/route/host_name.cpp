@@ -66,4 +66,32 @@ Status normalize_host(std::string_view name, bool allow_wildcard, std::string* o
   return {};
 }
 
+namespace {
+
+// `name` is `suffix` preceded by at least one more label: "a.b.s" and "b.s" end in ".s"; "s" does not.
+bool ends_below(std::string_view name, std::string_view suffix) noexcept {
+  return name.size() > suffix.size() + 1 && name.ends_with(suffix) && name[name.size() - suffix.size() - 1] == '.';
+}
+
+}  // namespace
+
+bool host_allowed(std::span<const std::string> patterns, std::string_view key) noexcept {
+  const bool key_wildcard = detail::is_wildcard(key);
+  for (const std::string& pattern : patterns) {
+    if (!detail::is_wildcard(pattern)) {
+      if (!key_wildcard && key == pattern) return true;  // a wildcard key also matches names the pattern is not
+      continue;
+    }
+    const std::string_view suffix = std::string_view(pattern).substr(2);
+    if (key_wildcard) {
+      // "*.t" matches the names below t: all below s when t is s or lies below it.
+      const std::string_view t = key.substr(2);
+      if (t == suffix || ends_below(t, suffix)) return true;
+    } else if (ends_below(key, suffix)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace ringtun::route

@@ -58,6 +58,12 @@ struct RouteKey {
 // names.
 Status normalize_host(std::string_view name, bool allow_wildcard, std::string* out);
 
+// Whether a token whose host patterns are `patterns` may claim the host key `key`. Both are normalized (as
+// normalize_host writes them): exact names or "*.suffix". A claim is allowed when every name it can match is allowed
+// by some pattern: an exact pattern allows that one name only; "*.s" allows every exact name ending in ".s" (at any
+// depth, not "s" itself) and every wildcard "*.t" where t is s or ends in ".s". No patterns: nothing is allowed.
+bool host_allowed(std::span<const std::string> patterns, std::string_view key) noexcept;
+
 // Whom a claim belongs to: an agent id inside one token's namespace (the token's index in the gateway's config).
 struct Owner {
   std::uint32_t token = 0;

@@ -28,6 +28,8 @@ constexpr CodeName kCodeNames[] = {
     {RefusalCode::kPortUnavailable, "port_unavailable"},
     {RefusalCode::kKindUnsupported, "kind_unsupported"},
     {RefusalCode::kTooManyServices, "too_many_services"},
+    {RefusalCode::kHostNotAllowed, "host_not_allowed"},
+    {RefusalCode::kHostTaken, "host_taken"},
 };
 
 void append_json_string(std::string& out, std::string_view text) {
@@ -232,7 +234,8 @@ bool refusal_is_fatal(RefusalCode code) noexcept {
 }
 
 bool service_refusal_is_retryable(RefusalCode code) noexcept {
-  return code == RefusalCode::kPortTaken || code == RefusalCode::kPortUnavailable || code == RefusalCode::kBusy;
+  return code == RefusalCode::kPortTaken || code == RefusalCode::kHostTaken || code == RefusalCode::kPortUnavailable ||
+         code == RefusalCode::kBusy;
 }
 
 std::string encode_hello(const Hello& hello) {

@@ -77,11 +77,13 @@ enum class RefusalCode : std::uint8_t {
   kPortUnavailable, // the gateway cannot listen on it (another program holds it)
   kKindUnsupported, // this gateway does not serve that kind of service
   kTooManyServices, // beyond kMaxServices for one agent
+  kHostNotAllowed,  // the token may not claim that host name (its --allow-hosts patterns do not cover it)
+  kHostTaken,       // another agent holds the host name
 };
 const char* refusal_code_name(RefusalCode code) noexcept;
 // Connection refusals after which retrying cannot help: the agent exits (code 3) instead of reconnecting.
 bool refusal_is_fatal(RefusalCode code) noexcept;
-// Service refusals that asking again later may cure (the port may be released); the others are final.
+// Service refusals that asking again later may cure (the port or host may be released); the others are final.
 bool service_refusal_is_retryable(RefusalCode code) noexcept;
 
 struct Refusal {

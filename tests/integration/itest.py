@@ -325,11 +325,14 @@ class Harness:
     # ---- the programs under test
 
     def gateway(self, port=0, extra=(), tokens=((TOKEN, None),)):
+        """tokens: (secret, --allow-ports or None[, --allow-hosts or None]) each."""
         argv = [self.gateway_bin, '--listen', '%s:%d' % (HOST, port), '--threads', str(GATEWAY_THREADS)]
-        for secret, allow in tokens:
+        for secret, allow, *hosts in tokens:
             argv += ['--token', secret]
             if allow:
                 argv += ['--allow-ports', allow]
+            if hosts and hosts[0]:
+                argv += ['--allow-hosts', hosts[0]]
         # TLS by default, as users run it: a self-signed pair in the scenario's state directory, pinned by the agents.
         if not any(flag in extra for flag in ('--insecure-plaintext', '--cert', '--state-dir')):
             argv += ['--state-dir', os.path.join(self.dir, 'state')]

@@ -761,5 +761,65 @@ def hostile_claims(h):
     no_lost_tunnels(gw, [good], ids=['good'])
 
 
+# ---------------------------------------------------------------------------------------------------- host claims
+
+@scenario(budget_s=55)
+def host_claims(h):
+    """http: services claim host names on the gateway's --http-listen, within their token's --allow-hosts: a host the
+    token covers is served (a wildcard too), one it does not is refused for good (host_not_allowed), a tls service at
+    a gateway without --tls-listen is kind_unsupported. Another token's agent: refused host_not_allowed where its
+    token does not cover the name, host_taken (without naming the holder) where it does, and it takes the name once
+    the holder is gone. A gateway without --http-listen refuses http services (kind_unsupported)."""
+    local = free_port()  # nothing needs to answer there: only claims are checked
+    http_port = free_port()
+    gw = h.gateway(tokens=(('token-a', None, '*.test'), ('token-b', None, '*.b.test'), ('token-c', None, 'a.test')),
+                   extra=['--http-listen', '%s:%d' % (HOST, http_port)])
+    a = h.agent(gw.port, ['http:a.test=%s:%d' % (HOST, local), 'http:evil.example=%s:%d' % (HOST, local),
+                          'http:*.test=%s:%d' % (HOST, local), 'tls:t.test=%s:%d' % (HOST, local)],
+                agent_id='edge-a', token='token-a')
+    h.wait_agent_ready(a)
+    a.wait_log(r"service 'http-a\.test' \(http a\.test -> 127\.0\.0\.1:%d\) is served by the gateway" % local, 5)
+    a.wait_log(r"service 'http-wildcard\.test' \(http \*\.test -> [^)]*\) is served by the gateway", 5)
+    line = a.wait_log(r"^.*service 'http-evil\.example' .*refused \(host_not_allowed\).*$", 5).group(0)
+    assert 'host evil.example is not allowed for this token: it may claim *.test' in line, line
+    say('edge-a: ' + line)
+    line = a.wait_log(r"^.*service 'tls-t\.test' .*refused \(kind_unsupported\).*$", 5).group(0)
+    assert 'this gateway has no --tls-listen' in line, line
+    gw.wait_log(r"http host a\.test now serves 'http-a\.test' of agent 'edge-a'", 5)
+    gw.wait_log(r"http host \*\.test now serves 'http-wildcard\.test' of agent 'edge-a'", 5)
+    gw.wait_log(r"agent 'edge-a': service 'http-evil\.example' refused \(host_not_allowed\)", 5)
+
+    # Token B covers only *.b.test: a.test is not its to take, whoever holds it. Nothing left to serve: exit 3.
+    b = h.agent(gw.port, ['http:a.test=%s:%d' % (HOST, local)], agent_id='edge-b', token='token-b')
+    status = b.wait_exit(10)
+    assert status == 3, 'the agent refused its only service exited with %s, want 3' % status
+    line = b.wait_log(r"^.*service 'http-a\.test' .*refused \(host_not_allowed\).*$", 1, allow_exit=True).group(0)
+    assert 'it may claim *.b.test' in line, line
+    say('edge-b: ' + line)
+
+    # Token C covers a.test, which edge-a holds: taken for now, the holder (another tenant's agent) not named.
+    c = h.agent(gw.port, ['http:a.test=%s:%d' % (HOST, local)], agent_id='edge-c', token='token-c',
+                extra=['--retry-refused-ms', '300'])
+    h.wait_agent_ready(c)
+    line = c.wait_log(r"^.*service 'http-a\.test' .*refused for now \(host_taken\).*$", 5).group(0)
+    assert 'http host a.test is taken by another agent' in line and 'edge-a' not in line, line
+    say('edge-c: ' + line)
+    a.signal(signal.SIGKILL)
+    c.wait_log(r"service 'http-a\.test' \(http a\.test -> [^)]*\) is served by the gateway", 10)
+    gw.wait_log(r"http host a\.test now serves 'http-a\.test' of agent 'edge-c'", 5)
+    say('edge-c took a.test once edge-a was gone')
+    assert gw.alive() and c.alive()
+
+    # A gateway without --http-listen serves no http services.
+    gw2 = h.gateway(tokens=((TOKEN, None, '*.test'),))
+    d = h.agent(gw2.port, ['http:a.test=%s:%d' % (HOST, local)], agent_id='edge-d')
+    status = d.wait_exit(10)
+    assert status == 3, 'the agent at a gateway without --http-listen exited with %s, want 3' % status
+    line = d.wait_log(r"^.*refused \(kind_unsupported\).*$", 1, allow_exit=True).group(0)
+    assert 'this gateway has no --http-listen' in line, line
+    say('edge-d: ' + line)
+    assert gw2.alive()
+
+
 if __name__ == '__main__':
     sys.exit(tt.main(sys.argv[1:]))

@@ -428,3 +428,46 @@ TEST_CASE("many routes: every key is found after the index is built") {
   CHECK(claims.release_session(kS1).size() == 3000);
   CHECK(claims.size() == 3000);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// host_allowed: which host keys a token's patterns let it claim
+
+TEST_CASE("host_allowed: an exact pattern allows that name only") {
+  const std::vector<std::string> patterns = {"app.example.com"};
+  CHECK(host_allowed(patterns, "app.example.com"));
+  CHECK_FALSE(host_allowed(patterns, "example.com"));
+  CHECK_FALSE(host_allowed(patterns, "x.app.example.com"));
+  CHECK_FALSE(host_allowed(patterns, "pp.example.com"));
+  CHECK_FALSE(host_allowed(patterns, "app.example.co"));
+  // A wildcard key matches names the exact pattern does not allow.
+  CHECK_FALSE(host_allowed(patterns, "*.app.example.com"));
+  CHECK_FALSE(host_allowed(patterns, "*.example.com"));
+}
+
+TEST_CASE("host_allowed: a wildcard pattern allows the names and wildcards below its suffix, at any depth") {
+  const std::vector<std::string> patterns = {"*.test"};
+  for (const char* key : {"a.test", "c.b.test", "x.y.z.test", "*.test", "*.b.test", "*.c.b.test"}) {
+    CAPTURE(key);
+    CHECK(host_allowed(patterns, key));
+  }
+  for (const char* key : {"test", "atest", "a.test.com", "b.atest", "*.atest", "*.com", "*.est", "est"}) {
+    CAPTURE(key);
+    CHECK_FALSE(host_allowed(patterns, key));
+  }
+}
+
+TEST_CASE("host_allowed: no patterns allow nothing; several patterns allow what any one allows") {
+  CHECK_FALSE(host_allowed({}, "a.test"));
+  CHECK_FALSE(host_allowed({}, "*.test"));
+  const std::vector<std::string> patterns = {"example.com", "*.apps.example.com", "*.b.test"};
+  CHECK(host_allowed(patterns, "example.com"));
+  CHECK(host_allowed(patterns, "one.apps.example.com"));
+  CHECK(host_allowed(patterns, "*.apps.example.com"));
+  CHECK(host_allowed(patterns, "a.b.test"));
+  CHECK_FALSE(host_allowed(patterns, "apps.example.com"));
+  CHECK_FALSE(host_allowed(patterns, "www.example.com"));
+  // "*.example.com" would match www.example.com too, which no pattern allows.
+  CHECK_FALSE(host_allowed(patterns, "*.example.com"));
+  CHECK_FALSE(host_allowed(patterns, "*.test"));
+  CHECK_FALSE(host_allowed(patterns, "b.test"));
+}

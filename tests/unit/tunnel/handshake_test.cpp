@@ -2,6 +2,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "tunnel/handshake.hpp"
 
@@ -50,6 +51,9 @@ TEST_CASE("hello, welcome and refusal round-trip through JSON") {
   CHECK_FALSE(refusal_is_fatal(RefusalCode::kShuttingDown));
   CHECK(service_refusal_is_retryable(RefusalCode::kPortTaken));
   CHECK(service_refusal_is_retryable(RefusalCode::kPortUnavailable));
+  CHECK(service_refusal_is_retryable(RefusalCode::kHostTaken));
+  CHECK_FALSE(service_refusal_is_retryable(RefusalCode::kHostNotAllowed));
+  CHECK_FALSE(refusal_is_fatal(RefusalCode::kHostNotAllowed));
   CHECK_FALSE(service_refusal_is_retryable(RefusalCode::kPortNotAllowed));
   CHECK_FALSE(service_refusal_is_retryable(RefusalCode::kPortReserved));
 }
@@ -185,4 +189,21 @@ TEST_CASE("a refusal message never echoes a secret it was not given") {
                  &error);
   REQUIRE_FALSE(r);
   CHECK(error.find("super-secret") == std::string::npos);
+}
+
+TEST_CASE("the host refusal codes have their own names on the wire and come back as themselves") {
+  CHECK(std::string(refusal_code_name(RefusalCode::kHostNotAllowed)) == "host_not_allowed");
+  CHECK(std::string(refusal_code_name(RefusalCode::kHostTaken)) == "host_taken");
+  std::vector<ServiceStatus> statuses(2);
+  statuses[0] = ServiceStatus{"http-a.test", false, RefusalCode::kHostNotAllowed, "host a.test is not allowed"};
+  statuses[1] = ServiceStatus{"tls-b.test", false, RefusalCode::kHostTaken, "host b.test is taken by another agent"};
+  const std::vector<std::string> messages = encode_claimed(statuses);
+  REQUIRE(messages.size() == 1);
+  std::string error;
+  auto parsed = parse(messages[0], &error);
+  REQUIRE_MESSAGE(parsed, error);
+  REQUIRE(parsed->claimed.size() == 2);
+  CHECK(parsed->claimed[0].code == RefusalCode::kHostNotAllowed);
+  CHECK(parsed->claimed[1].code == RefusalCode::kHostTaken);
+  CHECK(parsed->claimed[1].message == statuses[1].message);
 }

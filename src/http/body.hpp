@@ -28,8 +28,8 @@ class BodyFramer {
   static constexpr std::size_t kMaxTrailerBytes = 16 * 1024;
 
   struct Step {
-    std::size_t used = 0;       // bytes at the front of the input that belong to the body (pass them on)
-    bool done = false;          // the body ended with the last of those bytes
+    std::size_t used = 0;         // bytes at the front of the input that belong to the body (pass them on)
+    bool done = false;            // the body ended with the last of those bytes
     const char* error = nullptr;  // malformed framing; `used` bytes before it were valid
   };
 
@@ -46,18 +46,34 @@ class BodyFramer {
   std::uint64_t body_bytes() const noexcept { return seen_; }  // bytes consumed so far (framing included)
 
  private:
-  enum class Chunk : std::uint8_t { kSize, kExtension, kSizeLf, kData, kDataCr, kDataLf, kTrailerLine, kTrailerLf,
-                                    kTrailerLineLf, kFailed };
+  // Where in the chunked coding the next byte falls (RFC 9112 section 7.1).
+  enum class Chunk : std::uint8_t {
+    kSize,       // chunk-size hex digits
+    kSizeWs,     // BWS after the size: only more BWS, ";" or CR may follow
+    kExtension,  // after ";": chunk-ext up to CR
+    kSizeLf,     // the LF ending the chunk line
+    kData,       // chunk-data (remaining_ bytes left)
+    kDataCr,     // the CRLF after chunk-data
+    kDataLf,
+    kTrailerStart,  // start of a trailer line, or the CR of the final empty line
+    kTrailerName,   // field-name up to ":"
+    kTrailerValue,  // field-value up to CR
+    kTrailerLf,     // the LF ending a trailer line
+    kFinalLf,       // the LF ending the chunked body
+    kFailed,
+  };
+  Step feed_chunked(std::string_view bytes) noexcept;
+  Step fail(std::size_t used, const char* error) noexcept;
+
   BodyKind kind_ = BodyKind::kNone;
   bool done_ = true;
   std::uint64_t remaining_ = 0;  // kLength: bytes left; kChunked: data bytes left in this chunk
   std::uint64_t seen_ = 0;
   Chunk chunk_ = Chunk::kSize;
   std::uint32_t digits_ = 0;
-  std::size_t line_bytes_ = 0;
-  std::size_t trailer_bytes_ = 0;
-  bool last_chunk_ = false;
-  bool trailer_line_empty_ = true;
+  std::size_t line_bytes_ = 0;     // bytes of the current chunk line
+  std::size_t trailer_bytes_ = 0;  // bytes of the trailer section so far
+  const char* error_ = nullptr;    // set once framing failed; repeated by every later feed
 };
 
 }  // namespace ringtun::http

@@ -3,8 +3,8 @@
 //
 // Toward the service (RFC 9110 section 7.6): hop-by-hop fields are dropped (Connection, Keep-Alive,
 // Proxy-Connection, TE, Trailer, Upgrade, and every field the Connection header names; Transfer-Encoding stays,
-// since the body passes through exactly as it came); X-Forwarded-For gets the client address appended to what the client
-// sent (one combined field); X-Real-IP, X-Forwarded-Proto and X-Forwarded-Host are set, replacing any the client
+// since the body passes through exactly as it came); X-Forwarded-For gets the client address appended to what the
+// client sent (one combined field); X-Real-IP, X-Forwarded-Proto and X-Forwarded-Host are set, replacing any the client
 // sent; "Connection: keep-alive" (or "Connection: upgrade" plus the Upgrade field for an upgrade request) is added.
 // The request line is passed as sent.
 // Toward the client: the response head with hop-by-hop fields dropped, and "Connection: close" when the gateway
@@ -25,12 +25,11 @@ namespace ringtun::http {
 inline constexpr std::size_t kMaxForwardedHead = kMaxHeadBytes + 1024;
 
 struct Forwarding {
-  std::string_view client_ip;     // "192.0.2.1" or "2001:db8::1" (no brackets, no port)
+  std::string_view client_ip;       // "192.0.2.1" or "2001:db8::1" (no brackets, no port)
   std::string_view proto = "http";  // X-Forwarded-Proto
 };
 
-std::size_t write_upstream_request(const RequestHead& head, const Forwarding& forwarding,
-                                   std::span<char> out) noexcept;
+std::size_t write_upstream_request(const RequestHead& head, const Forwarding& forwarding, std::span<char> out) noexcept;
 std::size_t write_client_response(const ResponseHead& head, bool close_after, std::span<char> out) noexcept;
 
 // A complete small answer from the gateway itself: status line, Content-Type: text/plain, Content-Length,

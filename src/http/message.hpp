@@ -6,12 +6,16 @@
 //  * lines end in CRLF; a bare LF or CR, obsolete line folding (a line starting with SP/HTAB) and whitespace
 //    between a field name and its colon are errors (400);
 //  * Content-Length and Transfer-Encoding together, differing Content-Length values (duplicates or a list), a
-//    Content-Length that is not 1*DIGIT or overflows, a Transfer-Encoding whose last coding is not "chunked" (request)
-//    or that names anything but "chunked" (we pass bodies through and must know their end): 400;
-//  * a request with no Host, more than one Host, an invalid Host, or a Host that differs from the authority of an
-//    absolute-form target: 400. The routed name is `RequestHead::host`, and it is the only name any policy reads.
+//    Content-Length that is not 1*DIGIT or overflows, a Transfer-Encoding whose last coding is not "chunked" or that
+//    names "chunked" twice, or any Transfer-Encoding in HTTP/1.0 (we pass bodies through and must know their end):
+//    400. A response whose Transfer-Encoding does not end in "chunked" is read until the service closes;
+//  * a request with no Host, more than one Host, an invalid Host (reg-name of at most 255 bytes, IPv4 or [IPv6],
+//    optional :port up to 65535), or a Host that differs from the authority of an absolute-form target (host
+//    compared case-insensitively, ports with the scheme's default): 400. An HTTP/1.0 request without Host is routed
+//    by its absolute-form target, or refused. The routed name is `RequestHead::host`, and it is the only name any
+//    policy reads.
 // Limits: a head over kMaxHeadBytes is 431, a request line over kMaxRequestLine is 414, more than kMaxFields
-// fields is 431.
+// fields is 431. An Expect other than 100-continue is 417.
 //
 // The scanner finds the end of a head incrementally (it remembers where it stopped), so a head arriving a byte at a
 // time costs O(length), not O(length^2). Parsing then runs once over the complete head. Parsed views point into the
@@ -54,6 +58,7 @@ class HeadScanner {
  private:
   std::size_t scanned_ = 0;
   std::size_t start_ = 0;
+  std::size_t line_start_ = 0;  // where the line being scanned begins
   std::size_t end_ = 0;
   bool first_line_done_ = false;
   Problem problem_;
@@ -83,16 +88,17 @@ struct Fields {
 
 struct RequestHead {
   std::string_view method;
-  std::string_view target;   // as sent (origin-form, absolute-form, authority-form or "*")
+  std::string_view target;  // as sent (origin-form, absolute-form, authority-form or "*")
   Version version = Version::kHttp11;
-  std::string_view host;     // from Host (or an absolute-form target), port removed; lower case is NOT applied
+  std::string_view host;  // from Host (or an absolute-form target), port removed (an IPv6 literal keeps its brackets);
+                          // lower case is NOT applied
   std::string_view host_header;  // the Host field value as sent (for X-Forwarded-Host)
   BodyKind body = BodyKind::kNone;
   std::uint64_t content_length = 0;
-  bool keep_alive = true;    // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"
-  bool upgrade = false;      // an Upgrade field plus "upgrade" in Connection (WebSocket and friends)
+  bool keep_alive = true;  // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"
+  bool upgrade = false;    // an Upgrade field plus "upgrade" in Connection (WebSocket and friends)
   bool expect_continue = false;
-  bool is_head = false;      // method HEAD: the response has no body whatever it says
+  bool is_head = false;  // method HEAD: the response has no body whatever it says
   Fields fields;
 };
 
@@ -102,9 +108,9 @@ struct ResponseHead {
   std::string_view reason;
   BodyKind body = BodyKind::kNone;
   std::uint64_t content_length = 0;
-  bool keep_alive = true;    // the service keeps the connection open after this response
-  bool interim = false;      // 1xx other than 101: a final response follows
-  bool switching = false;    // 101 Switching Protocols: the connection becomes a byte pipe
+  bool keep_alive = true;  // the service keeps the connection open after this response
+  bool interim = false;    // 1xx other than 101: a final response follows
+  bool switching = false;  // 101 Switching Protocols: the connection becomes a byte pipe
   Fields fields;
 };
 

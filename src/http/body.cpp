@@ -198,7 +198,9 @@ BodyFramer::Step BodyFramer::feed_chunked(std::string_view bytes) noexcept {
         break;
     }
     // Limits apply to the framing byte just accepted, by the part of the coding it belongs to.
-    if (before == Chunk::kSize || before == Chunk::kSizeWs || before == Chunk::kExtension) {
+    // The CR ending a chunk line is not part of it.
+    if ((before == Chunk::kSize || before == Chunk::kSizeWs || before == Chunk::kExtension) &&
+        chunk_ != Chunk::kSizeLf) {
       if (++line_bytes_ > kMaxChunkLine) return fail(i, "chunk line too long");
     } else if (before >= Chunk::kTrailerStart && ++trailer_bytes_ > kMaxTrailerBytes) {
       return fail(i, "trailer section too large");

@@ -2,7 +2,9 @@
 // half-written head is never used.
 #include "http/forward.hpp"
 
+#include <array>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace ringtun::http {
@@ -55,18 +57,33 @@ bool is_protected(std::string_view name) noexcept {
   return is_one_of(name, {"host", "content-length", "transfer-encoding"});
 }
 
-// Hop-by-hop (RFC 9110 section 7.6.1): the fixed set plus every field the Connection fields name. `keep_upgrade`
-// exempts Upgrade, which an upgrade passes on.
-bool is_hop_by_hop(const Fields& fields, std::string_view name, bool keep_upgrade) noexcept {
-  if (iequals(name, "upgrade")) return !keep_upgrade;
-  if (is_one_of(name, {"connection", "keep-alive", "proxy-connection", "te", "trailer"})) return true;
-  if (is_protected(name)) return false;
-  for (std::size_t i = 0; i < fields.count; ++i) {
-    const Field& f = fields.items[i];
-    if (iequals(f.name, "connection") && list_has_token(f.value, name)) return true;
+// Hop-by-hop (RFC 9110 section 7.6.1): the fixed set plus every field the Connection fields name. The Connection
+// fields are found once per head, not once per field.
+class HopByHop {
+ public:
+  // `keep_upgrade` exempts Upgrade, which an upgrade passes on.
+  HopByHop(const Fields& fields, bool keep_upgrade) noexcept : fields_(fields), keep_upgrade_(keep_upgrade) {
+    for (std::size_t i = 0; i < fields.count; ++i) {
+      if (iequals(fields.items[i].name, "connection")) connection_[connections_++] = static_cast<std::uint8_t>(i);
+    }
   }
-  return false;
-}
+  bool drops(std::string_view name) const noexcept {
+    if (iequals(name, "upgrade")) return !keep_upgrade_;
+    if (is_one_of(name, {"connection", "keep-alive", "proxy-connection", "te", "trailer"})) return true;
+    if (connections_ == 0 || is_protected(name)) return false;
+    for (std::size_t i = 0; i < connections_; ++i) {
+      if (list_has_token(fields_.items[connection_[i]].value, name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  static_assert(kMaxFields <= 256, "field indices are stored in a byte");
+  const Fields& fields_;
+  bool keep_upgrade_;
+  std::size_t connections_ = 0;
+  std::array<std::uint8_t, kMaxFields> connection_;
+};
 
 void put_version(HeadWriter& w, Version v) noexcept {
   w.put(v == Version::kHttp10 ? "HTTP/1.0" : "HTTP/1.1");
@@ -85,10 +102,11 @@ std::size_t write_upstream_request(const RequestHead& head, const Forwarding& fo
   w.put("\r\n");
 
   bool any_xff = false;
+  const HopByHop hop_by_hop(head.fields, head.upgrade);
   for (std::size_t i = 0; i < head.fields.count; ++i) {
     const Field& f = head.fields.items[i];
     if (is_one_of(f.name, {"x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host"})) continue;
-    if (is_hop_by_hop(head.fields, f.name, head.upgrade)) continue;
+    if (hop_by_hop.drops(f.name)) continue;
     w.field(f.name, f.value);
   }
   // One X-Forwarded-For: what the client sent (every field, in order), then the address it came from.
@@ -119,9 +137,10 @@ std::size_t write_client_response(const ResponseHead& head, bool close_after, st
   w.put(' ');
   w.put(head.reason.empty() ? reason_phrase(head.status) : head.reason);
   w.put("\r\n");
+  const HopByHop hop_by_hop(head.fields, head.switching);
   for (std::size_t i = 0; i < head.fields.count; ++i) {
     const Field& f = head.fields.items[i];
-    if (is_hop_by_hop(head.fields, f.name, head.switching)) continue;
+    if (hop_by_hop.drops(f.name)) continue;
     w.field(f.name, f.value);
   }
   if (head.switching) {

@@ -226,7 +226,8 @@ void HttpClient::start_request() noexcept {
   exchange_->response.start(request.is_head);
   exchange_->request_body.start(request.body, request.content_length);
   state_ = State::kExchange;
-  if (!request.keep_alive) close_after_ = true;
+  // HTTP/1.0 clients get one request per connection: their keep-alive dialect is not worth its corner cases.
+  if (!request.keep_alive || request.version == http::Version::kHttp10) close_after_ = true;
 
   std::array<char, http::kMaxForwardedHead> rewritten;
   const std::size_t length = http::write_upstream_request(request, {peer_ip_, "http"}, rewritten);

@@ -90,12 +90,12 @@ Result read_split(const Bytes& bytes, std::size_t split) {
 
 // Every way of feeding `bytes` gives the same answer as reading them whole; returns that answer.
 Result read_every_way(const Bytes& bytes) {
-  const Result whole = read_whole(bytes);
+  Result whole = read_whole(bytes);
   CHECK(read_bytewise(bytes) == whole);
   for (std::size_t split = 0; split <= bytes.size(); ++split) {
     const Result r = read_split(bytes, split);
     if (!(r == whole)) {
-      FAIL_CHECK("split at ", split, " gives ", static_cast<int>(r.outcome), " ", r.error);
+      FAIL_CHECK("split at ", split, " gives ", r, " instead of ", whole);
       break;
     }
   }
@@ -272,7 +272,7 @@ TEST_CASE("built ClientHellos: names as sent, the first host_name, the 255-byte 
 
   // Two entries: the first host_name wins; an entry of another name type is skipped.
   Extension two{0, {}};
-  put16(two.data, 3 * (1 + 2 + 3));
+  put16(two.data, std::size_t{3} * (1 + 2 + 3));
   const std::pair<std::uint8_t, const char*> entries[] = {{7, "zzz"}, {0, "one"}, {0, "two"}};
   for (auto [type, name] : entries) {
     two.data.push_back(type);

@@ -1005,10 +1005,12 @@ void Loop::turn(std::uint32_t max_wait_ms) noexcept {
   direct_sends_this_turn_ = 0;
   run_flushes();
   wait_for_completions(max_wait_ms);
-  process_completions();
-  finish_direct_sends();
+  // The clock and the wheel move before any completion is handled: a handler that arms a timer after a long sleep
+  // must count from now, not from before the sleep (it would fire at once: a fresh HTTP client's head timeout did).
   now_ms_ = monotonic_ms();
   timers_.advance(now_ms_);
+  process_completions();
+  finish_direct_sends();
   drain_mailboxes();
   if (!stopping_ && stop_requested_.load(std::memory_order_acquire)) begin_stop();
   rearm_starved();

@@ -28,8 +28,9 @@
 //   free to reuse when on_send() runs.
 // Shutdown: shutdown_write() queues a SHUT_WR behind the pending send, so a FIN never overtakes data.
 //
-// Turn: run flush requests -> submit and wait (bounded by the next timer) -> dispatch every CQE -> advance the
-// CQ once -> fire due timers -> drain mailboxes -> re-arm starved receivers -> finalise closed sockets.
+// Turn: run flush requests -> submit and wait (bounded by the next timer) -> read the clock and fire due timers ->
+// dispatch every CQE -> advance the CQ once -> drain mailboxes -> re-arm starved receivers -> finalise closed
+// sockets. (The clock moves before the CQEs, so a timer armed by a handler counts from the time it runs.)
 //
 // Thread rules: every method except request_stop(), post() (producer side) and wake() must be called on the
 // loop's own thread. The Loop must be created on the thread that runs it (SINGLE_ISSUER rings belong to their

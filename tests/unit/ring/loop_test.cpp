@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -714,4 +718,49 @@ TEST_CASE("detach while data streams in loses nothing: what recv took is deliver
     ::close(reader.fd);
     ::close(client);
   }
+}
+
+namespace {
+// Arms a 100 ms timer from inside its receive callback.
+struct ArmOnRecv : ring::SocketHandler {
+  Loop* loop = nullptr;
+  ring::Timer timer;
+  bool fired = false;
+  bool received = false;
+  void on_recv(Loop& l, SocketId, int res, const RecvBuffer& buffer) override {
+    if (res > 0) l.recycle(buffer);
+    received = true;
+    l.timers().schedule(timer, 100);
+  }
+};
+}  // namespace
+
+TEST_CASE("a timer armed by a completion handler after a long sleep counts from when the handler runs") {
+  auto loop = Loop::create(ring::LoopOptions{});
+  REQUIRE(loop);
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
+  ArmOnRecv handler;
+  handler.timer.set_callback([](void* self) { static_cast<ArmOnRecv*>(self)->fired = true; }, &handler);
+  auto socket = (*loop)->adopt(fds[0], &handler);
+  REQUIRE(socket);
+  REQUIRE((*loop)->recv_start(*socket));
+  (*loop)->run_once(0);
+  // The loop sleeps in its wait while the byte is late: the handler runs 300 ms after the loop's last turn.
+  std::thread late([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(::write(fds[1], "x", 1) == 1);
+  });
+  for (int i = 0; i < 100 && !handler.received; ++i) (*loop)->run_once(1000);
+  late.join();
+  REQUIRE(handler.received);
+  (*loop)->run_once(0);
+  CHECK_FALSE(handler.fired);  // armed for 100 ms: not due yet
+  for (int i = 0; i < 100 && !handler.fired; ++i) (*loop)->run_once(50);
+  CHECK(handler.fired);
+  (*loop)->timers().cancel(handler.timer);
+  (*loop)->close(*socket);
+  (*loop)->exit();
+  (*loop)->run();
+  ::close(fds[1]);
 }

@@ -10,6 +10,9 @@
 //   build                 Claims::build() of the 10,000 routes (copy + index), µs
 //   claim 1,000           1,000 http names claimed for one owner and session in a fresh Claims, µs
 //   release_session 1,000 the same session's end releasing them all, µs
+//   hosts-only table      a second table of 10,100 http routes: 10,000 exact hosts ("hostN.bench.test") and 100
+//                         wildcards ("*.zN.bench.test"), as a gateway whose shared HTTP port serves 10,000 names;
+//                         an exact hit, a wildcard hit ("a.zN.bench.test", 2 probes) and a miss
 // Lookups cycle over 4,096 pre-built queries (no allocation in the timed loop); each result feeds a volatile sink.
 // Each figure is the median of 7 runs (min and max shown). Usage: route_bench [--quick]
 #include <algorithm>
@@ -40,6 +43,8 @@ constexpr int kTcpRoutes = 2000;
 constexpr int kExactRoutes = 6000;
 constexpr int kWildcardRoutes = 2000;
 constexpr std::uint16_t kFirstPort = 10000;
+constexpr int kHostsOnlyExact = 10000;
+constexpr int kHostsOnlyWildcards = 100;
 
 // A small deterministic generator (xorshift64*): the same tables and queries on every run and machine.
 struct Rng {
@@ -81,6 +86,33 @@ void fill(Claims& claims) {
   for (int i = 0; i < kTcpRoutes; ++i) claim(RouteKey{Kind::kTcp, static_cast<std::uint16_t>(kFirstPort + i), {}});
   for (int i = 0; i < kExactRoutes; ++i) claim(RouteKey{Kind::kHttp, 0, exact_host(i)});
   for (int i = 0; i < kWildcardRoutes; ++i) claim(RouteKey{Kind::kHttp, 0, "*." + wildcard_suffix(i)});
+}
+
+// The hosts-only table: 10,000 exact names and 100 wildcards, all http.
+std::string bench_host(int i) {
+  std::string host = "host";
+  host += std::to_string(i);
+  host += ".bench.test";
+  return host;
+}
+std::string bench_wildcard_suffix(int i) {
+  std::string suffix = "z";
+  suffix += std::to_string(i);
+  suffix += ".bench.test";
+  return suffix;
+}
+
+void fill_hosts_only(Claims& claims) {
+  int n = 0;
+  auto claim = [&](const RouteKey& key) {
+    const Owner owner{static_cast<std::uint32_t>(n % 4), "agent-" + std::to_string(n % 100)};
+    const SessionRef session{static_cast<std::uint32_t>(n % 100), 1};
+    ClaimResult r = claims.claim(owner, session, key, "service-" + std::to_string(n));
+    if (!r.ok()) std::fprintf(stderr, "route_bench: claim of %s refused\n", key.describe().c_str());
+    ++n;
+  };
+  for (int i = 0; i < kHostsOnlyExact; ++i) claim(RouteKey{Kind::kHttp, 0, bench_host(i)});
+  for (int i = 0; i < kHostsOnlyWildcards; ++i) claim(RouteKey{Kind::kHttp, 0, "*." + bench_wildcard_suffix(i)});
 }
 
 // ns per call of `lookup` over the queries, for about `budget_s`. A template, so the lookup inlines into the loop
@@ -146,7 +178,32 @@ int main(int argc, char** argv) {
     }
   }
 
+  Claims hosts_claims;
+  fill_hosts_only(hosts_claims);
+  std::shared_ptr<const Table> hosts_table = hosts_claims.build();
+  if (hosts_table->size() != kHostsOnlyExact + kHostsOnlyWildcards) {
+    std::fprintf(stderr, "route_bench: hosts-only table has %zu routes\n", hosts_table->size());
+    return 1;
+  }
+  std::vector<std::string> h_exact(kQueries), h_wild(kQueries), h_miss(kQueries);
+  for (std::size_t i = 0; i < kQueries; ++i) {
+    h_exact[i] = bench_host(rng.below(kHostsOnlyExact));
+    h_wild[i] = "a." + bench_wildcard_suffix(rng.below(kHostsOnlyWildcards));
+    h_miss[i] = "miss" + std::to_string(rng.below(1000000)) + ".bench.test";
+  }
+  for (std::size_t i = 0; i < kQueries; ++i) {
+    const Route* w = hosts_table->find_host(Kind::kHttp, h_wild[i]);
+    bool ok = hosts_table->find_host(Kind::kHttp, h_exact[i]) != nullptr && w != nullptr && w->key.host[0] == '*' &&
+              hosts_table->find_host(Kind::kHttp, h_miss[i]) == nullptr;
+    if (!ok) {
+      std::fprintf(stderr, "route_bench: hosts-only query %zu does not behave as its case says\n", i);
+      return 1;
+    }
+  }
+
   const Table& t = *table;
+  const Table& h = *hosts_table;
+  std::vector<double> h_exact_ns, h_wild_ns, h_miss_ns;
   std::vector<double> tcp_ns, exact_ns, folded_ns, wild_ns, miss_ns, build_us, claim_us, release_us;
   for (int r = 0; r < kRuns; ++r) {
     tcp_ns.push_back(time_lookups([&](std::size_t i) { return t.find_tcp(ports[i]); }, budget));
@@ -154,6 +211,9 @@ int main(int argc, char** argv) {
     folded_ns.push_back(time_lookups([&](std::size_t i) { return t.find_host(Kind::kHttp, exact_folded[i]); }, budget));
     wild_ns.push_back(time_lookups([&](std::size_t i) { return t.find_host(Kind::kHttp, wildcard[i]); }, budget));
     miss_ns.push_back(time_lookups([&](std::size_t i) { return t.find_host(Kind::kHttp, miss[i]); }, budget));
+    h_exact_ns.push_back(time_lookups([&](std::size_t i) { return h.find_host(Kind::kHttp, h_exact[i]); }, budget));
+    h_wild_ns.push_back(time_lookups([&](std::size_t i) { return h.find_host(Kind::kHttp, h_wild[i]); }, budget));
+    h_miss_ns.push_back(time_lookups([&](std::size_t i) { return h.find_host(Kind::kHttp, h_miss[i]); }, budget));
 
     auto t0 = Clock::now();
     std::shared_ptr<const Table> built = claims.build();
@@ -192,5 +252,9 @@ int main(int argc, char** argv) {
   row("build snapshot of 10,000 routes", build_us, "us");
   row("claim 1,000 routes for one owner", claim_us, "us");
   row("release_session of those 1,000 routes", release_us, "us");
+  std::printf("\nhosts-only table: %d exact http hosts + %d wildcards\n", kHostsOnlyExact, kHostsOnlyWildcards);
+  row("find_host exact hit (10,000 names)", h_exact_ns, "ns");
+  row("find_host wildcard hit (2 probes)", h_wild_ns, "ns");
+  row("find_host miss (3 probes)", h_miss_ns, "ns");
   return 0;
 }

@@ -2,11 +2,14 @@
 """The main job: a gateway, an agent and a demo service on loopback, with traffic going through the tunnel.
 
   service (echo, 127.0.0.1:S) <- agent <== tunnel (127.0.0.1:T) ==> gateway <- public client (127.0.0.1:P)
+  web sites app/api (HTTP)    <-                                     gateway <- browser (HTTP port H, by Host)
 
 Started by scripts/demo.sh after the build. Prints each step; exits 0 when every check passed.
   --forever   keep everything running after the demonstration, until Ctrl-C
 """
 import hashlib
+import http.client
+import http.server
 import os
 import re
 import signal
@@ -71,6 +74,29 @@ def round_trip(port, payload):
         return bytes(got), time.perf_counter() - start
 
 
+def web_site(label):
+    """A tiny HTTP/1.1 site on a free loopback port (a thread of this process): answers every GET with its label
+    and the X-Forwarded-For the gateway added."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = f"{label}: you asked for {self.path} (X-Forwarded-For {self.headers.get('X-Forwarded-For')})\n"
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def main():
     forever = "--forever" in sys.argv[1:]
     for path in (GATEWAY, AGENT, ECHO):
@@ -86,21 +112,29 @@ def main():
 
         say("2. ringtun-gateway: tunnel port for agents on 127.0.0.1 (a free port), 2 cores, TLS 1.3 with a")
         say("   self-signed certificate it generates on its first run")
-        gateway = Process("gateway", [GATEWAY, "--listen", "127.0.0.1:0", "--token", TOKEN, "--threads", "2",
+        say("   and a shared HTTP port (--http-listen) where requests are routed by their Host header")
+        gateway = Process("gateway", [GATEWAY, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                                      "--token", TOKEN, "--allow-hosts", "*.demo.test", "--threads", "2",
                                       "--state-dir", os.path.join(logdir, "gateway-state")], logdir)
         procs.append(gateway)
-        tunnel_port = int(wait_for(lambda: (re.search(r"\(port (\d+)\)", gateway.text()) or [None, None])[1], 10,
-                                   "the gateway to listen"))
+        tunnel_port = int(wait_for(lambda: (re.search(r"for agents on \S+ \(port (\d+)\)", gateway.text()) or
+                                            [None, None])[1], 10, "the gateway to listen"))
+        http_port = int(re.search(r"shared HTTP port on \S+ \(port (\d+)\)", gateway.text()).group(1))
         fingerprint = re.search(r"fingerprint (sha256:[0-9a-f]{64})", gateway.text()).group(1)
         tls_line = re.search(r"TLS 1\.3 with (wolfSSL \S+ \([^)]*\))", gateway.text())
         say(f"   listening for agents on 127.0.0.1:{tunnel_port}, {tls_line.group(1) if tls_line else 'TLS'}")
         say(f"   certificate fingerprint {fingerprint}")
 
-        say(f"3. ringtun-agent: exposes the service as public port {public_port} of the gateway")
+        sites = {name: web_site(name) for name in ("app.demo.test", "api.demo.test")}
+        say(f"3. ringtun-agent: exposes the service as public port {public_port} of the gateway, and two web sites")
+        say(f"   (127.0.0.1:{sites['app.demo.test'].server_port} and 127.0.0.1:{sites['api.demo.test'].server_port})"
+            f" as app.demo.test and api.demo.test on the HTTP port {http_port}")
         say("   it verifies the gateway by that fingerprint (--gateway-fingerprint)")
         agent = Process("agent", [AGENT, "--gateway", f"127.0.0.1:{tunnel_port}", "--token", TOKEN,
                                   "--agent-id", "demo-edge", "--threads", "2", "--gateway-fingerprint", fingerprint,
-                                  "--expose", f"tcp:demo@{public_port}=127.0.0.1:{service_port}"], logdir)
+                                  "--expose", f"tcp:demo@{public_port}=127.0.0.1:{service_port}"] +
+                        [arg for name, site in sites.items()
+                         for arg in ("--expose", f"http:{name}=127.0.0.1:{site.server_port}")], logdir)
         procs.append(agent)
         wait_for(lambda: agent.text().count(" ready") >= 2, 10, "the agent's two tunnel connections")
         cipher = re.search(r"(TLSv1\.3 [A-Z0-9_-]+)", agent.text())
@@ -123,7 +157,21 @@ def main():
         if not same:
             return 1
 
-        say("5. latency through the tunnel (64-byte ping-pong, ringtun-echo latency):")
+        say(f"5. two host names on one HTTP port ({http_port}), on one keep-alive connection:")
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        for name in ("app.demo.test", "api.demo.test", "app.demo.test", "nobody.demo.test"):
+            conn.request("GET", "/hello", headers={"Host": name})
+            response = conn.getresponse()
+            text = response.read().decode(errors="replace").strip()
+            say(f"   Host: {name:17} -> {response.status} {text}")
+            expected = 404 if name.startswith("nobody") else 200
+            if response.status != expected or (expected == 200 and not text.startswith(name)):
+                return 1
+            if response.will_close:
+                conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        say(f"   (try it: curl -H 'Host: app.demo.test' http://127.0.0.1:{http_port}/ with --forever)")
+
+        say("6. latency through the tunnel (64-byte ping-pong, ringtun-echo latency):")
         out = subprocess.run([ECHO, "latency", "--target", f"127.0.0.1:{public_port}", "--requests", "5000",
                               "--warmup", "500"], capture_output=True, text=True, timeout=60)
         for line in out.stdout.strip().splitlines():
@@ -136,7 +184,7 @@ def main():
             say(f"\nRunning until Ctrl-C. Try: python3 -c \"import socket; c=socket.create_connection(('127.0.0.1',"
                 f"{public_port})); c.sendall(b'hi'); print(c.recv(9))\"   (logs in {logdir})")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        say("6. stopping: agent, gateway and service get SIGTERM and drain")
+        say("7. stopping: agent, gateway and service get SIGTERM and drain")
         codes = {p.name: p.stop() for p in reversed(procs)}
         procs = []
         say("   exit codes: " + ", ".join(f"{name} {code}" for name, code in codes.items()))

@@ -231,6 +231,19 @@ void TlsFront::on_accept(ring::Loop&, ring::SocketId, int res) {
     return;
   }
   ++stats_.connections;
+  if (stats_.reading >= kMaxReading) {
+    // A flood of connections that never finish their ClientHello must not hold unbounded memory (each reader
+    // keeps up to ~36 KiB): beyond the bound, newcomers are closed at once, counted and logged once a second.
+    ++stats_.over_limit;
+    ::close(res);
+    const std::uint64_t second = loop_.now_ms() / 1000;
+    if (second != over_limit_logged_) {
+      over_limit_logged_ = second;
+      LOG_WARN("tls: %u ClientHellos being read on this core: new connections closed (%llu so far)", kMaxReading,
+               static_cast<unsigned long long>(stats_.over_limit));
+    }
+    return;
+  }
   auto* client = new TlsClient(*this, res);
   if (client->dead()) delete client;
 }

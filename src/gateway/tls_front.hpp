@@ -29,11 +29,13 @@ struct TlsStats {
   std::uint64_t malformed = 0;
   std::uint64_t timed_out = 0;
   std::uint64_t no_tunnel = 0;     // the service's agent has no connection here, or no free stream
+  std::uint64_t over_limit = 0;    // closed at accept: kMaxReading ClientHellos were being read already
   std::uint32_t reading = 0;       // connections whose ClientHello is being read now
 };
 
 class TlsFront final : public ring::SocketHandler {
  public:
+  static constexpr std::uint32_t kMaxReading = 4096;  // per core
   TlsFront(tunnel::TunnelCore& core, Routing& routing, std::uint32_t hello_timeout_ms);
   ~TlsFront() override;
   TlsFront(const TlsFront&) = delete;
@@ -62,6 +64,7 @@ class TlsFront final : public ring::SocketHandler {
   TlsStats stats_;
   std::uint64_t log_second_ = 0;
   unsigned log_lines_ = 0;
+  std::uint64_t over_limit_logged_ = 0;
 };
 
 }  // namespace ringtun::gateway

@@ -77,7 +77,9 @@ TEST_CASE("stream metadata: every truncation, a wrong version, kind, family or l
     copy.bytes[at] = std::byte{value};
     return copy;
   };
-  CHECK_FALSE(decode_stream_meta(with(0, 2).span()));    // version
+  CHECK_FALSE(decode_stream_meta(with(0, 3).span()));    // version
+  CHECK_FALSE(decode_stream_meta(with(0, 1).span()));    // version 1 has no flags byte: the length does not match
+  CHECK_FALSE(decode_stream_meta(with(good.size - 1, 4).span()));  // an unknown flag
   CHECK_FALSE(decode_stream_meta(with(1, 3).span()));    // kind
   CHECK_FALSE(decode_stream_meta(with(2, 5).span()));    // family
   CHECK_FALSE(decode_stream_meta(with(2, 6).span()));    // says IPv6: the length no longer matches
@@ -91,4 +93,23 @@ TEST_CASE("stream metadata: every truncation, a wrong version, kind, family or l
   Encoded longer = good;
   longer.bytes[longer.size++] = std::byte{'x'};
   CHECK_FALSE(decode_stream_meta(longer.span()));  // trailing bytes
+}
+
+TEST_CASE("stream metadata: http flags round-trip; version 1 (no flags byte) is still read") {
+  StreamMeta meta;
+  meta.kind = route::Kind::kHttp;
+  meta.service = "web";
+  meta.flags = kStreamHeadRequest | kStreamUpgrade;
+  const Encoded v2 = encode(meta);
+  auto back = decode_stream_meta(v2.span());
+  REQUIRE(back);
+  CHECK(back->kind == route::Kind::kHttp);
+  CHECK(back->flags == (kStreamHeadRequest | kStreamUpgrade));
+  Encoded v1 = v2;
+  v1.bytes[0] = std::byte{1};
+  --v1.size;  // a version-1 gateway's metadata ends with the service name
+  back = decode_stream_meta(v1.span());
+  REQUIRE(back);
+  CHECK(back->service == "web");
+  CHECK(back->flags == 0);
 }

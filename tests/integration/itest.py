@@ -255,8 +255,14 @@ def serve_http(port, label):
             if self.command != 'HEAD':
                 self.wfile.write(body)
 
-        def do_GET(self):
+        def target_path(self):
+            # Origin servers accept the absolute-form too (RFC 9112 section 3.2.2); http.server does not.
             path = self.path.split('?', 1)[0]
+            m = re.match(r'https?://[^/]*(/.*)?$', path)
+            return (m.group(1) or '/') if m else path
+
+        def do_GET(self):
+            path = self.target_path()
             if path.startswith('/bytes/'):
                 size = int(path[len('/bytes/'):])
                 self.send_response(200)

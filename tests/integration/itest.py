@@ -133,10 +133,15 @@ def say(msg):
 def serve_main(argv):
     import argparse
     ap = argparse.ArgumentParser()
-    ap.add_argument('--serve', required=True, choices=['echo', 'source', 'halfclose'])
+    ap.add_argument('--serve', required=True, choices=['echo', 'source', 'halfclose', 'http', 'ws'])
     ap.add_argument('--port', type=int, required=True)
     ap.add_argument('--size', type=int, default=0, help='source: bytes sent to each connection; halfclose: reply size')
+    ap.add_argument('--label', default='', help='http: what GET /whoami answers')
     args = ap.parse_args(argv)
+    if args.serve == 'http':
+        return serve_http(args.port, args.label)
+    if args.serve == 'ws':
+        return serve_ws(args.port)
     raise_nofile()
     threading.stack_size(256 * KIB)
     lock = threading.Lock()
@@ -208,6 +213,145 @@ def serve_main(argv):
     while True:
         c, peer = ls.accept()
         threading.Thread(target=handler, args=(c, '%s:%d' % peer), daemon=True).start()
+
+
+def serve_http(port, label):
+    """`--serve http`: a threaded HTTP/1.1 keep-alive server (http.server), every response with a Content-Length.
+      GET /bytes/N     N bytes of the test stream (stream_chunks)
+      POST /sha        {"sha256", "bytes", "chunked", "expect"} of the request body (Content-Length or chunked)
+      GET /headers     the request head's fields as JSON [[name, value], ...], in order
+      GET /whoami      the --label
+      GET /connections how many TCP connections this service has accepted
+    Every response carries X-Service: LABEL. Each accepted connection is logged ('http connection N from PEER')."""
+    import http.server
+    import json
+    lock = threading.Lock()
+    accepted = [0]
+
+    def log(msg):
+        with lock:
+            sys.stderr.write('%.3f %s\n' % (time.time(), msg))
+            sys.stderr.flush()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def setup(self):
+            super().setup()
+            with lock:
+                accepted[0] += 1
+                n = accepted[0]
+            log('http connection %d from %s:%d' % ((n,) + self.client_address))
+
+        def log_message(self, fmt, *a):
+            pass
+
+        def reply(self, status, body, ctype='text/plain'):
+            self.send_response(status)
+            self.send_header('Content-Type', ctype)
+            self.send_header('Content-Length', str(len(body)))
+            self.send_header('X-Service', label)
+            self.end_headers()
+            if self.command != 'HEAD':
+                self.wfile.write(body)
+
+        def target_path(self):
+            # Origin servers accept the absolute-form too (RFC 9112 section 3.2.2); http.server does not.
+            path = self.path.split('?', 1)[0]
+            m = re.match(r'https?://[^/]*(/.*)?$', path)
+            return (m.group(1) or '/') if m else path
+
+        def do_GET(self):
+            path = self.target_path()
+            if path.startswith('/bytes/'):
+                size = int(path[len('/bytes/'):])
+                self.send_response(200)
+                self.send_header('Content-Type', 'application/octet-stream')
+                self.send_header('Content-Length', str(size))
+                self.send_header('X-Service', label)
+                self.end_headers()
+                for chunk in stream_chunks(size):
+                    self.wfile.write(chunk)
+            elif path == '/headers':
+                self.reply(200, json.dumps([[k, v] for k, v in self.headers.items()]).encode(), 'application/json')
+            elif path == '/whoami':
+                self.reply(200, label.encode())
+            elif path == '/connections':
+                self.reply(200, str(accepted[0]).encode())
+            else:
+                self.reply(404, b'no such path here\n')
+
+        def do_POST(self):
+            h = hashlib.sha256()
+            n = 0
+            chunked = 'chunked' in self.headers.get('Transfer-Encoding', '').lower()
+            if chunked:
+                while True:
+                    size = int(self.rfile.readline().split(b';', 1)[0].strip(), 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b'\r\n', b'\n', b''):  # trailers
+                            pass
+                        break
+                    left = size
+                    while left:
+                        data = self.rfile.read(min(left, 256 * KIB))
+                        if not data:
+                            raise ConnectionError('body cut short')
+                        h.update(data)
+                        left -= len(data)
+                    n += size
+                    self.rfile.readline()
+            else:
+                left = int(self.headers.get('Content-Length', '0'))
+                while left:
+                    data = self.rfile.read(min(left, 256 * KIB))
+                    if not data:
+                        raise ConnectionError('body cut short')
+                    h.update(data)
+                    n += len(data)
+                    left -= len(data)
+            log('http POST %s: %d bytes sha256 %s (%s)' % (self.path, n, h.hexdigest(),
+                                                            'chunked' if chunked else 'length'))
+            self.reply(200, json.dumps({'sha256': h.hexdigest(), 'bytes': n, 'chunked': chunked,
+                                        'expect': self.headers.get('Expect', '')}).encode(), 'application/json')
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024
+        allow_reuse_address = True
+
+    server = Server((HOST, port), Handler)
+    log('http service listening on %s:%d (%s)' % (HOST, port, label))
+    server.serve_forever()
+
+
+def serve_ws(port):
+    """`--serve ws`: a WebSocket echo server (python3-websockets, asyncio API: Debian 12 has 10.4, without the sync
+    API): every message comes back as it came (text as text, binary as binary). Logs each connection with its Host
+    and X-Forwarded-For, and each close."""
+    import asyncio
+    import websockets
+
+    def log(msg):
+        sys.stderr.write('%.3f %s\n' % (time.time(), msg))
+        sys.stderr.flush()
+
+    async def echo(ws, path=None):
+        headers = ws.request_headers
+        log('ws connection from %s:%d, Host %s, X-Forwarded-For %s' % (ws.remote_address[:2] + (
+            headers.get('Host'), headers.get('X-Forwarded-For'))))
+        n = 0
+        async for message in ws:
+            await ws.send(message)
+            n += 1
+        log('ws closed after %d message(s): code %s' % (n, ws.close_code))
+
+    async def run():
+        async with websockets.serve(echo, HOST, port, max_size=None):
+            log('ws service listening on %s:%d' % (HOST, port))
+            await asyncio.Future()
+
+    asyncio.run(run())
 
 
 # ---------------------------------------------------------------------------------------------------- processes
@@ -324,9 +468,14 @@ class Harness:
 
     # ---- the programs under test
 
-    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),)):
-        """tokens: (secret, --allow-ports or None[, --allow-hosts or None]) each."""
+    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),), http=False, tls=False):
+        """tokens: (secret, --allow-ports or None[, --allow-hosts or None]) each. http / tls: also serve the shared
+        HTTP / TLS port (--http-listen / --tls-listen on a port the kernel picks: g.http_port / g.tls_port)."""
         argv = [self.gateway_bin, '--listen', '%s:%d' % (HOST, port), '--threads', str(GATEWAY_THREADS)]
+        if http:
+            argv += ['--http-listen', '%s:0' % HOST]
+        if tls:
+            argv += ['--tls-listen', '%s:0' % HOST]
         for secret, allow, *hosts in tokens:
             argv += ['--token', secret]
             if allow:
@@ -340,6 +489,13 @@ class Harness:
         g = Proc(self, self._label('gateway'), argv)
         m = g.wait_log(r'listening for agents on \S+ \(port (\d+)\)', 10)
         g.port = int(m.group(1))
+        for kind in ('HTTP', 'TLS'):
+            shared = re.search(r'shared %s port on \S+ \(port (\d+)\)' % kind, g.text())
+            setattr(g, kind.lower() + '_port', int(shared.group(1)) if shared else None)
+        if http:
+            assert g.http_port, 'the gateway logs no shared HTTP port'
+        if tls:
+            assert g.tls_port, 'the gateway logs no shared TLS port'
         f = re.search(r'fingerprint (sha256:[0-9a-f]{64})', g.text())
         g.fingerprint = f.group(1) if f else None
         if g.fingerprint:
@@ -387,9 +543,12 @@ class Harness:
 
     # ---- local services (child processes)
 
-    def service(self, mode, port, size=0):
+    def service(self, mode, port, size=0, label=''):
+        """A local service (`--serve MODE`, see serve_main); label: what an http service answers to GET /whoami."""
         argv = [sys.executable, os.path.abspath(__file__), '--serve', mode, '--port', str(port), '--size', str(size)]
-        s = Proc(self, self._label('service-' + mode), argv)
+        if label:
+            argv += ['--label', label]
+        s = Proc(self, self._label('service-' + (label or mode)), argv)
         s.port = port
         s.wait_log(r'service listening on', 10)
         return s

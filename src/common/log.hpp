@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdarg>
+#include <cstdint>
 
 namespace ringtun::log {
 
@@ -23,6 +24,37 @@ void write(Level level, const char* fmt, ...) noexcept __attribute__((format(pri
 void vwrite(Level level, const char* fmt, va_list args) noexcept;
 
 inline bool enabled(Level l) noexcept { return static_cast<int>(l) >= static_cast<int>(level()); }
+
+// At most `per_second` lines a second from one source (one core's HTTP port, say), so that a burst of bad clients is
+// not a burst of log lines. Lines beyond are counted; the first line allowed in a later second learns how many were
+// dropped, to say so. Thread rules: the source's thread.
+class LineBudget {
+ public:
+  explicit LineBudget(unsigned per_second) noexcept : per_second_(per_second) {}
+  // True if a line may be written at `now_ms`; then `*dropped` is the number of lines refused since the last one
+  // written (report it), else it is left as it was.
+  bool take(std::uint64_t now_ms, std::uint64_t* dropped) noexcept {
+    const std::uint64_t second = now_ms / 1000;
+    if (second != second_) {
+      second_ = second;
+      lines_ = 0;
+    }
+    if (lines_ >= per_second_) {
+      ++dropped_;
+      return false;
+    }
+    ++lines_;
+    *dropped = dropped_;
+    dropped_ = 0;
+    return true;
+  }
+
+ private:
+  unsigned per_second_;
+  unsigned lines_ = 0;
+  std::uint64_t second_ = UINT64_MAX;
+  std::uint64_t dropped_ = 0;
+};
 
 }  // namespace ringtun::log
 

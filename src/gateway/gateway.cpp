@@ -410,34 +410,36 @@ int run_gateway(const app::GatewayConfig& config) {
   gateway.core_count = runtime.thread_count();
   gateway.cores.assign(gateway.core_count, nullptr);
 
-  if (int code = open_listener(config.listen, config.listen_text, "for agents", gateway.core_count,
-                               &gateway.tunnel_listener_fds)) {
-    return code;
-  }
-  const std::uint16_t port = ring::net::local_address(gateway.tunnel_listener_fds[0])->port();
-  gateway.reserved_ports.push_back(port);
-  if (!config.http_listen_text.empty()) {
-    if (int code = open_listener(config.http_listen, config.http_listen_text, "for HTTP", gateway.core_count,
-                                 &gateway.http_listener_fds)) {
-      close_all(gateway.tunnel_listener_fds);
+  // The gateway's own listeners: the tunnel port, then the shared ports that are configured. Each becomes a reserved
+  // port (never a service's).
+  struct OwnListener {
+    const ring::net::Address& address;
+    const std::string& text;
+    const char* what;         // for the error line: "cannot listen <what> on ..."
+    std::vector<int>& fds;
+    const char* name;         // for the start line (null: logged below with the agent count)
+    const char* description;
+  };
+  const OwnListener own[] = {
+      {config.listen, config.listen_text, "for agents", gateway.tunnel_listener_fds, nullptr, nullptr},
+      {config.http_listen, config.http_listen_text, "for HTTP", gateway.http_listener_fds, "shared HTTP port",
+       "requests routed by Host"},
+      {config.tls_listen, config.tls_listen_text, "for TLS", gateway.tls_listener_fds, "shared TLS port",
+       "connections routed by SNI, passed through"},
+  };
+  for (const OwnListener& listener : own) {
+    if (listener.text.empty()) continue;  // a shared port that is not configured (--listen is required)
+    if (int code = open_listener(listener.address, listener.text, listener.what, gateway.core_count, &listener.fds)) {
+      for (const OwnListener& opened : own) close_all(opened.fds);
       return code;
     }
-    const std::uint16_t http_port = ring::net::local_address(gateway.http_listener_fds[0])->port();
-    gateway.reserved_ports.push_back(http_port);
-    LOG_INFO("shared HTTP port on %s (port %u): requests routed by Host", config.http_listen_text.c_str(), http_port);
-  }
-  if (!config.tls_listen_text.empty()) {
-    if (int code = open_listener(config.tls_listen, config.tls_listen_text, "for TLS", gateway.core_count,
-                                 &gateway.tls_listener_fds)) {
-      close_all(gateway.tunnel_listener_fds);
-      close_all(gateway.http_listener_fds);
-      return code;
+    const std::uint16_t bound = ring::net::local_address(listener.fds[0])->port();
+    gateway.reserved_ports.push_back(bound);
+    if (listener.name != nullptr) {
+      LOG_INFO("%s on %s (port %u): %s", listener.name, listener.text.c_str(), bound, listener.description);
     }
-    const std::uint16_t tls_port = ring::net::local_address(gateway.tls_listener_fds[0])->port();
-    gateway.reserved_ports.push_back(tls_port);
-    LOG_INFO("shared TLS port on %s (port %u): connections routed by SNI, passed through",
-             config.tls_listen_text.c_str(), tls_port);
   }
+  const std::uint16_t port = gateway.reserved_ports.front();
   std::vector<std::unique_ptr<GatewayCore>> cores(gateway.core_count);
   LOG_INFO("ringtun-gateway listening for agents on %s (port %u), %u core(s), %zu token(s)",
            config.listen_text.c_str(), port, gateway.core_count, config.tokens.size());
@@ -446,9 +448,7 @@ int run_gateway(const app::GatewayConfig& config) {
     gateway.cores[loop.core()] = cores[loop.core()].get();
     return cores[loop.core()]->start();
   });
-  close_all(gateway.tunnel_listener_fds);
-  close_all(gateway.http_listener_fds);
-  close_all(gateway.tls_listener_fds);
+  for (const OwnListener& listener : own) close_all(listener.fds);
   if (!result) {
     char buf[160];
     LOG_ERROR("cannot start: %s", result.error().describe(buf, sizeof buf));

@@ -1,16 +1,14 @@
 // HttpClient: see http_client.hpp and http_front.hpp.
 #include "gateway/http_client.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <array>
 #include <cstring>
 
+#include "common/depth_guard.hpp"
 #include "common/log.hpp"
 #include "gateway/routing.hpp"
 #include "http/forward.hpp"
+#include "tunnel/handshake.hpp"  // as_bytes
 #include "tunnel/stream_meta.hpp"
 
 namespace ringtun::gateway {
@@ -19,35 +17,8 @@ namespace {
 
 constexpr std::size_t kMaxSendBytes = 256 * 1024;
 
-// Keeps the client alive while one of its entry points is on the stack; frees it on the way out if it is done.
-class Hold {
- public:
-  explicit Hold(int& depth) : depth_(depth) { ++depth_; }
-  ~Hold() { --depth_; }
-  Hold(const Hold&) = delete;
-  Hold& operator=(const Hold&) = delete;
-
- private:
-  int& depth_;
-};
-
-void address_text(const ring::net::Address& address, char* out, std::size_t size) {
-  out[0] = '\0';
-  if (address.family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_addr, out,
-              static_cast<socklen_t>(size));
-  } else if (address.family() == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_addr, out,
-              static_cast<socklen_t>(size));
-  }
-}
-
 std::string_view as_text(std::span<const std::byte> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
-std::span<const std::byte> as_bytes(std::string_view text) {
-  return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
 }
 
 const char* reset_reason(frame::ErrorCode code) {
@@ -67,7 +38,7 @@ HttpClient::HttpClient(HttpFront& front, int fd)
   timer_.set_callback([](void* self) { static_cast<HttpClient*>(self)->on_timer(); }, this);
   front_.link(this);
   if (auto peer = ring::net::peer_address(fd)) peer_ = *peer;
-  address_text(peer_, peer_ip_, sizeof peer_ip_);
+  peer_.host_text(peer_ip_, sizeof peer_ip_);
   auto socket = loop_.adopt(fd, this);
   if (!socket) {
     socket_closed_ = true;
@@ -86,7 +57,7 @@ HttpClient::~HttpClient() {
 
 void HttpClient::abort() noexcept {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     close_now(true);
   }
   maybe_free();
@@ -96,7 +67,7 @@ void HttpClient::abort() noexcept {
 
 void HttpClient::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     if (res > 0) {
       const std::string_view bytes(reinterpret_cast<const char*>(buffer.data), buffer.size);
       switch (state_) {
@@ -205,16 +176,11 @@ void HttpClient::start_request() noexcept {
     return;
   }
 
-  tunnel::StreamMeta meta;
-  meta.kind = route::Kind::kHttp;
-  meta.public_port = front_.port();
-  meta.client = peer_;
-  meta.service = route->service;
-  meta.flags = static_cast<std::uint8_t>((request.is_head ? tunnel::kStreamHeadRequest : 0) |
-                                         (request.upgrade ? tunnel::kStreamUpgrade : 0));
+  const auto flags = static_cast<std::uint8_t>((request.is_head ? tunnel::kStreamHeadRequest : 0) |
+                                               (request.upgrade ? tunnel::kStreamUpgrade : 0));
   std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
-  auto meta_length = tunnel::encode_stream_meta(meta, meta_bytes);
-  if (!meta_length || !conn->open_stream(*this, {meta_bytes.data(), *meta_length})) {
+  const auto meta = encode_route_meta(*route, front_.port(), peer_, flags, meta_bytes);
+  if (meta.empty() || !conn->open_stream(*this, meta)) {
     reject(503, "the agent's connection has no free stream", std::string(request.host));
     return;
   }
@@ -231,7 +197,7 @@ void HttpClient::start_request() noexcept {
 
   std::array<char, http::kMaxForwardedHead> rewritten;
   const std::size_t length = http::write_upstream_request(request, {peer_ip_, "http"}, rewritten);
-  if (length == 0 || !conn->queue_copy(*this, as_bytes({rewritten.data(), length}))) {
+  if (length == 0 || !conn->queue_copy(*this, tunnel::as_bytes({rewritten.data(), length}))) {
     reject(503, "no memory for the request", exchange_->host);
     return;
   }
@@ -252,7 +218,7 @@ void HttpClient::send_request_body(std::string_view bytes) noexcept {
   Exchange& x = *exchange_;
   const http::BodyFramer::Step step = x.request_body.feed(bytes);
   if (step.used > 0 && x.stream_open) {
-    if (!x.conn->queue_copy(*this, as_bytes(bytes.substr(0, step.used)))) {
+    if (!x.conn->queue_copy(*this, tunnel::as_bytes(bytes.substr(0, step.used)))) {
       front_.log_problem("http %s %s: no memory for the request body", peer_ip_, x.host.c_str());
       close_now(true);
       return;
@@ -289,7 +255,7 @@ void HttpClient::request_complete() noexcept {
 
 void HttpClient::ingress_released(std::size_t bytes) noexcept {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     ingress_pending_ = bytes > ingress_pending_ ? 0 : ingress_pending_ - bytes;
     if (read_paused_ && ingress_pending_ <= kIngressLimit / 2 && input_.empty()) resume_reading();
   }
@@ -300,7 +266,7 @@ void HttpClient::ingress_released(std::size_t bytes) noexcept {
 
 void HttpClient::deliver(std::span<const std::byte> bytes) noexcept {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     response_bytes(as_text(bytes));
   }
   maybe_free();
@@ -322,7 +288,7 @@ void HttpClient::response_bytes(std::string_view bytes) noexcept {
     return;
   }
   using Event = http::ResponseReader::Event;
-  while (!bytes.empty() || x.response.done() || (!x.response.in_body() && !x.response.upgraded())) {
+  while (!bytes.empty() || !x.response.wants_input()) {
     const http::ResponseReader::Step step = x.response.feed(bytes);
     switch (step.event) {
       case Event::kNeedMore:
@@ -363,7 +329,7 @@ void HttpClient::response_bytes(std::string_view bytes) noexcept {
           x.response.release();
           if (!input_.empty()) {
             // The client did not wait for the 101: its first bytes of the new protocol.
-            if (!x.conn->queue_copy(*this, as_bytes(input_))) {
+            if (!x.conn->queue_copy(*this, tunnel::as_bytes(input_))) {
               close_now(true);
               return;
             }
@@ -422,7 +388,7 @@ void HttpClient::response_failed(int status, const char* reason) noexcept {
 
 void HttpClient::peer_fin() noexcept {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     if (exchange_ != nullptr && exchange_->stream_open) {
       Exchange& x = *exchange_;
       if (state_ == State::kPipe) {
@@ -450,7 +416,7 @@ void HttpClient::peer_fin() noexcept {
 
 void HttpClient::peer_reset(frame::ErrorCode code) noexcept {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     if (exchange_ != nullptr && exchange_->stream_open && !exchange_->response_done) {
       exchange_->stream_open = false;  // on_closed follows and finds nothing to do
       response_failed(code == frame::ErrorCode::kConnectTimeout ? 504 : 502, reset_reason(code));
@@ -463,7 +429,7 @@ void HttpClient::peer_reset(frame::ErrorCode code) noexcept {
 
 void HttpClient::stream_closed() noexcept {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     if (exchange_ != nullptr && exchange_->stream_open) {
       Exchange& x = *exchange_;
       x.stream_open = false;
@@ -527,7 +493,7 @@ void HttpClient::count_status(int status) noexcept {
 // ---------------------------------------------------------------- writing to the client
 
 void HttpClient::write_head_bytes(std::string_view bytes) noexcept {
-  if (!out_.append(as_bytes(bytes))) {
+  if (!out_.append(tunnel::as_bytes(bytes))) {
     close_now(true);
     return;
   }
@@ -537,7 +503,7 @@ void HttpClient::write_head_bytes(std::string_view bytes) noexcept {
 
 void HttpClient::write_body_bytes(std::string_view bytes) noexcept {
   if (bytes.empty()) return;
-  if (!out_.append(as_bytes(bytes))) {
+  if (!out_.append(tunnel::as_bytes(bytes))) {
     front_.log_problem("http %s: stream buffer budget exhausted", peer_ip_);
     close_now(true);
     return;
@@ -559,7 +525,7 @@ void HttpClient::send_more() noexcept {
 
 void HttpClient::on_send(ring::Loop&, ring::SocketId, int res) {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     const std::size_t sent = in_flight_;
     in_flight_ = 0;
     if (res < 0) {
@@ -613,8 +579,7 @@ void HttpClient::close_now(bool abortive) noexcept {
   if (socket_closing_ || socket_closed_) return;
   socket_closing_ = true;
   if (abortive) {
-    linger lg{1, 0};
-    (void)setsockopt(loop_.fd(socket_), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    (void)ring::net::set_reset_on_close(loop_.fd(socket_));
   }
   loop_.close(socket_);
 }
@@ -627,7 +592,7 @@ void HttpClient::drop_stream(frame::ErrorCode code) noexcept {
 
 void HttpClient::on_close(ring::Loop&, ring::SocketId) {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     socket_closed_ = true;
     socket_closing_ = false;
     out_.clear();
@@ -656,7 +621,7 @@ void HttpClient::arm_timer(std::uint32_t ms) noexcept { loop_.timers().schedule(
 
 void HttpClient::on_timer() noexcept {
   {
-    Hold hold(depth_);
+    DepthGuard guard(depth_);
     if (state_ == State::kHead) {
       if (input_.empty()) {
         close_now(false);  // an idle keep-alive connection

@@ -13,16 +13,16 @@
 namespace ringtun::gateway {
 
 HttpFront::HttpFront(tunnel::TunnelCore& core, Routing& routing, const HttpFrontOptions& options)
-    : core_(core), loop_(core.loop), routing_(routing), options_(options) {}
+    : core_(core), loop_(core.loop), routing_(routing), options_(options), log_budget_(kLogLinesPerSecond) {}
 
 HttpFront::~HttpFront() = default;
 
 Status HttpFront::listen(int fd) {
   if (auto local = ring::net::local_address(fd)) port_ = local->port();
-  auto socket = loop_.adopt(fd, this);
+  auto socket = loop_.adopt_listener(fd, this);
   if (!socket) return Unexpected{socket.error()};
   listener_ = *socket;
-  return loop_.accept_start(listener_);
+  return {};
 }
 
 void HttpFront::on_accept(ring::Loop&, ring::SocketId, int res) {
@@ -61,21 +61,11 @@ void HttpFront::unlink(HttpClient* client) noexcept {
 }
 
 void HttpFront::log_problem(const char* format, ...) noexcept {
-  const std::uint64_t second = loop_.now_ms() / 1000;
-  if (second != log_second_) {
-    if (log_suppressed_ > 0) {
-      LOG_WARN("http: %llu more problem(s) not logged in the last second",
-               static_cast<unsigned long long>(log_suppressed_));
-    }
-    log_second_ = second;
-    log_lines_ = 0;
-    log_suppressed_ = 0;
+  std::uint64_t dropped = 0;
+  if (!log_budget_.take(loop_.now_ms(), &dropped)) return;
+  if (dropped > 0) {
+    LOG_WARN("http: %llu more problem(s) not logged", static_cast<unsigned long long>(dropped));
   }
-  if (log_lines_ >= kLogLinesPerSecond) {
-    ++log_suppressed_;
-    return;
-  }
-  ++log_lines_;
   char line[512];
   va_list args;
   va_start(args, format);

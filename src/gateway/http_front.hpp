@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/log.hpp"
 #include "ring/loop.hpp"
 #include "ring/net.hpp"
 #include "ring/timer_wheel.hpp"
@@ -65,7 +66,7 @@ class HttpFront final : public ring::SocketHandler {
   Routing& routing() noexcept { return routing_; }
   std::uint16_t port() const noexcept { return port_; }
 
-  // Problems are logged at most kLogLinesPerSecond a second per core; the rest are counted into the next line.
+  // Problems are logged at most kLogLinesPerSecond a second per core; the rest are counted into a later line.
   void log_problem(const char* format, ...) noexcept __attribute__((format(printf, 2, 3)));
 
  private:
@@ -86,9 +87,7 @@ class HttpFront final : public ring::SocketHandler {
   HttpClient* clients_ = nullptr;  // intrusive list of live clients
   bool stopped_ = false;
   HttpStats stats_;
-  std::uint64_t log_second_ = 0;
-  unsigned log_lines_ = 0;
-  std::uint64_t log_suppressed_ = 0;
+  log::LineBudget log_budget_;
 };
 
 }  // namespace ringtun::gateway

@@ -43,10 +43,10 @@ Intake::Intake(Gateway& gateway, ring::Loop& loop, OnArrival on_arrival, void* c
 Intake::~Intake() = default;
 
 Status Intake::start(int listener_fd) {
-  auto listener = loop_.adopt(listener_fd, this);
+  auto listener = loop_.adopt_listener(listener_fd, this);
   if (!listener) return Unexpected{listener.error()};
   listener_ = *listener;
-  return loop_.accept_start(listener_);
+  return {};
 }
 
 void Intake::stop() {

@@ -62,16 +62,10 @@ void PublicListeners::bind(std::uint16_t port, int fd) {
     ::close(fd);
     return;
   }
-  auto socket = loop_.adopt(fd, this);
+  auto socket = loop_.adopt_listener(fd, this);
   if (!socket) {
     char buf[160];
-    LOG_ERROR("port %u: cannot adopt its listener: %s", port, socket.error().describe(buf, sizeof buf));
-    return;
-  }
-  if (auto started = loop_.accept_start(*socket); !started) {
-    char buf[160];
-    LOG_ERROR("port %u: cannot accept: %s", port, started.error().describe(buf, sizeof buf));
-    loop_.close(*socket);
+    LOG_ERROR("port %u: cannot accept on its listener: %s", port, socket.error().describe(buf, sizeof buf));
     return;
   }
   by_port_[port] = *socket;

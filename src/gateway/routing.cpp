@@ -90,19 +90,30 @@ void Routing::route_client(const route::Route& route, std::uint16_t port, int fd
   park(route.sessions.front(), route.key, fd);
 }
 
-void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd) {
+std::span<const std::byte> encode_route_meta(const route::Route& route, std::uint16_t port,
+                                             const ring::net::Address& client, std::uint8_t flags,
+                                             std::span<std::byte, tunnel::kMaxStreamMeta> out) noexcept {
   tunnel::StreamMeta meta;
   meta.kind = route.key.kind;
   meta.public_port = port;
+  meta.client = client;
   meta.service = route.service;
-  if (auto client = ring::net::peer_address(fd)) meta.client = *client;
+  meta.flags = flags;
+  auto length = tunnel::encode_stream_meta(meta, out);
+  if (!length) return {};
+  return out.first(*length);
+}
+
+void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd) {
+  ring::net::Address client;
+  if (auto peer = ring::net::peer_address(fd)) client = *peer;
   std::array<std::byte, tunnel::kMaxStreamMeta> buffer;
-  auto length = tunnel::encode_stream_meta(meta, buffer);
-  if (!length) {  // a service name the registry accepted always fits; this would be a bug
+  const auto meta = encode_route_meta(route, port, client, 0, buffer);
+  if (meta.empty()) {  // a service name the registry accepted always fits; this would be a bug
     ::close(fd);
     return;
   }
-  if (auto status = conn.open_stream(fd, {buffer.data(), *length}); !status) {
+  if (auto status = conn.open_stream(fd, meta); !status) {
     ++stats_.refused_stream_limit;
     char buf[160];
     note_refusal(port, conn.app_name.c_str(), status.error().describe(buf, sizeof buf));

@@ -15,15 +15,24 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "ring/loop.hpp"
 #include "ring/timer_wheel.hpp"
 #include "route/route.hpp"
+#include "tunnel/stream_meta.hpp"
 #include "tunnel/tunnel_conn.hpp"
 
 namespace ringtun::gateway {
+
+// The OPEN metadata of a stream for `route` (its kind and service) from a client at `client` (unknown: AF_UNSPEC)
+// on public port `port`, written into `out` (no allocation: it runs for every public connection and every HTTP
+// request). Empty only if the route's service name does not fit, which the registry never lets happen.
+std::span<const std::byte> encode_route_meta(const route::Route& route, std::uint16_t port,
+                                             const ring::net::Address& client, std::uint8_t flags,
+                                             std::span<std::byte, tunnel::kMaxStreamMeta> out) noexcept;
 
 class Routing {
  public:

@@ -43,14 +43,9 @@ class TlsClient final : public ring::SocketHandler {
   tls::ClientHelloReader reader_;
   ring::Timer timer_;
   iovec alert_iov_{};
-  bool handed_over_ = false;
   bool closing_ = false;
   bool closed_ = false;
 };
-
-namespace {
-constexpr std::size_t kMaxPrefix = tls::ClientHelloReader::kMaxHello + 4 * 5 + 16 * 1024;
-}  // namespace
 
 TlsClient::TlsClient(TlsFront& front, int fd) : front_(front), loop_(front.loop_) {
   timer_.set_callback([](void* self) { static_cast<TlsClient*>(self)->on_timeout(); }, this);
@@ -81,12 +76,9 @@ TlsClient::~TlsClient() {
 }
 
 void TlsClient::log(const char* what, std::string_view name) noexcept {
-  const std::uint64_t second = loop_.now_ms() / 1000;
-  if (second != front_.log_second_) {
-    front_.log_second_ = second;
-    front_.log_lines_ = 0;
-  }
-  if (front_.log_lines_++ >= 10) return;
+  std::uint64_t dropped = 0;
+  if (!front_.log_budget_.take(loop_.now_ms(), &dropped)) return;
+  if (dropped > 0) LOG_WARN("tls: %llu more problem(s) not logged", static_cast<unsigned long long>(dropped));
   LOG_WARN("tls %s: %s%s%.*s%s", peer_.to_string().c_str(), what, name.empty() ? "" : " (server name '",
            static_cast<int>(name.size() > 253 ? 253 : name.size()), name.data(), name.empty() ? "" : "')");
 }
@@ -100,21 +92,18 @@ void TlsClient::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::R
     }
     return;
   }
-  if (closing_ || handed_over_) {
+  if (closing_) {
     loop.recycle(buffer);
     return;
   }
+  // Every byte is kept for the service. The prefix stays under kMaxHello + one receive buffer: the reader decides
+  // (found, no name, or an error such as "ClientHello over 16 KiB") once kMaxHello bytes are in.
   const auto* bytes = reinterpret_cast<const std::byte*>(buffer.data);
-  const std::size_t take = std::min<std::size_t>(buffer.size, kMaxPrefix - prefix_.size());
-  prefix_.insert(prefix_.end(), bytes, bytes + take);
+  prefix_.insert(prefix_.end(), bytes, bytes + buffer.size);
   loop.recycle(buffer);
   switch (reader_.read(prefix_, front_.scratch_)) {
     case tls::ClientHelloReader::Outcome::kNeedMore:
-      if (prefix_.size() >= kMaxPrefix) {
-        ++front_.stats_.malformed;
-        log("ClientHello too long", {});
-        close(true);
-      }
+      RINGTUN_CHECK(prefix_.size() < tls::ClientHelloReader::kMaxHello, "ClientHello reader undecided past its bound");
       return;
     case tls::ClientHelloReader::Outcome::kFound:
       route(reader_.name());
@@ -137,20 +126,15 @@ void TlsClient::route(std::string_view name) {
     return;
   }
   tunnel::TunnelConn* conn = front_.routing_.conn_for(*route);
-  tunnel::StreamMeta meta;
-  meta.kind = route::Kind::kTls;
-  meta.public_port = front_.port_;
-  meta.client = peer_;
-  meta.service = route->service;
   std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
-  auto meta_length = tunnel::encode_stream_meta(meta, meta_bytes);
-  if (conn == nullptr || !meta_length) {
+  const auto meta = encode_route_meta(*route, front_.port_, peer_, 0, meta_bytes);
+  if (conn == nullptr || meta.empty()) {
     ++front_.stats_.no_tunnel;
     log("the service's agent is not connected", name);
     close(true);
     return;
   }
-  if (!conn->open_stream(socket_, {meta_bytes.data(), *meta_length}, prefix_)) {
+  if (!conn->open_stream(socket_, meta, prefix_)) {
     ++front_.stats_.no_tunnel;
     log("the agent's connection has no free stream", name);
     close(true);
@@ -158,8 +142,6 @@ void TlsClient::route(std::string_view name) {
   }
   // The socket is the stream's now, and with it every callback: this reader is done.
   ++front_.stats_.routed;
-  handed_over_ = true;
-  closed_ = true;
   delete this;
 }
 
@@ -193,8 +175,7 @@ void TlsClient::close(bool abortive) noexcept {
   if (closing_ && !abortive) return;
   closing_ = true;
   if (abortive) {
-    linger lg{1, 0};
-    (void)setsockopt(loop_.fd(socket_), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    (void)ring::net::set_reset_on_close(loop_.fd(socket_));
   }
   loop_.close(socket_);
   socket_ = {};
@@ -212,16 +193,17 @@ TlsFront::TlsFront(tunnel::TunnelCore& core, Routing& routing, std::uint32_t hel
       loop_(core.loop),
       routing_(routing),
       hello_timeout_ms_(hello_timeout_ms),
-      scratch_(tls::ClientHelloReader::kMaxHello) {}
+      scratch_(tls::ClientHelloReader::kMaxHello),
+      log_budget_(kLogLinesPerSecond) {}
 
 TlsFront::~TlsFront() = default;
 
 Status TlsFront::listen(int fd) {
   if (auto local = ring::net::local_address(fd)) port_ = local->port();
-  auto socket = loop_.adopt(fd, this);
+  auto socket = loop_.adopt_listener(fd, this);
   if (!socket) return Unexpected{socket.error()};
   listener_ = *socket;
-  return loop_.accept_start(listener_);
+  return {};
 }
 
 void TlsFront::on_accept(ring::Loop&, ring::SocketId, int res) {

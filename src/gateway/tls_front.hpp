@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/log.hpp"
 #include "ring/loop.hpp"
 #include "tunnel/tunnel_conn.hpp"
 
@@ -36,6 +37,7 @@ struct TlsStats {
 class TlsFront final : public ring::SocketHandler {
  public:
   static constexpr std::uint32_t kMaxReading = 4096;  // per core
+  static constexpr unsigned kLogLinesPerSecond = 10;
   TlsFront(tunnel::TunnelCore& core, Routing& routing, std::uint32_t hello_timeout_ms);
   ~TlsFront() override;
   TlsFront(const TlsFront&) = delete;
@@ -62,8 +64,7 @@ class TlsFront final : public ring::SocketHandler {
   TlsClient* clients_ = nullptr;    // those still reading their ClientHello
   bool stopped_ = false;
   TlsStats stats_;
-  std::uint64_t log_second_ = 0;
-  unsigned log_lines_ = 0;
+  log::LineBudget log_budget_;         // problems of clients: at most kLogLinesPerSecond lines a second
   std::uint64_t over_limit_logged_ = 0;
 };
 

@@ -7,7 +7,6 @@ void ResponseReader::start(bool request_was_head) noexcept {
   state_ = State::kHead;
   request_was_head_ = request_was_head;
   keep_alive_ = false;
-  status_ = 0;
   raw_.clear();
   scanner_.reset();
   problem_ = {};
@@ -44,10 +43,8 @@ ResponseReader::Step ResponseReader::feed(std::string_view input) noexcept {
       if (head_.interim) {
         // The next bytes start another head; the parsed one stays readable until then (raw_ is cleared lazily).
         state_ = State::kEndPending;
-        status_ = head_.status;
         return {Event::kHead, used};
       }
-      status_ = head_.status;
       keep_alive_ = head_.keep_alive;
       if (head_.switching) {
         state_ = State::kUpgraded;

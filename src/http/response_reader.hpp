@@ -40,25 +40,24 @@ class ResponseReader {
   // The service closed its side: true if that ends the response cleanly (a close-delimited body), false if the
   // response is cut short.
   bool end_of_input() noexcept;
-  // Frees the head buffer (head() and raw_head() are invalid afterwards).
+  // Frees the head buffer (head() is invalid afterwards).
   void release() noexcept;
 
   const ResponseHead& head() const noexcept { return head_; }  // after kHead, until the next feed()
-  std::string_view raw_head() const noexcept { return raw_; }  // the bytes of that head
   Problem problem() const noexcept { return problem_; }
   bool done() const noexcept { return state_ == State::kDone; }
-  bool in_body() const noexcept { return state_ == State::kBody; }
   bool upgraded() const noexcept { return state_ == State::kUpgraded; }
+  // Only more bytes can bring the next event (a head or body is being read); otherwise feed() has one to report
+  // even with no input (the end of a response, an error, the switch after a 101).
+  bool wants_input() const noexcept { return state_ == State::kHead || state_ == State::kBody; }
   // The final head said the service keeps the connection (valid once done()).
   bool keep_alive() const noexcept { return keep_alive_; }
-  int status() const noexcept { return status_; }
 
  private:
   enum class State : std::uint8_t { kIdle, kHead, kBody, kEndPending, kDone, kUpgraded, kFailed };
   State state_ = State::kIdle;
   bool request_was_head_ = false;
   bool keep_alive_ = false;
-  int status_ = 0;
   std::string raw_;  // the head being assembled, then the head last parsed
   HeadScanner scanner_;
   ResponseHead head_;

@@ -276,6 +276,16 @@ inline void set_target(io_uring_sqe* sqe, bool fixed, std::uint32_t index, int f
 }
 }  // namespace
 
+Result<SocketId> Loop::adopt_listener(int fd, SocketHandler* handler) noexcept {
+  auto socket = adopt(fd, handler);
+  if (!socket) return socket;
+  if (auto started = accept_start(*socket); !started) {
+    close(*socket);
+    return Unexpected{started.error()};
+  }
+  return socket;
+}
+
 Status Loop::accept_start(SocketId listener) noexcept {
   Slot* slot = lookup(listener);
   if (slot == nullptr) return fail(Errc::kNotFound, "accept_start");

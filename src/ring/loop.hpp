@@ -184,6 +184,8 @@ class Loop {
   // Takes ownership of `fd` (closed by the loop from now on, also on failure).
   Result<SocketId> adopt(int fd, SocketHandler* handler) noexcept;
   Status accept_start(SocketId listener) noexcept;
+  // adopt() + accept_start() for a listening socket; on failure the socket is closed.
+  Result<SocketId> adopt_listener(int fd, SocketHandler* handler) noexcept;
   // Creates a non-blocking TCP socket and connects it to `addr`; on_connect() reports the result.
   Result<SocketId> connect(const sockaddr* addr, socklen_t addr_len, std::uint32_t timeout_ms,
                            SocketHandler* handler) noexcept;

@@ -34,16 +34,24 @@ bool Address::is_loopback() const noexcept {
   return false;
 }
 
-std::string Address::to_string() const {
-  char host[INET6_ADDRSTRLEN] = "?";
+void Address::host_text(char* out, std::size_t size) const noexcept {
+  if (size == 0) return;
+  out[0] = '\0';
+  const auto n = static_cast<socklen_t>(size);
+  const char* written = nullptr;
   if (storage.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(port());
+    written = inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, out, n);
+  } else if (storage.ss_family == AF_INET6) {
+    written = inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, out, n);
   }
-  if (storage.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(port());
-  }
+  if (written == nullptr) out[0] = '\0';
+}
+
+std::string Address::to_string() const {
+  char host[INET6_ADDRSTRLEN];
+  host_text(host, sizeof host);
+  if (storage.ss_family == AF_INET) return std::string(host) + ":" + std::to_string(port());
+  if (storage.ss_family == AF_INET6) return "[" + std::string(host) + "]:" + std::to_string(port());
   return "?";
 }
 
@@ -169,6 +177,12 @@ Result<Address> peer_address(int fd) {
 }
 
 Status set_nodelay(int fd, bool on) { return set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY"); }
+
+Status set_reset_on_close(int fd) {
+  const linger lg{1, 0};
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0) return fail_errno(errno, "SO_LINGER");
+  return {};
+}
 
 Result<std::uint64_t> raise_fd_limit() {
   rlimit limit{};

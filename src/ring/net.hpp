@@ -26,6 +26,9 @@ struct Address {
   std::uint16_t port() const noexcept;
   void set_port(std::uint16_t port) noexcept;
   bool is_loopback() const noexcept;
+  // The address without port or brackets ("192.0.2.1", "2001:db8::1") into `out` (INET6_ADDRSTRLEN is enough);
+  // empty for an unknown family. Allocates nothing: the data path writes it into forwarded headers.
+  void host_text(char* out, std::size_t size) const noexcept;
   std::string to_string() const;
 };
 
@@ -45,6 +48,9 @@ Result<std::vector<int>> listen_tcp_group(const Address& address, unsigned count
 Result<Address> local_address(int fd);
 Result<Address> peer_address(int fd);
 Status set_nodelay(int fd, bool on = true);
+// SO_LINGER {1, 0}: closing the socket sends RST instead of FIN, so that a peer can tell a cut stream from a
+// complete one. (Used on the data path, like set_nodelay.)
+Status set_reset_on_close(int fd);
 
 // Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit.
 Result<std::uint64_t> raise_fd_limit();

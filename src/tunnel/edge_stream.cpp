@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/depth_guard.hpp"
 #include "common/log.hpp"
 #include "tunnel/tunnel_conn.hpp"
 #include "tunnel/upstream_pool.hpp"
@@ -27,18 +28,6 @@ namespace ringtun::tunnel {
 namespace {
 constexpr std::size_t kMaxSendBytes = 256 * 1024;
 }  // namespace
-
-// Holds the stream alive for the duration of an entry point; frees it on the way out if it is done.
-class EdgeStreamGuard {
- public:
-  explicit EdgeStreamGuard(int& depth) : depth_(depth) { ++depth_; }
-  ~EdgeStreamGuard() { --depth_; }
-  EdgeStreamGuard(const EdgeStreamGuard&) = delete;
-  EdgeStreamGuard& operator=(const EdgeStreamGuard&) = delete;
-
- private:
-  int& depth_;
-};
 
 EdgeStream::EdgeStream(TunnelConn& conn, frame::StreamHandle handle)
     : StreamEnd(handle),
@@ -75,7 +64,7 @@ void EdgeStream::start_reading() noexcept {
 
 void EdgeStream::deliver(std::span<const std::byte> bytes) noexcept {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     if (socket_closed_ || socket_closing_) return;  // the stream is being torn down; credit no longer matters
     if (!out_.append(bytes)) {
       LOG_WARN("stream buffer budget exhausted: resetting the stream");
@@ -101,7 +90,7 @@ void EdgeStream::send_more() noexcept {
 
 void EdgeStream::on_send(ring::Loop&, ring::SocketId, int res) {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     if (res < 0) {
       LOG_DEBUG("edge write failed: %s", std::strerror(-res));
       in_flight_ = 0;
@@ -126,7 +115,7 @@ void EdgeStream::on_send(ring::Loop&, ring::SocketId, int res) {
 
 void EdgeStream::peer_fin() noexcept {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     peer_fin_ = true;
     if (http_mode()) {
       http_->request_done = true;
@@ -143,7 +132,7 @@ void EdgeStream::peer_fin() noexcept {
 
 void EdgeStream::on_shutdown(ring::Loop&, ring::SocketId, int) {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     shutdown_done_ = true;
     maybe_done();
   }
@@ -152,7 +141,7 @@ void EdgeStream::on_shutdown(ring::Loop&, ring::SocketId, int) {
 
 void EdgeStream::peer_reset(frame::ErrorCode) noexcept {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     close_socket(true);
   }
   maybe_free();
@@ -162,7 +151,7 @@ void EdgeStream::peer_reset(frame::ErrorCode) noexcept {
 
 void EdgeStream::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     connecting_ = false;
     if (res < 0) {
       LOG_WARN("local service connect failed: %s", std::strerror(-res));
@@ -182,7 +171,7 @@ void EdgeStream::on_connect(ring::Loop& loop, ring::SocketId socket, int res) {
 
 void EdgeStream::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::RecvBuffer& buffer) {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     if (res > 0 && http_mode()) {
       recv_http(buffer);
     } else if (res > 0) {
@@ -214,7 +203,7 @@ void EdgeStream::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::
 
 void EdgeStream::ingress_released(std::size_t bytes) noexcept {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     ingress_pending_ = bytes > ingress_pending_ ? 0 : ingress_pending_ - bytes;
     if (read_paused_ && ingress_pending_ <= ingress_limit_ / 2 && !socket_closed_ && !socket_closing_) {
       read_paused_ = false;
@@ -238,7 +227,7 @@ void EdgeStream::recv_http(const ring::RecvBuffer& buffer) noexcept {
   const std::string_view bytes(reinterpret_cast<const char*>(buffer.data), buffer.size);
   std::size_t pass = 0;  // bytes of this buffer that belong to the response (passed on as they are)
   bool ended = false;
-  while (!ended) {
+  while (!ended && (pass < bytes.size() || !h.reader.wants_input())) {
     const auto step = h.reader.feed(bytes.substr(pass));
     using Event = http::ResponseReader::Event;
     if (step.event == Event::kError) {
@@ -253,7 +242,6 @@ void EdgeStream::recv_http(const ring::RecvBuffer& buffer) noexcept {
       pass = bytes.size();  // from here on a byte pipe: the rest is the new protocol's
       break;
     }
-    if (pass == bytes.size() && (step.event == Event::kNeedMore || h.reader.in_body())) break;
   }
   if (pass == 0) {
     loop_.recycle(buffer);
@@ -327,7 +315,7 @@ void EdgeStream::fail(frame::ErrorCode code) noexcept {
 
 void EdgeStream::stream_closed() noexcept {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     stream_gone_ = true;
     conn_ = nullptr;
     // A stream closed after FIN both ways may still have bytes for the edge: let them drain, then shut down.
@@ -341,15 +329,14 @@ void EdgeStream::close_socket(bool abortive) noexcept {
   socket_closing_ = true;
   if (abortive) {
     // RST rather than FIN: the client must not take a truncated reply for a complete one.
-    linger lg{1, 0};
-    (void)setsockopt(loop_.fd(socket_), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    (void)ring::net::set_reset_on_close(loop_.fd(socket_));
   }
   loop_.close(socket_);
 }
 
 void EdgeStream::on_close(ring::Loop&, ring::SocketId) {
   {
-    EdgeStreamGuard guard(depth_);
+    DepthGuard guard(depth_);
     socket_closed_ = true;
     socket_closing_ = false;
     out_.clear();  // no send references these blocks any more

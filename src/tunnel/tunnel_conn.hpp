@@ -333,7 +333,7 @@ class EdgeStream final : public StreamEnd, public ring::SocketHandler {
   bool socket_closing_ = false;
   bool socket_closed_ = true;   // until a socket is attached; also once it went back to the upstream pool
   bool stream_gone_ = false;
-  int depth_ = 0;               // entry points on the stack (see EdgeStreamGuard)
+  int depth_ = 0;               // entry points on the stack (see DepthGuard)
 };
 
 }  // namespace ringtun::tunnel

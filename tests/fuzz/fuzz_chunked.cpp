@@ -8,13 +8,9 @@
 #include <string_view>
 
 #include "http/body.hpp"
+#include "http_fuzz.hpp"
 
 using namespace ringtun::http;  // NOLINT
-
-#define FUZZ_CHECK(cond)           \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;

@@ -11,13 +11,9 @@
 
 #include "http/forward.hpp"
 #include "http/message.hpp"
+#include "http_fuzz.hpp"
 
 using namespace ringtun::http;  // NOLINT
-
-#define FUZZ_CHECK(cond)           \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 namespace {
 
@@ -30,27 +26,10 @@ std::array<char, kMaxForwardedHead> g_out;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
-  std::uint64_t rng = data[0] * 0x9e3779b97f4a7c15ULL + 1;
   const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
 
   HeadScanner whole;
-  const HeadScanner::State state = whole.scan(input);
-  HeadScanner pieces;
-  HeadScanner::State piece_state = HeadScanner::State::kNeedMore;
-  std::size_t have = 0;
-  while (piece_state == HeadScanner::State::kNeedMore && have < input.size()) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    have += 1 + rng % 64;
-    if (have > input.size()) have = input.size();
-    piece_state = pieces.scan(input.substr(0, have));
-  }
-  if (have == 0) piece_state = pieces.scan(input);
-  FUZZ_CHECK(piece_state == state);
-  FUZZ_CHECK(pieces.head_start() == whole.head_start());
-  FUZZ_CHECK(pieces.head_length() == whole.head_length());
-  FUZZ_CHECK(pieces.problem().status == whole.problem().status);
+  const HeadScanner::State state = fuzz::scan_both_ways(input, data[0] * 0x9e3779b97f4a7c15ULL + 1, &whole);
   if (state != HeadScanner::State::kComplete) return 0;
   FUZZ_CHECK(whole.head_start() < whole.head_length() && whole.head_length() <= input.size());
   FUZZ_CHECK(whole.head_length() <= kMaxHeadBytes);

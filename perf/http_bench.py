@@ -57,6 +57,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "lib"))
+import report  # noqa: E402
 import systems  # noqa: E402
 from systems import Process, free_port, wait_for  # noqa: E402
 
@@ -562,18 +563,6 @@ def markdown(summary, info, route_text, command):
 
 
 def machine_info(build):
-    def run(argv):
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-            return (out.stdout.strip() or out.stderr.strip()).splitlines()[0]
-        except (OSError, IndexError, subprocess.TimeoutExpired):
-            return "unknown"
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     flags = "unknown"
     try:
         opts = json.loads(subprocess.run(["meson", "introspect", build, "--buildoptions"], capture_output=True,
@@ -582,10 +571,10 @@ def machine_info(build):
         flags = ", ".join(f"{o['name']}={o['value']}" for o in opts if o["name"] in want)
     except (OSError, ValueError, subprocess.TimeoutExpired):
         pass
-    return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "cpu": cpu,
-            "cpus": os.cpu_count(), "kernel": run(["uname", "-r"]), "gxx": run(["g++", "-dumpfullversion"]),
-            "build": f"{os.path.relpath(build, ROOT)} ({flags})", "nginx": run(["nginx", "-v"]),
-            "wrk": run(["wrk", "--version"])}
+    info = report.machine_basics()
+    info.update(build=f"{os.path.relpath(build, ROOT)} ({flags})", nginx=report.first_line(["nginx", "-v"]),
+                wrk=report.first_line(["wrk", "--version"]))
+    return info
 
 
 def main():

@@ -232,27 +232,15 @@ def system_round(name, start, local, bench, cfg, profile, round_index, workdir):
 
 
 def machine_info(cfg):
-    def run(argv):
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
-            return (out.stdout.strip() or out.stderr.strip()).splitlines()[0]
-        except (OSError, IndexError, subprocess.TimeoutExpired):
-            return "unknown"
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    debian = run(["cat", "/etc/debian_version"])
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu, "cpus": os.cpu_count(), "kernel": run(["uname", "-r"]), "debian": debian,
-        "gxx": run(["g++", "-dumpfullversion"]), "liburing": run(["pkg-config", "--modversion", "liburing"]),
+    info = report.machine_basics()
+    info.update({
+        "debian": report.first_line(["cat", "/etc/debian_version"]),
+        "liburing": report.first_line(["pkg-config", "--modversion", "liburing"]),
         "ringtun_build": "release, LTO (" + os.path.relpath(cfg["ringtun_build"], ROOT) + ")",
         "ringtun_threads": cfg["ringtun_threads"],
-        "nginx": run(["nginx", "-v"]), "wrk": run(["wrk", "--version"]),
-    }
+        "nginx": report.first_line(["nginx", "-v"]), "wrk": report.first_line(["wrk", "--version"]),
+    })
+    return info
 
 
 def main():

@@ -1,4 +1,5 @@
 """Summary of a loopback run: medians with min-max per system, ratios to direct, markdown tables, gnuplot plots."""
+import datetime
 import os
 import statistics
 import subprocess
@@ -209,3 +210,24 @@ plot for [i=2:{len(names) + 1}] '{outdir}/latency.dat' using i:xtic(1) title col
     if subprocess.run(["gnuplot", gp], capture_output=True).returncode == 0:
         made = ["throughput.png", "memory.png", "latency.png"]
     return made
+
+
+def first_line(argv, timeout=10):
+    """The first line a command prints (stdout, else stderr), or "unknown": for version strings."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return (out.stdout.strip() or out.stderr.strip()).splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def machine_basics():
+    """What every result file says about the machine: date, CPU model and count, kernel, compiler."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "cpu": cpu,
+            "cpus": os.cpu_count(), "kernel": first_line(["uname", "-r"]), "gxx": first_line(["g++", "-dumpfullversion"])}

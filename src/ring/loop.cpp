@@ -244,7 +244,7 @@ Result<SocketId> Loop::adopt(int fd, SocketHandler* handler) noexcept {
   auto local = net::local_address(fd);
   slot.zc_allowed = features_.send_zc && options_.send_zc_threshold > 0 && local && !local->is_loopback();
   ++stats_.sockets_open;
-  stats_.sockets_high_water = std::max(stats_.sockets_high_water, stats_.sockets_open);
+  if (stats_.sockets_open.get() > stats_.sockets_high_water.get()) stats_.sockets_high_water.set(stats_.sockets_open.get());
   return SocketId{index, generation};
 }
 

@@ -46,6 +46,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/counter.hpp"
 #include "common/result.hpp"
 #include "ring/buffer_pool.hpp"
 #include "ring/buffer_ring.hpp"
@@ -144,17 +145,18 @@ struct LoopFeatures {
   bool fixed_files = false;
 };
 
+// Written by the loop thread only; any thread may read them (common/counter.hpp), e.g. the admin endpoint.
 struct LoopStats {
-  std::uint64_t turns = 0;
-  std::uint64_t cqes = 0;
-  std::uint64_t stale_cqes = 0;   // completions for a slot whose generation moved on (should stay 0)
-  std::uint64_t enobufs = 0;      // multishot recvs ended by an empty buffer ring
-  std::uint64_t send_partial = 0; // sends that needed a resubmit
-  std::uint64_t send_direct = 0;  // sendmsg calls made directly (see LoopOptions::direct_sends_per_turn)
-  std::uint64_t send_zc = 0;      // sends that went zero-copy
-  std::uint64_t doorbells = 0;    // wake-ups by another core
-  std::uint32_t sockets_open = 0;
-  std::uint32_t sockets_high_water = 0;
+  Counter turns;
+  Counter cqes;
+  Counter stale_cqes;   // completions for a slot whose generation moved on (should stay 0)
+  Counter enobufs;      // multishot recvs ended by an empty buffer ring
+  Counter send_partial; // sends that needed a resubmit
+  Counter send_direct;  // sendmsg calls made directly (see LoopOptions::direct_sends_per_turn)
+  Counter send_zc;      // sends that went zero-copy
+  Counter doorbells;    // wake-ups by another core
+  Counter sockets_open;
+  Counter sockets_high_water;
 };
 
 class Loop {

@@ -26,7 +26,7 @@ ring::RuntimeOptions two_loops() {
   return options;
 }
 
-struct Counter {
+struct Tally {
   std::uint64_t next = 0;    // the sequence number expected next (touched by the receiving loop only)
   std::uint64_t out_of_order = 0;
   std::uint64_t total = 0;
@@ -34,7 +34,7 @@ struct Counter {
 };
 
 struct Numbered {
-  Counter* counter;
+  Tally* counter;
   std::uint64_t seq;
 };
 
@@ -78,7 +78,7 @@ TEST_CASE("control inbox: FIFO, empty() sees every push, the stub never leaks ou
 
 TEST_CASE("control: 100,000 messages from one loop to another with a 4-slot mailbox all run, in order") {
   ring::Runtime runtime(two_loops());
-  Counter counter;
+  Tally counter;
   counter.total = 100'000;
   counter.runtime = &runtime;
   auto result = runtime.run([&](Loop& loop) -> Status {
@@ -99,7 +99,7 @@ TEST_CASE("control: 100,000 messages from one loop to another with a 4-slot mail
 
 TEST_CASE("control: a thread that is not a loop delivers to a running loop; in order; the loop wakes for it") {
   ring::Runtime runtime(two_loops());
-  Counter counter;
+  Tally counter;
   counter.total = 20'000;
   counter.runtime = &runtime;
   std::atomic<Loop*> target{nullptr};

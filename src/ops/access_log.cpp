@@ -1,0 +1,1 @@
+#include "ops/access_log.hpp"

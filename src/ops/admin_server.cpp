@@ -1,0 +1,1 @@
+#include "ops/admin_server.hpp"

@@ -1,0 +1,1 @@
+#include "ops/metrics_text.hpp"

@@ -1,0 +1,1 @@
+#include "ops/process_stats.hpp"

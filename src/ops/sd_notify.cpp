@@ -1,0 +1,1 @@
+#include "ops/sd_notify.hpp"

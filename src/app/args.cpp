@@ -146,6 +146,22 @@ Status check_tls_pairs(const CommonConfig& common, bool verifies, const char* ve
   return {};
 }
 
+// The admin endpoint serves what connected agents are and lets a POST disconnect them: off loopback it needs a token.
+Status check_admin(const CommonConfig& common, std::string* error_text) {
+  if (common.admin_listen_text.empty()) {
+    if (!common.admin_token.empty()) {
+      return report(error_text, Errc::kInvalidArgument, "--admin-token: given without --admin-listen");
+    }
+    return {};
+  }
+  if (!common.admin_listen.is_loopback() && common.admin_token.empty()) {
+    return report(error_text, Errc::kInvalidArgument,
+                  "--admin-listen: " + detail::in_quotes(common.admin_listen_text) +
+                      " is not a loopback address: set --admin-token (or listen on 127.0.0.1)");
+  }
+  return {};
+}
+
 // The gateway's own listeners need an address each: the tunnel port, and the shared HTTP and TLS ports when given.
 Status check_listeners(const GatewayConfig& config, std::string* error_text) {
   struct Listener {
@@ -155,7 +171,8 @@ Status check_listeners(const GatewayConfig& config, std::string* error_text) {
   };
   const Listener listeners[] = {{"--listen", &config.listen, &config.listen_text},
                                 {"--http-listen", &config.http_listen, &config.http_listen_text},
-                                {"--tls-listen", &config.tls_listen, &config.tls_listen_text}};
+                                {"--tls-listen", &config.tls_listen, &config.tls_listen_text},
+                                {"--admin-listen", &config.common.admin_listen, &config.common.admin_listen_text}};
   for (std::size_t i = 0; i < std::size(listeners); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       const Listener& a = listeners[j];
@@ -181,6 +198,7 @@ Status finish(GatewayConfig* config, std::string* error_text) {
   }
   RINGTUN_TRY(check_tls_pairs(config->common, !config->client_ca_file.empty(), "--client-ca", error_text));
   RINGTUN_TRY(check_listeners(*config, error_text));
+  RINGTUN_TRY(check_admin(config->common, error_text));
   return check_timing(config->common, error_text);
 }
 
@@ -207,6 +225,7 @@ Status finish(AgentConfig* config, std::string* error_text) {
     }
     config->agent_id = host;
   }
+  RINGTUN_TRY(check_admin(config->common, error_text));
   RINGTUN_TRY(check_tls_pairs(config->common, !config->ca_file.empty() || !config->gateway_fingerprint.empty(),
                               "--ca/--gateway-fingerprint/--server-name", error_text));
   if (config->common.insecure_plaintext && !config->server_name.empty()) {

@@ -44,6 +44,10 @@ struct CommonConfig {
   bool insecure_plaintext = false;
   std::string cert_file;  // PEM: the gateway's certificate, or the agent's client certificate (mTLS)
   std::string key_file;
+  // Operations: the admin endpoint (/metrics, /healthz, /ready, the API, the dashboard). Off while the text is empty.
+  ring::net::Address admin_listen;
+  std::string admin_listen_text;
+  std::string admin_token;  // Bearer token for the admin endpoint; required when it is not on loopback
 };
 
 struct GatewayConfig {
@@ -62,6 +66,9 @@ struct GatewayConfig {
   std::uint32_t http_head_timeout_ms = 10'000;   // a request head not complete in this time: 408
   std::uint32_t http_idle_timeout_ms = 60'000;   // a keep-alive client connection idle this long is closed
   std::uint32_t tls_hello_timeout_ms = 10'000;   // a ClientHello not complete in this time: closed
+  // One line per public connection and per HTTP request when it ends. Off while empty; "-" is stdout.
+  std::string access_log;
+  bool access_log_json = false;  // --log-format json
 };
 
 struct ServiceConfig {

@@ -86,6 +86,14 @@ constexpr Field custom_text(StoreFn store, ShowFn show = nullptr) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Checks and stores of single settings
+Status store_log_format(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
+  if (value.text != "text" && value.text != "json") {
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string(where) + ": " + in_quotes(value.text) + " is not a log format (text or json)");
+  }
+  target.gateway->access_log_json = value.text == "json";
+  return {};
+}
 
 Status accept_token(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
   RINGTUN_TRY(check_token(where, text, error_text));
@@ -294,6 +302,25 @@ constexpr Setting kSettings[] = {
     {.flag = "--client-ca", .json_key = "client_ca", .programs = kGateway, .section = Section::kTls,
      .placeholder = "FILE", .help = "require agents to present a client certificate signed by these CAs (mTLS)",
      .kind = Kind::kText, .field = text_field<&GatewayConfig::client_ca_file, check_path>()},
+
+    // ---- Operations
+    {.flag = "--admin-listen", .json_key = "admin_listen", .programs = kBoth, .section = Section::kOps,
+     .placeholder = "ADDR:PORT",
+     .help = "serve /metrics (Prometheus), /healthz, /ready, the admin API and the dashboard (GET /) here;\n"
+             "an address off loopback needs --admin-token",
+     .kind = Kind::kText, .default_note = "off",
+     .field = custom_text(&store_listen<&CommonConfig::admin_listen, &CommonConfig::admin_listen_text>)},
+    {.flag = "--admin-token", .json_key = "admin_token", .programs = kBoth, .section = Section::kOps,
+     .placeholder = "SECRET",
+     .help = "Bearer token the admin endpoint asks for (all but /, /healthz, /ready); needed for POST",
+     .kind = Kind::kText, .field = text_field<&CommonConfig::admin_token, accept_token>()},
+    {.flag = "--access-log", .json_key = "access_log", .programs = kGateway, .section = Section::kOps,
+     .placeholder = "FILE|-",
+     .help = "one line per public connection and per HTTP request when it ends (- = stdout)",
+     .kind = Kind::kText, .default_note = "off", .field = text_field<&GatewayConfig::access_log, check_path>()},
+    {.flag = "--log-format", .json_key = "log_format", .programs = kGateway, .section = Section::kOps,
+     .placeholder = "text|json", .help = "format of --access-log lines",
+     .kind = Kind::kText, .default_note = "text", .field = custom_text(&store_log_format)},
 
     // ---- Common
     {.flag = "--config", .programs = kBoth, .section = Section::kCommon,

@@ -40,8 +40,8 @@ inline constexpr std::uint32_t kMaxUpstreamIdle = 1024;  // idle connections per
 enum class Program : std::uint8_t { kGateway = 1, kAgent = 2, kBoth = 3 };
 
 // The groups of --help, in the order it lists them. Each program titles them its own way (usage.cpp).
-enum class Section : std::uint8_t { kTunnel, kShared, kTls, kCommon };  // kShared: HTTP by Host, TLS by SNI
-inline constexpr std::size_t kSectionCount = 4;
+enum class Section : std::uint8_t { kTunnel, kShared, kTls, kOps, kCommon };  // kShared: HTTP by Host, TLS by SNI
+inline constexpr std::size_t kSectionCount = 5;
 
 enum class Kind : std::uint8_t {
   kInteger,      // decimal digits in [min, max]; a JSON integer

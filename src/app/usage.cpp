@@ -42,11 +42,11 @@ constexpr ProgramText kGatewayText = {
         "                       [--http-listen ADDR:PORT] [--tls-listen ADDR:PORT] [options]\n"
         "       ringtun-gateway --config FILE [options]\n",
     .titles = {"Tunnel:", "Shared public ports (off unless given; each needs a port of its own):",
-               "TLS (on by default):", "Common:"},
+               "TLS (on by default):", "Operations (off unless given):", "Common:"},
     .notes = {"", "  A token claims host names only when its --allow-hosts says which.\n",
               "  SIGHUP reads --cert/--key/--client-ca again (renewal): new tunnel connections get them,\n"
               "  open ones are not touched; on an error the previous certificate stays.\n",
-              kFlagsNote},
+              "  SIGHUP also reopens --access-log (logrotate).\n", kFlagsNote},
     .example =
         "Example:\n"
         "  ringtun-gateway --listen 0.0.0.0:7000 --token s3cret --allow-ports 10000-20000 \\\n"
@@ -70,8 +70,8 @@ constexpr ProgramText kAgentText = {
         "                     [--expose ...] [options]\n"
         "       ringtun-agent --config FILE [options]\n",
     .titles = {"Tunnel:", "HTTP services:", "TLS (on by default; one of --gateway-fingerprint / --ca is required):",
-               "Common:"},
-    .notes = {"", "", "", kFlagsNote},
+               "Operations (off unless given):", "Common:"},
+    .notes = {"", "", "", "", kFlagsNote},
     .example =
         "Example:\n"
         "  ringtun-agent --gateway 203.0.113.7:7000 --token s3cret --gateway-fingerprint sha256:... \\\n"

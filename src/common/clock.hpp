@@ -15,5 +15,11 @@ inline std::uint64_t monotonic_ns() noexcept {
 }
 inline std::uint64_t monotonic_us() noexcept { return monotonic_ns() / 1000; }
 inline std::uint64_t monotonic_ms() noexcept { return monotonic_ns() / 1'000'000; }
+// Wall-clock time (ms since the epoch): for what people read (log lines, "connected since"), never for intervals.
+inline std::uint64_t wall_clock_ms() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000;
+}
 
 }  // namespace ringtun

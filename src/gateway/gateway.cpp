@@ -9,6 +9,7 @@
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "ops/sd_notify.hpp"
 #include "ring/post.hpp"
 
 namespace ringtun::gateway {
@@ -34,6 +35,12 @@ GatewayCore::GatewayCore(Gateway& gateway, ring::Loop& loop)
   if (!gateway.tls_listener_fds.empty()) {
     tls_front_ = std::make_unique<TlsFront>(tcore_, routing_, gateway.config.tls_hello_timeout_ms);
   }
+  if (gateway.access_log) {
+    access_log_ = std::make_unique<ops::AccessLog>(loop, gateway.access_log);
+    routing_.set_access_log(access_log_.get());
+  }
+  if (!gateway.admin_listener_fds.empty()) routing_.set_refusal_sink(&GatewayCore::on_refusal, this);
+  watchdog_timer_.set_callback([](void* self) { static_cast<GatewayCore*>(self)->on_watchdog_timer(); }, this);
   drain_deadline_.set_callback(
       [](void* self) {
         auto* core = static_cast<GatewayCore*>(self);
@@ -59,12 +66,90 @@ Status GatewayCore::start() {
     RINGTUN_TRY(tls_front_->listen(std::exchange(gateway_.tls_listener_fds[loop_.core()], -1)));
   }
   if (registry_) registry_->start();
+  if (registry_ && !gateway_.admin_listener_fds.empty()) start_admin();
   loop_.set_stop_handler([](ring::Loop&, void* self) { static_cast<GatewayCore*>(self)->begin_stop(); }, this);
+  if (const std::uint64_t watchdog_us = ops::watchdog_interval_us(); watchdog_us != 0) {
+    watchdog_interval_ms_ = std::max<std::uint64_t>(watchdog_us / 1000, 4);
+    loop_.timers().schedule(watchdog_timer_, static_cast<std::uint32_t>(watchdog_interval_ms_ / 4));
+  }
+  // The last core to start tells systemd (Type=notify) that every listener is bound and served.
+  if (gateway_.cores_started.fetch_add(1, std::memory_order_acq_rel) + 1 == gateway_.core_count) {
+    (void)ops::notify_systemd("READY=1\nSTATUS=serving");
+  }
   return {};
+}
+
+void GatewayCore::start_admin() {
+  admin_ = std::make_unique<GatewayAdmin>(gateway_, *registry_);
+  ops::AdminOptions options;
+  options.token = gateway_.config.common.admin_token;
+  const int fd = std::exchange(gateway_.admin_listener_fds[0], -1);
+  auto server = ops::AdminServer::start(loop_, fd, options, *admin_);
+  if (!server) {
+    char buf[160];
+    LOG_ERROR("admin endpoint: %s", server.error().describe(buf, sizeof buf));
+    return;
+  }
+  admin_server_ = std::move(*server);
+}
+
+// Each core moves its beat; the registry core pings systemd's watchdog only when every core's beat moved since the
+// last ping, so a core whose loop is stuck stops the pings and systemd restarts the gateway.
+void GatewayCore::on_watchdog_timer() {
+  ++watchdog_beats;
+  if (registry_) {
+    watchdog_seen_.resize(gateway_.core_count, UINT64_MAX);
+    bool all_moved = true;
+    for (unsigned core = 0; core < gateway_.core_count; ++core) {
+      const GatewayCore* c = gateway_.cores[core];
+      const std::uint64_t beats = c != nullptr ? c->watchdog_beats.get() : 0;
+      if (beats == watchdog_seen_[core]) all_moved = false;
+      watchdog_seen_[core] = beats;
+    }
+    if (all_moved) (void)ops::notify_systemd("WATCHDOG=1");
+  }
+  if (!stopping_) loop_.timers().schedule(watchdog_timer_, static_cast<std::uint32_t>(watchdog_interval_ms_ / 4));
+}
+
+void GatewayCore::on_first_byte(tunnel::TunnelConn&, tunnel::StreamEnd&, std::uint64_t elapsed_us) {
+  routing_.first_byte().observe_us(elapsed_us);
+}
+
+void GatewayCore::on_stream_finished(tunnel::TunnelConn&, tunnel::StreamEnd& end) { routing_.stream_finished(end); }
+
+namespace {
+struct RefusalMessage {
+  Gateway* gateway = nullptr;
+  Routing::RefusalEvent event;
+};
+}  // namespace
+
+void GatewayCore::on_refusal(void* self, Routing::RefusalEvent event) {
+  auto* core = static_cast<GatewayCore*>(self);
+  std::uint64_t dropped = 0;
+  if (!core->refusal_budget_.take(core->loop_.now_ms(), &dropped)) return;
+  auto message = std::make_unique<RefusalMessage>(RefusalMessage{&core->gateway_, std::move(event)});
+  ring::post_owned<RefusalMessage>(core->loop_, core->gateway_.registry_core, std::move(message),
+                                   [](ring::Loop& loop, RefusalMessage& m) {
+                                     GatewayCore& registry_core = m.gateway->core(loop.core());
+                                     if (registry_core.admin_) registry_core.admin_->note_refusal(std::move(m.event));
+                                   });
+}
+
+void GatewayCore::close_link(std::uint64_t tag, const char* reason) {
+  Link* link = link_of(tag);
+  if (link == nullptr || link->conn == nullptr) return;
+  LOG_INFO("agent connection closed: %s", reason);
+  link->conn->close(reason);
 }
 
 void GatewayCore::begin_stop() {
   stopping_ = true;
+  loop_.timers().cancel(watchdog_timer_);
+  if (registry_) {
+    gateway_.draining.store(true, std::memory_order_relaxed);
+    (void)ops::notify_systemd("STOPPING=1\nSTATUS=draining");
+  }
   intake_.stop();
   listeners_.close_all();
   if (http_) http_->stop();
@@ -401,11 +486,24 @@ int run_gateway(const app::GatewayConfig& config) {
   gateway.public_bind.set_port(0);
   auto tls = make_gateway_tls(config);
   if (!tls) return 2;
+  if (!config.access_log.empty()) {
+    std::string error;
+    auto sink = ops::AccessLogSink::open(config.access_log,
+                                         config.access_log_json ? ops::LogFormat::kJson : ops::LogFormat::kText, &error);
+    if (!sink) {
+      LOG_ERROR("%s", error.c_str());
+      return 2;
+    }
+    gateway.access_log = std::move(*sink);
+  }
   gateway.tls.store(std::move(*tls));
 
   (void)ring::net::raise_fd_limit();
   ring::RuntimeOptions runtime_options = app::runtime_options(config.common);
-  runtime_options.on_reload = [&gateway] { reload_gateway_tls(gateway); };
+  runtime_options.on_reload = [&gateway] {
+    reload_gateway_tls(gateway);
+    if (gateway.access_log) gateway.access_log->reopen();
+  };
   ring::Runtime runtime(runtime_options);
   gateway.core_count = runtime.thread_count();
   gateway.cores.assign(gateway.core_count, nullptr);
@@ -419,17 +517,21 @@ int run_gateway(const app::GatewayConfig& config) {
     std::vector<int>& fds;
     const char* name;         // for the start line (null: logged below with the agent count)
     const char* description;
+    unsigned count;           // sockets: one per core, or one for the registry core's admin endpoint
   };
   const OwnListener own[] = {
-      {config.listen, config.listen_text, "for agents", gateway.tunnel_listener_fds, nullptr, nullptr},
+      {config.listen, config.listen_text, "for agents", gateway.tunnel_listener_fds, nullptr, nullptr,
+       gateway.core_count},
       {config.http_listen, config.http_listen_text, "for HTTP", gateway.http_listener_fds, "shared HTTP port",
-       "requests routed by Host"},
+       "requests routed by Host", gateway.core_count},
       {config.tls_listen, config.tls_listen_text, "for TLS", gateway.tls_listener_fds, "shared TLS port",
-       "connections routed by SNI, passed through"},
+       "connections routed by SNI, passed through", gateway.core_count},
+      {config.common.admin_listen, config.common.admin_listen_text, "for the admin endpoint",
+       gateway.admin_listener_fds, "admin endpoint", "/metrics, /healthz, /ready, /api/v1/..., dashboard at /", 1},
   };
   for (const OwnListener& listener : own) {
     if (listener.text.empty()) continue;  // a shared port that is not configured (--listen is required)
-    if (int code = open_listener(listener.address, listener.text, listener.what, gateway.core_count, &listener.fds)) {
+    if (int code = open_listener(listener.address, listener.text, listener.what, listener.count, &listener.fds)) {
       for (const OwnListener& opened : own) close_all(opened.fds);
       return code;
     }
@@ -437,6 +539,10 @@ int run_gateway(const app::GatewayConfig& config) {
     gateway.reserved_ports.push_back(bound);
     if (listener.name != nullptr) {
       LOG_INFO("%s on %s (port %u): %s", listener.name, listener.text.c_str(), bound, listener.description);
+    }
+    if (&listener.fds == &gateway.admin_listener_fds) {
+      auto local = ring::net::local_address(listener.fds[0]);
+      if (local) LOG_INFO("admin endpoint: http://%s/", local->to_string().c_str());
     }
   }
   const std::uint16_t port = gateway.reserved_ports.front();

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "common/log.hpp"
+#include "gateway/admin.hpp"
 #include "gateway/http_front.hpp"
 #include "gateway/intake.hpp"
 #include "gateway/messages.hpp"
@@ -29,6 +31,8 @@
 #include "gateway/tls_front.hpp"
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
+#include "ops/access_log.hpp"
+#include "ops/admin_server.hpp"
 #include "tls/tls.hpp"
 #include "app/config.hpp"
 #include "app/options.hpp"
@@ -49,6 +53,10 @@ struct Gateway {
   std::vector<int> tunnel_listener_fds;    // one per core
   std::vector<int> http_listener_fds;      // one per core with --http-listen
   std::vector<int> tls_listener_fds;       // one per core with --tls-listen
+  std::vector<int> admin_listener_fds;     // one, served by the registry core, with --admin-listen
+  std::shared_ptr<ops::AccessLogSink> access_log;  // with --access-log
+  std::atomic<unsigned> cores_started{0};  // every core's start() done: listeners adopted (/ready, READY=1)
+  std::atomic<bool> draining{false};       // a stop began (/ready answers 503)
   unsigned core_count = 1;
   unsigned registry_core = 0;
   std::vector<GatewayCore*> cores;         // by core index
@@ -84,9 +92,19 @@ class GatewayCore final : public tunnel::TunnelEvents {
   void bind(BindPort& message);
   void unbind(const UnbindPort& message);
   RegistryRoom& registry() noexcept { return *registry_; }  // the registry core only
+  // Closes the tunnel connection filed under `tag` (the admin's disconnect), if it is still there.
+  void close_link(std::uint64_t tag, const char* reason);
 
   ring::Loop& loop() noexcept { return loop_; }
   const Routing& routing() const noexcept { return routing_; }
+
+  // ---- read by the admin core (Counters only) ----
+  const tunnel::TunnelStats& tunnel_stats() const noexcept { return tcore_.stats; }
+  const ring::LoopStats& loop_stats() const noexcept { return loop_.stats(); }
+  const Intake& intake() const noexcept { return intake_; }
+  const HttpStats* http_stats() const noexcept { return http_ ? &http_->stats() : nullptr; }
+  const TlsStats* tls_stats() const noexcept { return tls_front_ ? &tls_front_->stats() : nullptr; }
+  Counter watchdog_beats;  // moved by a timer of this core: the watchdog ping proves every loop still turns
 
  private:
   // A tunnel connection of an agent on this core, from its hand-off until it closes. Addressed by the connection's
@@ -108,6 +126,11 @@ class GatewayCore final : public tunnel::TunnelEvents {
   // tunnel::TunnelEvents
   void on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json) override;
   void on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) override;
+  void on_first_byte(tunnel::TunnelConn& conn, tunnel::StreamEnd& end, std::uint64_t elapsed_us) override;
+  void on_stream_finished(tunnel::TunnelConn& conn, tunnel::StreamEnd& end) override;
+  static void on_refusal(void* self, Routing::RefusalEvent event);
+  void start_admin();
+  void on_watchdog_timer();
 
   static void on_arrival(void* self, std::unique_ptr<Arrival> arrival);
   static void on_public_client(void* self, std::uint16_t port, int fd);
@@ -130,6 +153,13 @@ class GatewayCore final : public tunnel::TunnelEvents {
   std::unique_ptr<HttpFront> http_;         // with --http-listen
   std::unique_ptr<TlsFront> tls_front_;     // with --tls-listen
   std::unique_ptr<RegistryRoom> registry_;  // on the registry core
+  std::unique_ptr<GatewayAdmin> admin_;      // on the registry core, with --admin-listen
+  std::unique_ptr<ops::AdminServer> admin_server_;
+  std::unique_ptr<ops::AccessLog> access_log_;  // with --access-log
+  log::LineBudget refusal_budget_{20};       // refusals reported to the admin's recent list, per second
+  ring::Timer watchdog_timer_;
+  std::uint64_t watchdog_interval_ms_ = 0;   // 0: no systemd watchdog
+  std::vector<std::uint64_t> watchdog_seen_; // the registry core: each core's beats at the last ping
   ring::SocketHandler adopting_;             // an adopted socket's handler until its TunnelConn takes it over
   std::vector<Link> links_;
   std::vector<std::uint32_t> free_links_;

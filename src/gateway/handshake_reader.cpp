@@ -27,7 +27,10 @@ HandshakeReader::HandshakeReader(Intake& intake, ring::Loop& loop, ring::SocketI
 void HandshakeReader::abandon(const char* reason) noexcept {
   if (closing_) return;
   closing_ = true;
-  if (reason != nullptr) LOG_WARN("tunnel connection from %s closed: %s", peer_text_.c_str(), reason);
+  if (reason != nullptr) {
+    intake_.count_failure(classify_handshake_failure(reason, tls_ != nullptr));
+    LOG_WARN("tunnel connection from %s closed: %s", peer_text_.c_str(), reason);
+  }
   loop_.close(socket_);
 }
 

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 
+#include "common/clock.hpp"
 #include "common/depth_guard.hpp"
 #include "common/log.hpp"
 #include "gateway/routing.hpp"
@@ -167,24 +168,34 @@ void HttpClient::start_request() noexcept {
   }
   const route::Route* route = front_.routing().table().find_host(route::Kind::kHttp, request.host);
   if (route == nullptr) {
+    front_.routing().refused(nullptr, &peer_, "http", "unknown_host");
     reject(404, "no service for this host", std::string(request.host));
     return;
   }
   tunnel::TunnelConn* conn = front_.routing().conn_for(*route);
   if (conn == nullptr) {
-    reject(502, "the service's agent is not connected", std::string(request.host));
+    front_.routing().refused(route, &peer_, "http", "no_tunnel");
+    reject(502, "the service's agent is not connected", std::string(request.host), route);
     return;
   }
+  TrafficEntry& entry = front_.routing().traffic().entry(front_.routing().table(), *route);
 
   const auto flags = static_cast<std::uint8_t>((request.is_head ? tunnel::kStreamHeadRequest : 0) |
                                                (request.upgrade ? tunnel::kStreamUpgrade : 0));
   std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
   const auto meta = encode_route_meta(*route, front_.port(), peer_, flags, meta_bytes);
-  if (meta.empty() || !conn->open_stream(*this, meta)) {
-    reject(503, "the agent's connection has no free stream", std::string(request.host));
+  if (meta.empty() || !conn->open_stream(*this, meta, tunnel::Tracking{&entry.traffic, true, nullptr})) {
+    front_.routing().refused(route, &peer_, "http", "stream_limit");
+    reject(503, "the agent's connection has no free stream", std::string(request.host), route);
     return;
   }
   exchange_ = std::make_unique<Exchange>();
+  exchange_->entry = &entry;
+  if (front_.routing().access_log() != nullptr) {
+    exchange_->start_ms = wall_clock_ms();
+    exchange_->method.assign(request.method);
+    exchange_->target.assign(request.target.substr(0, 256));
+  }
   exchange_->conn = conn;
   exchange_->stream_open = true;
   exchange_->host.assign(request.host);
@@ -455,6 +466,7 @@ void HttpClient::maybe_finish_exchange() noexcept {
 }
 
 void HttpClient::finish_exchange() noexcept {
+  log_request(exchange_.get(), exchange_->host, exchange_->status, "ok", nullptr);
   exchange_.reset();
   if (close_after_ || client_eof_) {
     close_gracefully();
@@ -466,9 +478,43 @@ void HttpClient::finish_exchange() noexcept {
   process_input();
 }
 
-void HttpClient::reject(int status, const char* reason, const std::string& host) noexcept {
+void HttpClient::log_request(const Exchange* exchange, std::string_view host, int status, const char* outcome,
+                             const char* reason) noexcept {
+  ops::AccessLog* log = front_.routing().access_log();
+  if (log == nullptr) return;
+  const std::uint64_t now = wall_clock_ms();
+  const std::string client = peer_.to_string();
+  ops::AccessRecord line;
+  line.end_ms = now;
+  line.client = client;
+  line.listener = "http";
+  line.host = host;
+  line.status = status;
+  line.outcome = outcome;
+  if (reason != nullptr) line.reason = reason;
+  if (exchange != nullptr) {
+    line.duration_ms = exchange->start_ms != 0 && now > exchange->start_ms ? now - exchange->start_ms : 0;
+    if (exchange->entry != nullptr) {
+      line.service = exchange->entry->service;
+      line.agent = exchange->entry->agent;
+    }
+    line.method = exchange->method;
+    line.target = exchange->target;
+    line.bytes_in = bytes_from_edge;
+    line.bytes_out = bytes_to_edge;
+  }
+  log->write(line);
+}
+
+void HttpClient::reject(int status, const char* reason, const std::string& host, const route::Route* route) noexcept {
   ++front_.stats().gateway_errors;
+  if (route != nullptr) {
+    TrafficEntry& entry = front_.routing().traffic().entry(front_.routing().table(), *route);
+    const int cls = status / 100;
+    if (cls >= 1 && cls <= 5) ++entry.http_status[cls];
+  }
   count_status(status);
+  log_request(exchange_.get(), host, status, status == 504 || status == 408 ? "timeout" : "error", reason);
   front_.log_problem("http %s %s: %d %s", peer_ip_, host.empty() ? "-" : host.c_str(), status, reason);
   if (exchange_ != nullptr) {
     drop_stream(frame::ErrorCode::kCancel);
@@ -487,7 +533,11 @@ void HttpClient::reject(int status, const char* reason, const std::string& host)
 
 void HttpClient::count_status(int status) noexcept {
   const int cls = status / 100;
-  if (cls >= 1 && cls <= 5) ++front_.stats().responses[cls];
+  if (cls < 1 || cls > 5) return;
+  ++front_.stats().responses[cls];
+  if (exchange_ != nullptr && exchange_->entry != nullptr && state_ == State::kExchange) {
+    ++exchange_->entry->http_status[cls];
+  }
 }
 
 // ---------------------------------------------------------------- writing to the client

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "gateway/http_front.hpp"
+#include "gateway/traffic_table.hpp"
 #include "http/body.hpp"
 #include "http/message.hpp"
 #include "http/response_reader.hpp"
@@ -53,6 +54,11 @@ class HttpClient final : public ring::SocketHandler, public tunnel::StreamEnd {
     bool response_done = false;
     bool stream_open = false;    // registered with conn
     int status = 0;
+    TrafficEntry* entry = nullptr;  // the service's counters
+    // For the access log (filled only when it is on).
+    std::uint64_t start_ms = 0;
+    std::string method;
+    std::string target;
   };
 
   ~HttpClient() override;
@@ -79,7 +85,10 @@ class HttpClient final : public ring::SocketHandler, public tunnel::StreamEnd {
   void response_failed(int status, const char* reason) noexcept;
   void finish_exchange() noexcept;
   void maybe_finish_exchange() noexcept;
-  void reject(int status, const char* reason, const std::string& host = {}) noexcept;
+  void reject(int status, const char* reason, const std::string& host = {}, const route::Route* route = nullptr) noexcept;
+  // One access log line for the request that ends now (with the access log on).
+  void log_request(const Exchange* exchange, std::string_view host, int status, const char* outcome,
+                   const char* reason) noexcept;
   void write_head_bytes(std::string_view bytes) noexcept;
   void write_body_bytes(std::string_view bytes) noexcept;
   void send_more() noexcept;

@@ -17,6 +17,7 @@
 // Thread rules: one core's loop thread; HttpFront and its clients belong to that core.
 #pragma once
 
+#include "common/counter.hpp"
 #include <cstdint>
 #include <string>
 
@@ -39,12 +40,12 @@ struct HttpFrontOptions {
 
 // Per-core counters (read by whoever owns the core).
 struct HttpStats {
-  std::uint64_t connections = 0;
-  std::uint64_t requests = 0;
-  std::uint64_t responses[6] = {};   // by status class: [1] 1xx ... [5] 5xx, from services and from the gateway
-  std::uint64_t gateway_errors = 0;  // answers the gateway wrote itself (404, 502...)
-  std::uint64_t upgrades = 0;
-  std::uint32_t open = 0;            // client connections now
+  Counter connections;
+  Counter requests;
+  Counter responses[6];              // by status class: [1] 1xx ... [5] 5xx, from services and from the gateway
+  Counter gateway_errors;            // answers the gateway wrote itself (404, 502...)
+  Counter upgrades;
+  Counter open;                      // client connections now
 };
 
 class HttpFront final : public ring::SocketHandler {

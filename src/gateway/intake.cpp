@@ -11,6 +11,39 @@
 
 namespace ringtun::gateway {
 
+const char* handshake_failure_name(HandshakeFailure failure) noexcept {
+  switch (failure) {
+    case HandshakeFailure::kTls: return "tls";
+    case HandshakeFailure::kBadPreface: return "bad_preface";
+    case HandshakeFailure::kBadHello: return "bad_hello";
+    case HandshakeFailure::kToken: return "token";
+    case HandshakeFailure::kTimeout: return "timeout";
+    case HandshakeFailure::kClosed: return "closed";
+    case HandshakeFailure::kShed: return "shed";
+    case HandshakeFailure::kCount: break;
+  }
+  return "other";
+}
+
+HandshakeFailure classify_handshake_failure(const char* reason, bool tls_started) noexcept {
+  const std::string_view text(reason);
+  if (text.find("timed out") != std::string_view::npos) return HandshakeFailure::kTimeout;
+  if (text.find("not a ringtun agent") != std::string_view::npos ||
+      text.find("protocol version") != std::string_view::npos ||
+      text.find("--insecure-plaintext") != std::string_view::npos) {
+    return HandshakeFailure::kBadPreface;
+  }
+  if (text.find("frame") != std::string_view::npos || text.find("larger than") != std::string_view::npos ||
+      text.find("hello") != std::string_view::npos) {
+    return HandshakeFailure::kBadHello;
+  }
+  if (text.find("peer closed") != std::string_view::npos || text.find("error") != std::string_view::npos ||
+      text.find("stopping") != std::string_view::npos || text.find("could not") != std::string_view::npos) {
+    return HandshakeFailure::kClosed;
+  }
+  return tls_started ? HandshakeFailure::kTls : HandshakeFailure::kClosed;
+}
+
 namespace {
 
 // Compares without leaking where the first difference is (or, for equal lengths, whether there is one).
@@ -93,6 +126,7 @@ void Intake::admit(int fd) {
   if (auto held = per_address_.find(key); held != per_address_.end() && held->second >= kMaxPendingPerAddress) {
     ::close(fd);
     ++dropped_per_address_;
+    count_failure(HandshakeFailure::kShed);
     log_drops();
     return;
   }
@@ -122,6 +156,7 @@ void Intake::evict_one() {
   }
   if (victim == nullptr) return;
   ++dropped_evicted_;
+  count_failure(HandshakeFailure::kShed);
   victim->abandon(nullptr);
   remove(*victim);
 }
@@ -138,6 +173,7 @@ void Intake::sweep() {
       remove(*reader);
     } else if (pressure && now - reader->last_progress_ms() >= kPressureIdleMs) {
       ++dropped_idle_;
+      count_failure(HandshakeFailure::kShed);
       reader->abandon(nullptr);
       remove(*reader);
     }
@@ -190,6 +226,7 @@ void Intake::hello_read(HandshakeReader& reader, std::unique_ptr<Arrival> arriva
   if (!arrival->refusal) {
     arrival->refusal = check_hello(arrival->hello, &arrival->token);
     if (arrival->refusal && arrival->refusal->code == tunnel::RefusalCode::kBadToken) {
+      count_failure(HandshakeFailure::kToken);
       LOG_WARN("agent '%s' at %s: token refused", arrival->hello.agent_id.c_str(), arrival->peer.to_string().c_str());
     }
   }

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/counter.hpp"
 #include "ring/loop.hpp"
 #include "ring/net.hpp"
 #include "ring/timer_wheel.hpp"
@@ -50,6 +51,21 @@ struct Arrival {
   std::optional<tunnel::Refusal> refusal;  // set: tell the agent this and close
 };
 
+// Tunnel connections that never became an agent's, by why (for /metrics). Written by the core, read by any thread.
+enum class HandshakeFailure : std::uint8_t {
+  kTls,         // the TLS handshake failed (certificate, protocol, cut short)
+  kBadPreface,  // not a ringtun agent, or a protocol version we do not speak
+  kBadHello,    // malformed frames or hello, or too large
+  kToken,       // the token was refused
+  kTimeout,     // no hello within the handshake time
+  kClosed,      // the peer closed or an I/O error
+  kShed,        // closed to make room: too many handshakes in progress (per address or per core)
+  kCount
+};
+const char* handshake_failure_name(HandshakeFailure failure) noexcept;  // "tls", "bad_preface", ...
+// The failure a HandshakeReader's reason text (its fixed messages) stands for.
+HandshakeFailure classify_handshake_failure(const char* reason, bool tls_started) noexcept;
+
 class Intake final : public ring::SocketHandler {
  public:
   static constexpr std::size_t kMaxPending = 256;
@@ -68,6 +84,8 @@ class Intake final : public ring::SocketHandler {
   // Closes the listener and abandons every handshake in progress (the gateway is stopping).
   void stop();
   std::size_t pending() const noexcept { return readers_.size(); }
+  const Counter& failures(HandshakeFailure failure) const noexcept { return failures_[static_cast<int>(failure)]; }
+  void count_failure(HandshakeFailure failure) noexcept { ++failures_[static_cast<int>(failure)]; }
 
   // ---- for HandshakeReader ----
   void hello_read(HandshakeReader& reader, std::unique_ptr<Arrival> arrival);
@@ -76,6 +94,7 @@ class Intake final : public ring::SocketHandler {
   std::vector<std::byte>& tls_scratch() noexcept { return tls_scratch_; }
 
  private:
+  Counter failures_[static_cast<int>(HandshakeFailure::kCount)];
   void on_accept(ring::Loop& loop, ring::SocketId listener, int res) override;
   void admit(int fd);
   void evict_one();

@@ -423,4 +423,45 @@ void RegistryRoom::finish_claim(PendingClaim& pending) {
                                [](ring::Loop& loop, ClaimReply& m) { m.gateway->core(loop.core()).claimed(m); });
 }
 
+std::vector<RegistryRoom::AgentView> RegistryRoom::agents() const {
+  std::vector<AgentView> out;
+  out.reserve(sessions_.size());
+  for (const auto& [slot, session] : sessions_) {
+    AgentView view;
+    view.info = &session.info;
+    view.connections_per_core.assign(gateway_.core_count, 0);
+    for (const Conn& conn : session.conns) {
+      if (conn.core < view.connections_per_core.size()) ++view.connections_per_core[conn.core];
+    }
+    for (const auto& [name, key] : session.services) view.services.push_back(name);
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+namespace {
+struct CloseLinkMessage {
+  Gateway* gateway = nullptr;
+  std::uint64_t tag = 0;
+  const char* reason = "";
+};
+}  // namespace
+
+std::size_t RegistryRoom::disconnect(std::string_view agent_id, long token, const char* reason) {
+  std::size_t closed = 0;
+  for (const auto& [slot, session] : sessions_) {
+    if (session.info.owner.agent_id != agent_id) continue;
+    if (token >= 0 && session.info.owner.token != static_cast<std::uint32_t>(token)) continue;
+    for (const Conn& conn : session.conns) {
+      auto message = std::make_unique<CloseLinkMessage>(CloseLinkMessage{&gateway_, conn.tag, reason});
+      ring::post_owned<CloseLinkMessage>(loop_, conn.core, std::move(message),
+                                         [](ring::Loop& loop, CloseLinkMessage& m) {
+                                           m.gateway->core(loop.core()).close_link(m.tag, m.reason);
+                                         });
+      ++closed;
+    }
+  }
+  return closed;
+}
+
 }  // namespace ringtun::gateway

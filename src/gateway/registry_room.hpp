@@ -50,6 +50,17 @@ class RegistryRoom {
 
   const Registry& registry() const noexcept { return *registry_; }
 
+  // ---- for the admin endpoint (same thread) ----
+  struct AgentView {
+    const SessionInfo* info = nullptr;
+    std::vector<unsigned> connections_per_core;  // by core index
+    std::vector<std::string> services;           // names granted, sorted
+  };
+  std::vector<AgentView> agents() const;
+  // Closes every tunnel connection of the sessions whose agent id is `agent_id` (and whose token index is `token`,
+  // unless negative). The agents reconnect by themselves. Returns the number of connections closed.
+  std::size_t disconnect(std::string_view agent_id, long token, const char* reason);
+
  private:
   struct Conn {
     unsigned core = 0;

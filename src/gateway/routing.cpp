@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
+#include <ctime>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "tunnel/stream_meta.hpp"
 
@@ -65,10 +68,87 @@ void Routing::conn_down(route::SessionRef session, const tunnel::TunnelConn& con
   --connections_;
 }
 
+namespace {
+
+// What the access log keeps of a public connection until it ends (only with the access log on).
+struct StreamRecord {
+  ring::net::Address client;
+  std::uint64_t start_ms = 0;  // wall clock
+  const TrafficEntry* entry = nullptr;
+  std::uint16_t port = 0;
+};
+
+
+void listener_name(route::Kind kind, std::uint16_t port, char* out, std::size_t size) {
+  if (kind == route::Kind::kTcp) std::snprintf(out, size, "tcp:%u", port);
+  else std::snprintf(out, size, "%s", route::kind_name(kind));
+}
+
+}  // namespace
+
+tunnel::Tracking Routing::tracking(const route::Route& route, const ring::net::Address& client, std::uint16_t port) {
+  TrafficEntry& entry = traffic_.entry(*table_, route);
+  tunnel::Tracking tracking{&entry.traffic, true, nullptr};
+  if (access_log_ != nullptr) {
+    tracking.app_record = new StreamRecord{client, wall_clock_ms(), &entry, port};
+  }
+  return tracking;
+}
+
+void Routing::drop(const tunnel::Tracking& tracking) noexcept { delete static_cast<StreamRecord*>(tracking.app_record); }
+
+void Routing::stream_finished(tunnel::StreamEnd& end) noexcept {
+  std::unique_ptr<StreamRecord> record(static_cast<StreamRecord*>(end.app_record));
+  if (record == nullptr || access_log_ == nullptr) return;
+  const std::uint64_t now = wall_clock_ms();
+  char listener[16];
+  listener_name(record->entry->kind, record->port, listener, sizeof listener);
+  const std::string client = record->client.to_string();
+  ops::AccessRecord line;
+  line.end_ms = now;
+  line.duration_ms = now > record->start_ms ? now - record->start_ms : 0;
+  line.client = client;
+  line.listener = listener;
+  line.service = record->entry->service;
+  line.host = record->entry->host;
+  line.agent = record->entry->agent;
+  line.bytes_in = end.bytes_from_edge;
+  line.bytes_out = end.bytes_to_edge;
+  if (end.reset_code == frame::ErrorCode::kNoError) {
+    line.outcome = "ok";
+  } else {
+    line.outcome = "reset";
+    line.reason = frame::error_code_name(end.reset_code);
+  }
+  access_log_->write(line);
+}
+
+void Routing::refuse_parked(const route::RouteKey& key, const char* reason) {
+  char listener[16];
+  listener_name(key.kind, key.port, listener, sizeof listener);
+  refused(table_->find(key), nullptr, listener, reason);
+}
+
+void Routing::refused(const route::Route* route, const ring::net::Address* client, std::string_view listener,
+                      const char* reason) {
+  if (route != nullptr) ++traffic_.entry(*table_, *route).refused;
+  if (refusal_sink_ == nullptr) return;
+  RefusalEvent event;
+  event.time_ms = wall_clock_ms();
+  event.listener = std::string(listener);
+  if (client != nullptr) event.client = client->to_string();
+  if (route != nullptr) event.service = route->service;
+  event.reason = reason;
+  refusal_sink_(refusal_context_, std::move(event));
+}
+
 void Routing::tcp_client(std::uint16_t port, int fd) {
   const route::Route* route = table_->find_tcp(port);
   if (route == nullptr) {  // the port was released and its listener is on its way out
     ++stats_.refused_no_route;
+    char listener[16];
+    listener_name(route::Kind::kTcp, port, listener, sizeof listener);
+    refused(nullptr, nullptr, listener, "no_route");
     ::close(fd);
     return;
   }
@@ -113,8 +193,13 @@ void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, s
     ::close(fd);
     return;
   }
-  if (auto status = conn.open_stream(fd, meta); !status) {
+  const tunnel::Tracking tracked = tracking(route, client, port);
+  if (auto status = conn.open_stream(fd, meta, tracked); !status) {
+    drop(tracked);
     ++stats_.refused_stream_limit;
+    char listener[16];
+    listener_name(route::Kind::kTcp, port, listener, sizeof listener);
+    refused(&route, &client, listener, "stream_limit");
     char buf[160];
     note_refusal(port, conn.app_name.c_str(), status.error().describe(buf, sizeof buf));
     return;
@@ -134,6 +219,7 @@ void Routing::note_refusal(std::uint16_t port, const char* agent, const char* wh
 void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd) {
   if (stopped_ || parked_.size() >= kMaxParked) {
     ++stats_.refused_no_tunnel;
+    if (!stopped_) refuse_parked(key, "no_tunnel");
     ::close(fd);
     return;
   }
@@ -164,6 +250,7 @@ void Routing::sweep_parked(bool all) {
   std::size_t expired = 0;
   for (Parked& p : parked_) {
     if (all || now - p.since_ms >= kParkMs) {
+      if (!all) refuse_parked(p.key, "no_tunnel");
       ::close(p.fd);
       p.fd = -1;
       ++expired;

@@ -13,12 +13,16 @@
 // Thread rules: one core's loop thread.
 #pragma once
 
+#include "common/counter.hpp"
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "gateway/traffic_table.hpp"
+#include "ops/access_log.hpp"
+#include "ops/histogram.hpp"
 #include "ring/loop.hpp"
 #include "ring/timer_wheel.hpp"
 #include "route/route.hpp"
@@ -57,17 +61,48 @@ class Routing {
   // The connection on this core of the first of `route`'s sessions that has one up, or null (http and tls clients
   // are answered at once then: their protocols have an error to say so).
   tunnel::TunnelConn* conn_for(const route::Route& route) const noexcept;
+
+  // ---- accounting: metrics, the access log, the admin's list of recent refusals ----
+  // A public connection that got no stream, for the admin endpoint's recent list. Rare by nature (and rate-limited by
+  // the sink), so it may allocate.
+  struct RefusalEvent {
+    std::uint64_t time_ms = 0;  // wall clock
+    std::string listener;       // "tcp:8080", "http", "tls"
+    std::string client;
+    std::string service;        // empty: no service found
+    const char* reason = "";    // a fixed word: no_route, no_tunnel, stream_limit, unknown_host...
+  };
+  using RefusalSink = void (*)(void* context, RefusalEvent event);
+  void set_refusal_sink(RefusalSink sink, void* context) noexcept {
+    refusal_sink_ = sink;
+    refusal_context_ = context;
+  }
+  void set_access_log(ops::AccessLog* log) noexcept { access_log_ = log; }
+  ops::AccessLog* access_log() noexcept { return access_log_; }
+  TrafficTable& traffic() noexcept { return traffic_; }
+  const TrafficTable& traffic() const noexcept { return traffic_; }
+  ops::LatencyHistogram& first_byte() noexcept { return first_byte_; }
+  const ops::LatencyHistogram& first_byte() const noexcept { return first_byte_; }
+  // How a stream for `route` from `client` (public port `port`; 0 for the shared ports) is counted: its service's
+  // entry, timed to its first byte, and with the access log on, a record that stream_finished() writes and frees.
+  tunnel::Tracking tracking(const route::Route& route, const ring::net::Address& client, std::uint16_t port);
+  // The open failed: frees what tracking() made.
+  static void drop(const tunnel::Tracking& tracking) noexcept;
+  void stream_finished(tunnel::StreamEnd& end) noexcept;
+  // Counts a refused public connection (for its service when known) and reports it to the sink.
+  void refused(const route::Route* route, const ring::net::Address* client, std::string_view listener,
+               const char* reason);
   // A client accepted on public TCP port `port`; takes `fd`.
   void tcp_client(std::uint16_t port, int fd);
   // The gateway is stopping: parked clients are closed, none parks any more.
   void stop();
 
   struct Stats {
-    std::uint64_t streams_opened = 0;
-    std::uint64_t refused_no_route = 0;       // the port has no route (released meanwhile)
-    std::uint64_t refused_stream_limit = 0;   // the agent connection's stream limit or pending opens
-    std::uint64_t refused_no_tunnel = 0;      // no connection on this core within kParkMs, or too many waiting
-    std::uint64_t parked = 0;
+    Counter streams_opened;
+    Counter refused_no_route;       // the port has no route (released meanwhile)
+    Counter refused_stream_limit;   // the agent connection's stream limit or pending opens
+    Counter refused_no_tunnel;      // no connection on this core within kParkMs, or too many waiting
+    Counter parked;
   };
   const Stats& stats() const noexcept { return stats_; }
 
@@ -90,6 +125,7 @@ class Routing {
   void release_parked(route::SessionRef session);
   void sweep_parked(bool all);
   void note_refusal(std::uint16_t port, const char* agent, const char* why);
+  void refuse_parked(const route::RouteKey& key, const char* reason);
 
   ring::Loop& loop_;
   std::shared_ptr<const route::Table> table_;
@@ -99,6 +135,11 @@ class Routing {
   ring::Timer sweep_timer_;
   bool stopped_ = false;
   Stats stats_;
+  TrafficTable traffic_;
+  ops::LatencyHistogram first_byte_;
+  ops::AccessLog* access_log_ = nullptr;
+  RefusalSink refusal_sink_ = nullptr;
+  void* refusal_context_ = nullptr;
   // Refused clients are logged at most once a second, with a count: a burst must not become a burst of log lines.
   std::uint64_t refused_log_ms_ = 0;
   std::uint64_t refused_since_log_ = 0;

@@ -11,6 +11,7 @@
 // Thread rules: one core's loop thread.
 #pragma once
 
+#include "common/counter.hpp"
 #include <cstdint>
 #include <vector>
 
@@ -24,14 +25,14 @@ class Routing;
 class TlsClient;
 
 struct TlsStats {
-  std::uint64_t connections = 0;
-  std::uint64_t routed = 0;
-  std::uint64_t unknown_name = 0;  // no SNI, or a name nobody serves (alert sent)
-  std::uint64_t malformed = 0;
-  std::uint64_t timed_out = 0;
-  std::uint64_t no_tunnel = 0;     // the service's agent has no connection here, or no free stream
-  std::uint64_t over_limit = 0;    // closed at accept: kMaxReading ClientHellos were being read already
-  std::uint32_t reading = 0;       // connections whose ClientHello is being read now
+  Counter connections;
+  Counter routed;
+  Counter unknown_name;  // no SNI, or a name nobody serves (alert sent)
+  Counter malformed;
+  Counter timed_out;
+  Counter no_tunnel;     // the service's agent has no connection here, or no free stream
+  Counter over_limit;    // closed at accept: kMaxReading ClientHellos were being read already
+  Counter reading;       // connections whose ClientHello is being read now
 };
 
 class TlsFront final : public ring::SocketHandler {

@@ -914,12 +914,12 @@ bool Loop::mailboxes_empty() const noexcept {
 }
 
 bool Loop::drain_mailboxes() noexcept {
-  bool any = false;
+  std::uint64_t drained = 0;
   CrossCoreTask task;
   for (auto& queue : inbox_) {
     // Bounded per turn so a busy producer cannot starve this loop's own I/O.
     for (unsigned n = 0; n < 256 && queue->try_pop(&task); ++n) {
-      any = true;
+      ++drained;
       task.fn(*this, task);
     }
   }
@@ -927,10 +927,11 @@ bool Loop::drain_mailboxes() noexcept {
   for (unsigned n = 0; n < kControlPerTurn; ++n) {
     std::unique_ptr<ControlMessage> message(control_inbox_.pop());
     if (!message) break;
-    any = true;
+    ++drained;
     message->run(*this);
   }
-  return any;
+  if (drained != 0 || stats_.mailbox_depth.get() != 0) stats_.mailbox_depth.set(drained);
+  return drained != 0;
 }
 
 // ---------------------------------------------------------------- running
@@ -988,6 +989,7 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   }
   if (wait_ms == 0) {
     sleeping_.store(false, std::memory_order_relaxed);
+    ++stats_.submits;
     io_uring_submit_and_get_events(&ring_);
     return;
   }
@@ -995,6 +997,7 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   ts.tv_sec = static_cast<long long>(wait_ms / 1000);
   ts.tv_nsec = static_cast<long long>(wait_ms % 1000) * 1'000'000;
   io_uring_cqe* cqe = nullptr;
+  ++stats_.submits;
   io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   sleeping_.store(false, std::memory_order_relaxed);
 }

@@ -157,6 +157,8 @@ struct LoopStats {
   Counter doorbells;    // wake-ups by another core
   Counter sockets_open;
   Counter sockets_high_water;
+  Counter submits;        // io_uring_enter calls (submit, wait, or both)
+  Counter mailbox_depth;  // cross-core tasks and control messages drained in the last turn that had any
 };
 
 class Loop {

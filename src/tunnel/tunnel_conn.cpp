@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "tunnel/upstream_pool.hpp"
 
@@ -40,6 +41,8 @@ constexpr CookieParts split_cookie(std::uint64_t c) {
 void TunnelEvents::on_stream_open(TunnelConn& conn, frame::StreamHandle stream, std::span<const std::byte>) {
   conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
 }
+void TunnelEvents::on_first_byte(TunnelConn&, StreamEnd&, std::uint64_t) {}
+void TunnelEvents::on_stream_finished(TunnelConn&, StreamEnd&) {}
 
 // ---------------------------------------------------------------- set-up and teardown
 
@@ -362,6 +365,26 @@ void TunnelConn::register_stream(StreamEnd* stream, frame::StreamHandle h) noexc
 void TunnelConn::unregister_stream(StreamEnd& stream) noexcept {
   streams_[stream.slot] = nullptr;
   --core_.stats.streams_open;
+  if (StreamTraffic* traffic = stream.traffic) {
+    --traffic->streams_open;
+    if (stream.reset_code != frame::ErrorCode::kNoError) ++traffic->resets;
+    events_.on_stream_finished(*this, stream);
+    stream.traffic = nullptr;
+    stream.app_record = nullptr;
+  }
+}
+
+void TunnelConn::track(StreamEnd& stream, const Tracking& tracking) noexcept {
+  if (tracking.traffic == nullptr) return;
+  stream.traffic = tracking.traffic;
+  stream.app_record = tracking.app_record;
+  stream.opened_us = tracking.timed ? monotonic_us() : 0;
+  stream.bytes_from_edge = 0;
+  stream.bytes_to_edge = 0;
+  stream.reset_code = frame::ErrorCode::kNoError;
+  stream.reset_by_peer = false;
+  ++tracking.traffic->streams_opened;
+  ++tracking.traffic->streams_open;
 }
 
 StreamEnd* TunnelConn::stream_of(frame::StreamHandle h) noexcept {
@@ -370,7 +393,7 @@ StreamEnd* TunnelConn::stream_of(frame::StreamHandle h) noexcept {
   return stream != nullptr && stream->handle() == h ? stream : nullptr;
 }
 
-Status TunnelConn::open_stream(int edge_fd, std::span<const std::byte> metadata) noexcept {
+Status TunnelConn::open_stream(int edge_fd, std::span<const std::byte> metadata, const Tracking& tracking) noexcept {
   if (closing_ || session_.goaway_sent() || session_.goaway_received()) {
     ::close(edge_fd);
     return ringtun::fail(Errc::kClosed, "tunnel closing");
@@ -391,13 +414,14 @@ Status TunnelConn::open_stream(int edge_fd, std::span<const std::byte> metadata)
   }
   (void)ring::net::set_nodelay(edge_fd);
   stream->attach_socket(*socket, false);
+  track(*stream, tracking);
   stream->start_reading();
   schedule_flush();
   return {};
 }
 
 Status TunnelConn::open_stream(ring::SocketId socket, std::span<const std::byte> metadata,
-                               std::span<const std::byte> prefix) noexcept {
+                               std::span<const std::byte> prefix, const Tracking& tracking) noexcept {
   if (closing_ || session_.goaway_sent() || session_.goaway_received()) {
     return ringtun::fail(Errc::kClosed, "tunnel closing");
   }
@@ -417,11 +441,13 @@ Status TunnelConn::open_stream(ring::SocketId socket, std::span<const std::byte>
   stream->attach_socket(socket, false);
   stream->reading_already();
   (void)ring::net::set_nodelay(loop_.fd(socket));
+  track(*stream, tracking);
   schedule_flush();
   return {};
 }
 
-Status TunnelConn::open_stream(StreamEnd& end, std::span<const std::byte> metadata) noexcept {
+Status TunnelConn::open_stream(StreamEnd& end, std::span<const std::byte> metadata,
+                               const Tracking& tracking) noexcept {
   if (closing_ || session_.goaway_sent() || session_.goaway_received()) {
     return ringtun::fail(Errc::kClosed, "tunnel closing");
   }
@@ -430,12 +456,13 @@ Status TunnelConn::open_stream(StreamEnd& end, std::span<const std::byte> metada
   if (!handle) return Unexpected{handle.error()};
   register_stream(&end, *handle);
   ++core_.stats.streams_opened;
+  track(end, tracking);
   schedule_flush();
   return {};
 }
 
 void TunnelConn::connect_http_stream(frame::StreamHandle h, const ring::net::Address& target, UpstreamPool& pool,
-                                     std::uint32_t key, bool head_request) noexcept {
+                                     std::uint32_t key, bool head_request, const Tracking& tracking) noexcept {
   if (closing_) return;
   if (auto idle = pool.take(key)) {
     auto* stream = new EdgeStream(*this, h);
@@ -445,13 +472,15 @@ void TunnelConn::connect_http_stream(frame::StreamHandle h, const ring::net::Add
     (void)loop_.set_handler(*idle, stream);
     stream->attach_socket(*idle, false);
     stream->reading_already();
+    track(*stream, tracking);
     return;
   }
-  connect_stream(h, target);
+  connect_stream(h, target, tracking);
   if (StreamEnd* end = stream_of(h)) static_cast<EdgeStream*>(end)->serve_http(pool, key, head_request);
 }
 
-void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address& target) noexcept {
+void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address& target,
+                                const Tracking& tracking) noexcept {
   if (closing_) return;
   auto* stream = new EdgeStream(*this, h);
   register_stream(stream, h);
@@ -464,6 +493,7 @@ void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address&
     return;
   }
   stream->attach_socket(*socket, true);
+  track(*stream, tracking);
 }
 
 void TunnelConn::refuse_stream(frame::StreamHandle h, frame::ErrorCode code) noexcept {
@@ -486,6 +516,7 @@ Status TunnelConn::queue_edge_data(StreamEnd& stream, const ring::RecvBuffer& bu
   RINGTUN_TRY(session_.queue_data(stream.handle(), {reinterpret_cast<const std::byte*>(buffer.data) + offset, length},
                                   cookie));
   core_.stats.bytes_to_tunnel += length;
+  count_from_edge(stream, length);
   schedule_flush();
   return {};
 }
@@ -516,6 +547,7 @@ Status TunnelConn::queue_copy(StreamEnd& stream, std::span<const std::byte> byte
       return queued;
     }
     core_.stats.bytes_to_tunnel += n;
+    count_from_edge(stream, n);
     bytes = bytes.subspan(n);
   }
   schedule_flush();
@@ -531,6 +563,10 @@ void TunnelConn::edge_fin(StreamEnd& stream) noexcept {
 
 void TunnelConn::edge_delivered(StreamEnd& stream, std::size_t bytes) noexcept {
   core_.stats.bytes_from_tunnel += bytes;
+  if (StreamTraffic* traffic = stream.traffic) {
+    stream.bytes_to_edge += bytes;
+    traffic->bytes_to_edge += bytes;
+  }
   if (closing_) return;
   sync_time();
   (void)session_.consumed(stream.handle(), bytes);
@@ -544,6 +580,7 @@ void TunnelConn::edge_failed(StreamEnd& stream, frame::ErrorCode code) noexcept 
   }
   sync_time();
   // reset_stream() fires on_closed() synchronously, which detaches the stream.
+  if (stream.reset_code == frame::ErrorCode::kNoError) stream.reset_code = code;
   if (!session_.reset_stream(stream.handle(), code)) stream.stream_closed();
   schedule_flush();
 }
@@ -555,7 +592,15 @@ void TunnelConn::on_open(frame::StreamHandle h, frame::StreamId, std::span<const
 }
 
 void TunnelConn::on_data(frame::StreamHandle h, std::span<const std::byte> bytes) {
-  if (StreamEnd* stream = stream_of(h)) stream->deliver(bytes);
+  StreamEnd* stream = stream_of(h);
+  if (stream == nullptr) return;
+  if (stream->opened_us != 0 && stream->traffic != nullptr) {
+    const std::uint64_t now = monotonic_us();
+    const std::uint64_t elapsed = now > stream->opened_us ? now - stream->opened_us : 0;
+    stream->opened_us = 0;
+    events_.on_first_byte(*this, *stream, elapsed);
+  }
+  stream->deliver(bytes);
 }
 
 void TunnelConn::on_fin(frame::StreamHandle h) {
@@ -565,6 +610,10 @@ void TunnelConn::on_fin(frame::StreamHandle h) {
 void TunnelConn::on_reset(frame::StreamHandle h, frame::ErrorCode code) {
   if (StreamEnd* stream = stream_of(h)) {
     LOG_DEBUG("stream reset by the peer: %s", frame::error_code_name(code));
+    if (stream->reset_code == frame::ErrorCode::kNoError) {
+      stream->reset_code = code;
+      stream->reset_by_peer = true;
+    }
     stream->peer_reset(code);
   }
 }

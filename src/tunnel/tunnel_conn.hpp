@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/counter.hpp"
 #include "common/result.hpp"
 #include "frame/session.hpp"
 #include "ring/loop.hpp"
@@ -54,14 +55,33 @@ struct TunnelOptions {
   std::uint32_t tls_send_budget = 1024 * 1024;
 };
 
-// Per-core counters, readable by whoever owns the core (metrics, tests).
+// Per-core counters: written by the core, readable from any thread (common/counter.hpp: the admin endpoint).
 struct TunnelStats {
-  std::uint64_t streams_opened = 0;
-  std::uint64_t streams_refused = 0;
-  std::uint64_t bytes_to_tunnel = 0;   // edge payload queued into sessions
-  std::uint64_t bytes_from_tunnel = 0; // payload delivered to edge sockets
-  std::uint32_t tunnels_open = 0;
-  std::uint32_t streams_open = 0;
+  Counter streams_opened;
+  Counter streams_refused;
+  Counter bytes_to_tunnel;   // edge payload queued into sessions
+  Counter bytes_from_tunnel; // payload delivered to edge sockets
+  Counter tunnels_open;
+  Counter streams_open;
+};
+
+// What the program counts for one service (or any group of streams) on one core: TunnelConn::track() files a stream
+// under it, and the connection keeps it up to date while the stream lives, so the counters move while a long
+// connection is still open. "Edge" is the stream's socket side: the public client on the gateway, the local service
+// on the agent. Written by the core, readable from any thread.
+struct StreamTraffic;
+// How a stream is to be counted when it opens (see TunnelConn's "streams").
+struct Tracking {
+  StreamTraffic* traffic = nullptr;  // null: not counted, no events
+  bool timed = false;                // report TunnelEvents::on_first_byte
+  void* app_record = nullptr;
+};
+struct StreamTraffic {
+  Counter streams_opened;
+  Counter streams_open;
+  Counter bytes_from_edge;
+  Counter bytes_to_edge;
+  Counter resets;  // streams that ended with a reset (either side)
 };
 
 // What the streams and connections of one core share. The TLS scratch buffers are used synchronously inside one
@@ -100,6 +120,16 @@ class StreamEnd {
   std::uint32_t slot = 0;        // the session's stream index
   std::uint32_t generation = 0;  // the session's generation of that index
 
+  // Accounting (TunnelConn::track): the service's counters, this stream's own byte counts, when it opened (for the
+  // first-byte latency; 0 = not timed), how it ended, and the program's own per-stream record (access log).
+  StreamTraffic* traffic = nullptr;
+  std::uint64_t bytes_from_edge = 0;
+  std::uint64_t bytes_to_edge = 0;
+  std::uint64_t opened_us = 0;
+  void* app_record = nullptr;
+  frame::ErrorCode reset_code = frame::ErrorCode::kNoError;
+  bool reset_by_peer = false;
+
  protected:
   StreamEnd() = default;
   explicit StreamEnd(frame::StreamHandle handle) : handle_(handle) {}
@@ -119,6 +149,10 @@ class TunnelEvents {
   virtual void on_stream_open(TunnelConn& conn, frame::StreamHandle stream, std::span<const std::byte> metadata);
   // The connection is closed and every stream is gone; `conn` is deleted right after this returns.
   virtual void on_tunnel_closed(TunnelConn& conn, const char* reason) = 0;
+  // A tracked stream (TunnelConn::track with a start time) received its first payload from the peer.
+  virtual void on_first_byte(TunnelConn& conn, StreamEnd& end, std::uint64_t elapsed_us);
+  // A tracked stream ended (its counts and reset_code are final); its app_record is the program's to free now.
+  virtual void on_stream_finished(TunnelConn& conn, StreamEnd& end);
 };
 
 class TunnelConn final : public ring::SocketHandler, public frame::SessionHandler {
@@ -140,23 +174,26 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   static constexpr std::size_t kMaxControlBacklog = 1024 * 1024;
 
   // ---- streams ----
+  // Every way of opening a stream takes the program's accounting for it (StreamEnd's accounting members): filed
+  // only when the open succeeds, so on failure `app_record` is still the caller's.
   // Gateway: opens a stream for an accepted public connection. Takes `edge_fd` (closed on failure).
-  Status open_stream(int edge_fd, std::span<const std::byte> metadata) noexcept;
+  Status open_stream(int edge_fd, std::span<const std::byte> metadata, const Tracking& tracking = {}) noexcept;
   // Gateway: opens a stream for a client socket already in this loop, its recv armed on kEdgePool (a TLS client
   // whose ClientHello was read to route it): `prefix`, the bytes read so far, goes first. The socket's handler
   // becomes the stream's. On failure the socket is still the caller's.
-  Status open_stream(ring::SocketId socket, std::span<const std::byte> metadata,
-                     std::span<const std::byte> prefix) noexcept;
+  Status open_stream(ring::SocketId socket, std::span<const std::byte> metadata, std::span<const std::byte> prefix,
+                     const Tracking& tracking = {}) noexcept;
   // Gateway: opens a stream whose far end is `end` (it writes with queue_copy/queue_edge_data/edge_fin and reads
   // through StreamEnd::deliver). Nothing is registered on failure.
-  Status open_stream(StreamEnd& end, std::span<const std::byte> metadata) noexcept;
+  Status open_stream(StreamEnd& end, std::span<const std::byte> metadata, const Tracking& tracking = {}) noexcept;
   // Agent: answers on_stream_open by connecting to `target` and pumping the stream through it.
-  void connect_stream(frame::StreamHandle stream, const ring::net::Address& target) noexcept;
+  void connect_stream(frame::StreamHandle stream, const ring::net::Address& target,
+                      const Tracking& tracking = {}) noexcept;
   // Agent: the same for one HTTP request: an idle connection to `target` from `pool` (filed under `key`) serves it
   // when there is one; the response is read so that the connection goes back to the pool once it is complete (and
   // the stream ends there), or becomes a byte pipe after 101. `head_request`: the request is HEAD.
   void connect_http_stream(frame::StreamHandle stream, const ring::net::Address& target, UpstreamPool& pool,
-                           std::uint32_t key, bool head_request) noexcept;
+                           std::uint32_t key, bool head_request, const Tracking& tracking = {}) noexcept;
   void refuse_stream(frame::StreamHandle stream, frame::ErrorCode code) noexcept;
 
   // ---- connection ----
@@ -228,6 +265,13 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   void sync_time() noexcept;
   StreamEnd* stream_of(frame::StreamHandle h) noexcept;
   void register_stream(StreamEnd* stream, frame::StreamHandle handle) noexcept;
+  void track(StreamEnd& stream, const Tracking& tracking) noexcept;
+  static void count_from_edge(StreamEnd& stream, std::size_t bytes) noexcept {
+    if (StreamTraffic* traffic = stream.traffic) {
+      stream.bytes_from_edge += bytes;
+      traffic->bytes_from_edge += bytes;
+    }
+  }
   void unregister_stream(StreamEnd& stream) noexcept;
   void maybe_finish_close() noexcept;
 

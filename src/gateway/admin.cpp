@@ -1,0 +1,507 @@
+#include "gateway/admin.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <map>
+
+#include "common/clock.hpp"
+#include "common/json_writer.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/registry_room.hpp"
+#include "ops/dashboard.hpp"
+#include "ops/histogram.hpp"
+#include "ops/metrics_text.hpp"
+#include "ops/process_stats.hpp"
+
+#ifndef RINGTUN_VERSION
+#define RINGTUN_VERSION "unknown"
+#endif
+
+namespace ringtun::gateway {
+
+namespace {
+
+using ops::Label;
+using ops::MetricType;
+
+constexpr const char* kJson = "application/json";
+
+// One service's numbers summed over every core.
+struct ServiceSum {
+  const TrafficEntry* entry = nullptr;  // labels (from the first core that has it)
+  std::uint64_t streams_opened = 0;
+  std::uint64_t streams_open = 0;
+  std::uint64_t bytes_in = 0;   // from public clients
+  std::uint64_t bytes_out = 0;  // to public clients
+  std::uint64_t resets = 0;
+  std::uint64_t refused = 0;
+  std::uint64_t http[6] = {};
+};
+
+std::string service_key(std::uint32_t token, std::string_view agent, std::string_view service) {
+  std::string key = std::to_string(token);
+  key.push_back('\0');
+  key.append(agent);
+  key.push_back('\0');
+  key.append(service);
+  return key;
+}
+
+std::map<std::string, ServiceSum> sum_services(const Gateway& gateway) {
+  std::map<std::string, ServiceSum> sums;
+  for (unsigned core = 0; core < gateway.core_count; ++core) {
+    if (gateway.cores[core] == nullptr) continue;
+    const TrafficTable& table = gateway.cores[core]->routing().traffic();
+    const std::size_t size = table.size();
+    for (std::size_t i = 0; i < size; ++i) {
+      const TrafficEntry& e = table.at(i);
+      ServiceSum& sum = sums[service_key(e.token, e.agent, e.service)];
+      if (sum.entry == nullptr) sum.entry = &e;
+      sum.streams_opened += e.traffic.streams_opened.get();
+      sum.streams_open += e.traffic.streams_open.get();
+      sum.bytes_in += e.traffic.bytes_from_edge.get();
+      sum.bytes_out += e.traffic.bytes_to_edge.get();
+      sum.resets += e.traffic.resets.get();
+      sum.refused += e.refused.get();
+      for (int c = 1; c <= 5; ++c) sum.http[c] += e.http_status[c].get();
+    }
+  }
+  return sums;
+}
+
+// The value of `name` in a query string ("a=1&b=2"), percent-decoded ('+' is a space).
+std::string query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string out;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        out.push_back(' ');
+      } else if (raw[i] == '%' && i + 2 < raw.size()) {
+        unsigned value = 0;
+        auto [end, ec] = std::from_chars(raw.data() + i + 1, raw.data() + i + 3, value, 16);
+        if (ec == std::errc() && end == raw.data() + i + 3) {
+          out.push_back(static_cast<char>(value));
+          i += 2;
+        } else {
+          out.push_back('%');
+        }
+      } else {
+        out.push_back(raw[i]);
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max) {
+  const std::string text = query_value(query, name);
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return fallback;
+  return std::min(value, max);
+}
+
+bool contains_folded(std::string_view haystack, std::string_view needle) {
+  if (needle.empty()) return true;
+  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  });
+  return it != haystack.end();
+}
+
+void not_found(ops::AdminResponse& response) {
+  response.status = 404;
+  response.body = "not found\n";
+}
+
+void method_not_allowed(ops::AdminResponse& response, const char* allow) {
+  response.status = 405;
+  response.body = "method not allowed\n";
+  response.extra_headers = std::string("Allow: ") + allow + "\r\n";
+}
+
+}  // namespace
+
+std::string token_label(std::uint32_t token) { return "token" + std::to_string(token + 1); }
+
+GatewayAdmin::GatewayAdmin(Gateway& gateway, RegistryRoom& registry)
+    : gateway_(gateway), registry_(registry), started_ms_(wall_clock_ms()) {}
+
+GatewayAdmin::~GatewayAdmin() = default;
+
+void GatewayAdmin::note_refusal(Routing::RefusalEvent event) {
+  refusals_.push_front(std::move(event));
+  if (refusals_.size() > kRecentRefusals) refusals_.pop_back();
+}
+
+void GatewayAdmin::handle(const ops::AdminRequest& request, ops::AdminResponse& response) {
+  const std::string_view path = request.path;
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  constexpr std::string_view kAgents = "/api/v1/agents/";
+  if (path.starts_with(kAgents) && path.ends_with("/disconnect")) {
+    const std::string_view id = path.substr(kAgents.size(), path.size() - kAgents.size() - 11);
+    if (request.method != "POST") return method_not_allowed(response, "POST");
+    return disconnect(id, response);
+  }
+  if (path == "/metrics" || path == "/healthz" || path == "/ready" || path == "/" || path == "/api/v1/status" ||
+      path == "/api/v1/agents" || path.starts_with(kAgents) || path == "/api/v1/services" ||
+      path == "/api/v1/refusals") {
+    if (!get) return method_not_allowed(response, "GET, HEAD");
+  } else {
+    return not_found(response);
+  }
+  if (path == "/metrics") {
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = render_metrics();
+  } else if (path == "/healthz") {
+    response.body = "ok\n";
+  } else if (path == "/ready") {
+    const bool started = gateway_.cores_started.load(std::memory_order_acquire) == gateway_.core_count;
+    const bool draining = gateway_.draining.load(std::memory_order_relaxed);
+    response.status = started && !draining ? 200 : 503;
+    response.body = draining ? "draining\n" : started ? "ready\n" : "starting\n";
+  } else if (path == "/") {
+    response.content_type = "text/html; charset=utf-8";
+    response.body.assign(ops::dashboard_html());
+  } else if (path == "/api/v1/status") {
+    status_json(response);
+  } else if (path == "/api/v1/agents") {
+    agents_json({}, response);
+  } else if (path.starts_with(kAgents)) {
+    agents_json(path.substr(kAgents.size()), response);
+  } else if (path == "/api/v1/services") {
+    services_json(request.query, response);
+  } else {
+    refusals_json(response);
+  }
+}
+
+void GatewayAdmin::status_json(ops::AdminResponse& response) const {
+  response.content_type = kJson;
+  JsonWriter json(response.body);
+  json.begin_object()
+      .field("role", "gateway")
+      .field("version", RINGTUN_VERSION)
+      .field("started_ms", started_ms_)
+      .field("now_ms", wall_clock_ms())
+      .field("cores", std::uint64_t{gateway_.core_count})
+      .field("ready", gateway_.cores_started.load(std::memory_order_acquire) == gateway_.core_count &&
+                          !gateway_.draining.load(std::memory_order_relaxed))
+      .field("draining", gateway_.draining.load(std::memory_order_relaxed))
+      .end_object();
+}
+
+void GatewayAdmin::agents_json(std::string_view id, ops::AdminResponse& response) const {
+  const auto sums = sum_services(gateway_);
+  const auto agents = registry_.agents();
+  response.content_type = kJson;
+  JsonWriter json(response.body);
+  bool found = false;
+  if (id.empty()) json.begin_object().key("agents").begin_array();
+  for (const RegistryRoom::AgentView& agent : agents) {
+    const SessionInfo& info = *agent.info;
+    if (!id.empty() && info.owner.agent_id != id) continue;
+    if (!id.empty() && found) break;  // the same id under two tokens: the first (ask by token with the list)
+    found = true;
+    std::uint64_t streams_open = 0, streams_total = 0, bytes_in = 0, bytes_out = 0;
+    const std::string prefix = service_key(info.owner.token, info.owner.agent_id, {});
+    for (auto it = sums.lower_bound(prefix); it != sums.end() && it->first.starts_with(prefix); ++it) {
+      streams_open += it->second.streams_open;
+      streams_total += it->second.streams_opened;
+      bytes_in += it->second.bytes_in;
+      bytes_out += it->second.bytes_out;
+    }
+    json.begin_object()
+        .field("id", info.owner.agent_id)
+        .field("token", token_label(info.owner.token))
+        .field("instance", info.instance)
+        .field("remote", info.peer)
+        .field("connected_since_ms", info.since_ms)
+        .key("connections_per_core")
+        .begin_array();
+    for (unsigned n : agent.connections_per_core) json.number(n);
+    json.end_array().key("services").begin_array();
+    for (const std::string& name : agent.services) json.string(name);
+    json.end_array()
+        .field("streams_open", streams_open)
+        .field("streams_total", streams_total)
+        .field("bytes_in", bytes_in)
+        .field("bytes_out", bytes_out)
+        .end_object();
+  }
+  if (id.empty()) {
+    json.end_array().end_object();
+  } else if (!found) {
+    response.body.clear();
+    response.status = 404;
+    JsonWriter error(response.body);
+    error.begin_object().field("error", "no connected agent with this id").end_object();
+  }
+}
+
+void GatewayAdmin::services_json(std::string_view query, ops::AdminResponse& response) const {
+  const auto sums = sum_services(gateway_);
+  const std::string filter = query_value(query, "filter");
+  const std::uint64_t offset = query_number(query, "offset", 0, UINT32_MAX);
+  const std::uint64_t limit = query_number(query, "limit", 100, 1000);
+  // Every service in the route table (even one that never had a connection), with its counters when it has some.
+  const auto table = registry_.registry().table();
+  struct Row {
+    const route::Route* route;
+    const ServiceSum* sum;
+  };
+  std::vector<Row> rows;
+  for (const route::Route& route : table->routes()) {
+    const std::string port = route.key.kind == route::Kind::kTcp ? std::to_string(route.key.port) : std::string();
+    if (!filter.empty() && !contains_folded(route.service, filter) && !contains_folded(route.key.host, filter) &&
+        !contains_folded(route.owner.agent_id, filter) && port != filter) {
+      continue;
+    }
+    auto it = sums.find(service_key(route.owner.token, route.owner.agent_id, route.service));
+    rows.push_back({&route, it == sums.end() ? nullptr : &it->second});
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return std::tie(a.route->service, a.route->owner.agent_id) < std::tie(b.route->service, b.route->owner.agent_id);
+  });
+  response.content_type = kJson;
+  JsonWriter json(response.body);
+  json.begin_object().field("total", std::uint64_t{rows.size()}).field("offset", offset).key("services").begin_array();
+  const ServiceSum none;
+  for (std::size_t i = offset; i < rows.size() && i < offset + limit; ++i) {
+    const route::Route& route = *rows[i].route;
+    const ServiceSum& sum = rows[i].sum != nullptr ? *rows[i].sum : none;
+    json.begin_object()
+        .field("name", route.service)
+        .field("kind", route::kind_name(route.key.kind))
+        .field("port", std::uint64_t{route.key.port})
+        .field("host", route.key.host)
+        .field("agent", route.owner.agent_id)
+        .field("token", token_label(route.owner.token))
+        .field("streams_open", sum.streams_open)
+        .field("streams_total", sum.streams_opened)
+        .field("bytes_in", sum.bytes_in)
+        .field("bytes_out", sum.bytes_out)
+        .field("refused_total", sum.refused)
+        .end_object();
+  }
+  json.end_array().end_object();
+}
+
+void GatewayAdmin::refusals_json(ops::AdminResponse& response) const {
+  response.content_type = kJson;
+  JsonWriter json(response.body);
+  json.begin_object().key("refusals").begin_array();
+  for (const Routing::RefusalEvent& event : refusals_) {
+    json.begin_object()
+        .field("time_ms", event.time_ms)
+        .field("listener", event.listener)
+        .field("client", event.client)
+        .field("service", event.service)
+        .field("reason", event.reason)
+        .end_object();
+  }
+  json.end_array().end_object();
+}
+
+void GatewayAdmin::disconnect(std::string_view id, ops::AdminResponse& response) {
+  response.content_type = kJson;
+  const std::size_t closed = registry_.disconnect(id, -1, "disconnected by the operator (admin API)");
+  JsonWriter json(response.body);
+  if (closed == 0) {
+    response.status = 404;
+    json.begin_object().field("error", "no connected agent with this id").end_object();
+    return;
+  }
+  json.begin_object().field("disconnected", id).field("connections", std::uint64_t{closed}).end_object();
+}
+
+std::string GatewayAdmin::render_metrics() const {
+  std::string out;
+  out.reserve(16 * 1024);
+  ops::MetricsWriter m(out);
+  const auto agents = registry_.agents();
+  const auto table = registry_.registry().table();
+
+  m.single("ringtun_agents_connected", MetricType::kGauge, "Agent sessions connected now.", agents.size());
+  std::uint64_t by_kind[3] = {};
+  for (const route::Route& route : table->routes()) ++by_kind[static_cast<int>(route.key.kind)];
+  m.family("ringtun_services", MetricType::kGauge, "Services routed now, by kind.");
+  for (int kind = 0; kind < 3; ++kind) {
+    m.sample("ringtun_services", {{"kind", route::kind_name(static_cast<route::Kind>(kind))}}, by_kind[kind]);
+  }
+
+  // Per core.
+  char core_text[16][12];
+  auto core_label = [&](unsigned core) -> std::string_view {
+    char* buffer = core_text[core % 16];
+    const int n = std::snprintf(buffer, sizeof core_text[0], "%u", core);
+    return {buffer, static_cast<std::size_t>(n)};
+  };
+  struct PerCore {
+    const char* name;
+    MetricType type;
+    const char* help;
+    std::uint64_t (*read)(const GatewayCore& core);
+  };
+  static const PerCore per_core[] = {
+      {"ringtun_tunnel_connections", MetricType::kGauge, "Agents' tunnel connections open on each core.",
+       [](const GatewayCore& c) { return c.tunnel_stats().tunnels_open.get(); }},
+      {"ringtun_streams_open", MetricType::kGauge, "Streams open on each core.",
+       [](const GatewayCore& c) { return c.tunnel_stats().streams_open.get(); }},
+      {"ringtun_streams_opened_total", MetricType::kCounter, "Streams opened on each core.",
+       [](const GatewayCore& c) { return c.tunnel_stats().streams_opened.get(); }},
+      {"ringtun_loop_turns_total", MetricType::kCounter, "Event loop turns.",
+       [](const GatewayCore& c) { return c.loop_stats().turns.get(); }},
+      {"ringtun_loop_cqes_total", MetricType::kCounter, "io_uring completions handled.",
+       [](const GatewayCore& c) { return c.loop_stats().cqes.get(); }},
+      {"ringtun_loop_submits_total", MetricType::kCounter, "io_uring_enter calls (submit and wait).",
+       [](const GatewayCore& c) { return c.loop_stats().submits.get(); }},
+      {"ringtun_loop_buffer_exhaustions_total", MetricType::kCounter,
+       "Multishot receives stopped by an empty provided-buffer ring.",
+       [](const GatewayCore& c) { return c.loop_stats().enobufs.get(); }},
+      {"ringtun_loop_mailbox_depth", MetricType::kGauge, "Messages waiting in the core's cross-core mailboxes.",
+       [](const GatewayCore& c) { return c.loop_stats().mailbox_depth.get(); }},
+      {"ringtun_loop_sockets_open", MetricType::kGauge, "Sockets open on each core.",
+       [](const GatewayCore& c) { return c.loop_stats().sockets_open.get(); }},
+  };
+  for (const PerCore& metric : per_core) {
+    m.family(metric.name, metric.type, metric.help);
+    for (unsigned core = 0; core < gateway_.core_count; ++core) {
+      if (gateway_.cores[core] == nullptr) continue;
+      m.sample(metric.name, {{"core", core_label(core)}}, metric.read(*gateway_.cores[core]));
+    }
+  }
+
+  // Refusals and handshake failures, summed over cores.
+  std::uint64_t no_route = 0, no_tunnel = 0, stream_limit = 0, tls_unknown = 0, tls_malformed = 0, tls_timeout = 0,
+                tls_over = 0, tls_no_tunnel = 0, http_errors = 0;
+  std::uint64_t http_class[6] = {};
+  std::uint64_t failures[static_cast<int>(HandshakeFailure::kCount)] = {};
+  ops::HistogramSum first_byte;
+  for (unsigned core = 0; core < gateway_.core_count; ++core) {
+    const GatewayCore* c = gateway_.cores[core];
+    if (c == nullptr) continue;
+    const Routing::Stats& r = c->routing().stats();
+    no_route += r.refused_no_route.get();
+    no_tunnel += r.refused_no_tunnel.get();
+    stream_limit += r.refused_stream_limit.get();
+    if (const TlsStats* t = c->tls_stats()) {
+      tls_unknown += t->unknown_name.get();
+      tls_malformed += t->malformed.get();
+      tls_timeout += t->timed_out.get();
+      tls_over += t->over_limit.get();
+      tls_no_tunnel += t->no_tunnel.get();
+    }
+    if (const HttpStats* h = c->http_stats()) {
+      http_errors += h->gateway_errors.get();
+      for (int k = 1; k <= 5; ++k) http_class[k] += h->responses[k].get();
+    }
+    for (int f = 0; f < static_cast<int>(HandshakeFailure::kCount); ++f) {
+      failures[f] += c->intake().failures(static_cast<HandshakeFailure>(f)).get();
+    }
+    c->routing().first_byte().add_to(first_byte);
+  }
+  m.family("ringtun_public_connections_refused_total", MetricType::kCounter,
+           "Public connections closed without a stream, by reason.");
+  const std::pair<const char*, std::uint64_t> refused[] = {
+      {"no_route", no_route},          {"no_tunnel", no_tunnel},       {"stream_limit", stream_limit},
+      {"tls_unknown_name", tls_unknown}, {"tls_malformed", tls_malformed}, {"tls_timeout", tls_timeout},
+      {"tls_over_limit", tls_over},    {"tls_no_tunnel", tls_no_tunnel}};
+  for (const auto& [reason, value] : refused) {
+    m.sample("ringtun_public_connections_refused_total", {{"reason", reason}}, value);
+  }
+  m.family("ringtun_handshake_failures_total", MetricType::kCounter,
+           "Tunnel connections that never became an agent's, by reason.");
+  for (int f = 0; f < static_cast<int>(HandshakeFailure::kCount); ++f) {
+    m.sample("ringtun_handshake_failures_total", {{"reason", handshake_failure_name(static_cast<HandshakeFailure>(f))}},
+             failures[f]);
+  }
+  if (!gateway_.config.http_listen_text.empty()) {
+    m.family("ringtun_http_responses_total", MetricType::kCounter,
+             "Responses on the shared HTTP port by status class (services' and the gateway's own).");
+    static const char* const kClass[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (int k = 1; k <= 5; ++k) m.sample("ringtun_http_responses_total", {{"code", kClass[k]}}, http_class[k]);
+    m.single("ringtun_http_gateway_errors_total", MetricType::kCounter,
+             "Error responses the gateway wrote itself (404, 502, 503...).", http_errors);
+  }
+  m.family("ringtun_stream_first_byte_seconds", MetricType::kHistogram,
+           "Time from a public connection's stream open to the first byte from its service.");
+  m.histogram("ringtun_stream_first_byte_seconds", {}, first_byte);
+
+  // By service and by agent.
+  const auto sums = sum_services(gateway_);
+  struct ServiceMetric {
+    const char* name;
+    MetricType type;
+    const char* help;
+    std::uint64_t ServiceSum::*value;
+  };
+  static const ServiceMetric service_metrics[] = {
+      {"ringtun_service_streams_opened_total", MetricType::kCounter, "Streams opened for a service.",
+       &ServiceSum::streams_opened},
+      {"ringtun_service_streams_open", MetricType::kGauge, "Streams open now for a service.", &ServiceSum::streams_open},
+      {"ringtun_service_refused_total", MetricType::kCounter, "Public connections for a service that got no stream.",
+       &ServiceSum::refused},
+      {"ringtun_service_resets_total", MetricType::kCounter, "Streams of a service that ended with a reset.",
+       &ServiceSum::resets},
+  };
+  for (const ServiceMetric& metric : service_metrics) {
+    m.family(metric.name, metric.type, metric.help);
+    for (const auto& [key, sum] : sums) {
+      const std::string token = token_label(sum.entry->token);
+      m.sample(metric.name,
+               {{"agent", sum.entry->agent}, {"token", token}, {"service", sum.entry->service},
+                {"kind", route::kind_name(sum.entry->kind)}},
+               sum.*metric.value);
+    }
+  }
+  m.family("ringtun_service_bytes_total", MetricType::kCounter,
+           "Bytes through a service: in = from public clients, out = to them.");
+  std::map<std::pair<std::uint32_t, std::string>, std::pair<std::uint64_t, std::uint64_t>> by_agent;
+  for (const auto& [key, sum] : sums) {
+    const std::string token = token_label(sum.entry->token);
+    const Label base[] = {{"agent", sum.entry->agent}, {"token", token}, {"service", sum.entry->service},
+                          {"kind", route::kind_name(sum.entry->kind)}};
+    const Label in[] = {base[0], base[1], base[2], base[3], {"direction", "in"}};
+    const Label out_labels[] = {base[0], base[1], base[2], base[3], {"direction", "out"}};
+    m.sample("ringtun_service_bytes_total", in, sum.bytes_in);
+    m.sample("ringtun_service_bytes_total", out_labels, sum.bytes_out);
+    auto& agent = by_agent[{sum.entry->token, sum.entry->agent}];
+    agent.first += sum.bytes_in;
+    agent.second += sum.bytes_out;
+  }
+  m.family("ringtun_agent_bytes_total", MetricType::kCounter,
+           "Bytes through all of an agent's services: in = from public clients, out = to them.");
+  for (const auto& [owner, bytes] : by_agent) {
+    const std::string token = token_label(owner.first);
+    m.sample("ringtun_agent_bytes_total", {{"agent", owner.second}, {"token", token}, {"direction", "in"}},
+             bytes.first);
+    m.sample("ringtun_agent_bytes_total", {{"agent", owner.second}, {"token", token}, {"direction", "out"}},
+             bytes.second);
+  }
+  if (!gateway_.config.http_listen_text.empty()) {
+    m.family("ringtun_http_requests_total", MetricType::kCounter,
+             "Requests answered for an http service, by its host name and status class.");
+    static const char* const kClass[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (const auto& [key, sum] : sums) {
+      if (sum.entry->kind != route::Kind::kHttp) continue;
+      for (int k = 1; k <= 5; ++k) {
+        if (sum.http[k] == 0) continue;
+        m.sample("ringtun_http_requests_total",
+                 {{"host", sum.entry->host}, {"service", sum.entry->service}, {"code", kClass[k]}}, sum.http[k]);
+      }
+    }
+  }
+  ops::write_process_metrics(m, RINGTUN_VERSION);
+  return out;
+}
+
+}  // namespace ringtun::gateway

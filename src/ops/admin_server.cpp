@@ -4,7 +4,8 @@
 // own turn, never from inside a call we made, so nothing of the client is touched after it). A client is in one of
 // four states:
 //   kHead     reading a request head (HeadScanner over input_, which holds at most kMaxAdminHead bytes of head);
-//   kBody     the head is accepted and authorized; waiting for its Content-Length body (at most kMaxBody);
+//   kBody     the head is accepted and authorized; waiting for its Content-Length body (at most kMaxBody), after
+//             a "100 Continue" when the client asked for one;
 //   kSending  the routes answered; the response is in flight and reading is paused, so pipelined requests wait
 //             in input_ (bounded by kMaxPendingInput) and are taken one at a time once the response is out;
 //   kClosing  the last response (an error, Connection: close, HTTP/1.0) is being sent; then SHUT_WR and reading
@@ -285,8 +286,15 @@ void AdminServer::Impl::Client::process_input() noexcept {
     if (!accept_head(head)) return;
     request_end_ = scanner_.head_length() + (head.body == http::BodyKind::kLength ? head.content_length : 0);
     state_ = State::kBody;
+    if (head.expect_continue && input_.size() < request_end_) {
+      // The client waits for this before sending its body (curl would otherwise pause a second).
+      out_ = "HTTP/1.1 100 Continue\r\n\r\n";
+      send_out();
+      return;
+    }
   }
   if (state_ == State::kBody) {
+    if (sending_) return;  // the 100 Continue is still going out; on_send comes back here
     if (input_.size() < request_end_) {
       if (client_eof_) close_now(false);
       return;
@@ -428,6 +436,10 @@ void AdminServer::Impl::Client::on_send(ring::Loop&, ring::SocketId, int res) {
   if (out_.capacity() > kKeepOutCapacity) out_.shrink_to_fit();
   if (state_ == State::kClosing) {
     close_gracefully();
+    return;
+  }
+  if (state_ == State::kBody) {
+    process_input();  // the 100 Continue went out: the body may be here already
     return;
   }
   state_ = State::kHead;

@@ -317,6 +317,23 @@ TEST_CASE("pipelined requests are answered one at a time, in order") {
   CHECK(replies[2].body == "GET n=3 []");
 }
 
+TEST_CASE("pipelined requests followed by the client's FIN are all answered, then the connection closes") {
+  Fixture f;
+  std::vector<Reply> replies;
+  bool closed = false;
+  f.talk([&] {
+    Client client(f.port);
+    if (!client.send(get("/echo?n=1") + get("/echo?n=2"))) return;
+    ::shutdown(client.fd, SHUT_WR);
+    for (int i = 0; i < 2; ++i) replies.push_back(read_reply(client));
+    closed = client.closed_by_server();
+  });
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].body == "GET n=1 []");
+  CHECK(replies[1].body == "GET n=2 []");
+  CHECK(closed);
+}
+
 TEST_CASE("Connection: close and HTTP/1.0 close after the answer; HTTP/1.0 keep-alive is honoured") {
   Fixture f;
   auto closing = one_shot(f, get("/hello", "Connection: close\r\n"));
@@ -356,6 +373,26 @@ TEST_CASE("a request whose body arrives after its head") {
   CHECK(reply.body == "POST  [abcdefg]");
 }
 
+TEST_CASE("Expect: 100-continue gets its interim answer before the body is sent") {
+  AdminOptions options;
+  options.token = kToken;
+  Fixture f(options);
+  Reply interim;
+  Reply reply;
+  f.talk([&] {
+    Client client(f.port);
+    if (!client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n" +
+                     bearer(kToken) + "\r\n")) {
+      return;
+    }
+    interim = read_reply(client);
+    if (client.send("body")) reply = read_reply(client);
+  });
+  CHECK(interim.status == 100);
+  CHECK(reply.status == 200);
+  CHECK(reply.body == "POST  [body]");
+}
+
 // ------------------------------------------------------------------------------------------------ authorization
 
 TEST_CASE("with a token: 401 without it or with a wrong one, 200 with it; open paths stay open") {
@@ -377,7 +414,8 @@ TEST_CASE("with a token: 401 without it or with a wrong one, 200 with it; open p
   CHECK(basic.reply.status == 401);
   CHECK(f.routes.seen.empty());
 
-  auto right = one_shot(f, get("/metrics", "authorization: bearer " + std::string(kToken) + "\r\nConnection: close\r\n"));
+  const std::string lower_case_scheme = "authorization: bearer " + std::string(kToken) + "\r\n";
+  auto right = one_shot(f, get("/metrics", lower_case_scheme + "Connection: close\r\n"));
   CHECK(right.reply.status == 200);
   CHECK(right.reply.body == "page /metrics");
 
@@ -426,6 +464,16 @@ TEST_CASE("secrets_equal") {
   CHECK_FALSE(secrets_equal("", "a"));
   CHECK_FALSE(secrets_equal("abc", std::string_view("abc\0", 4)));
   CHECK(secrets_equal(std::string_view("a\0b", 3), std::string_view("a\0b", 3)));
+  // Every bit of every byte counts, at any position.
+  int wrong = 0;
+  for (int x = 0; x < 256; ++x) {
+    for (int y = 0; y < 256; ++y) {
+      const std::string a = "ab" + std::string(1, static_cast<char>(x)) + "cd";
+      const std::string b = "ab" + std::string(1, static_cast<char>(y)) + "cd";
+      if (secrets_equal(a, b) != (x == y)) ++wrong;
+    }
+  }
+  CHECK(wrong == 0);
 }
 
 // ------------------------------------------------------------------------------------------------ refusals

@@ -37,12 +37,17 @@ class JsonWriter {
 
  private:
   void before_value();
+  void open(char bracket, bool object);
+  void close(char bracket, bool object);
   std::string& out_;
-  std::vector<bool> first_;  // per open container: no element written yet
+  std::vector<bool> first_;   // per open container: no element written yet
+  std::vector<bool> object_;  // per open container: an object (keys due) rather than an array
   bool after_key_ = false;
 };
 
-// Appends `text` as a JSON string literal (with quotes).
+// Appends `text` as a JSON string literal (with quotes): '"' and '\\' escaped, \n \r \t as such, other control
+// characters as \u00xx, ill-formed UTF-8 replaced by U+FFFD (one per maximal ill-formed subpart, as Unicode
+// recommends), everything else (including DEL and valid non-ASCII) as is.
 void append_json_string(std::string& out, std::string_view text);
 
 }  // namespace ringtun

@@ -3,18 +3,23 @@
 // HTTP/1.1 with the strict request-head parser of src/http (HeadScanner + parse_request_head): keep-alive (Prometheus
 // reuses its connection), one request at a time per connection, bodies of at most kMaxBody bytes (Content-Length only;
 // read and passed to the routes), answers always with Content-Length. Bad input gets a status and the connection
-// closed: a head over kMaxAdminHead 431, malformed 400, a request line over its limit 414, a body too large 413,
-// chunked bodies 411, no complete head within head_timeout_ms 408. Past max_clients open connections a new one is
-// closed at once (counted). Nothing a client sends is logged in full.
+// closed: a head over kMaxAdminHead 431, malformed 400 (the parser is the gateway's: HTTP/1.0 needs a Host too), a
+// request line over 4 KiB 414, a body too large 413, chunked bodies 411, no complete request (head and body) within
+// head_timeout_ms 408. Every answer the server makes itself (these, 401, 403) has a short text body and
+// "Connection: close". Pipelined requests are answered in order, one at a time. Past max_clients open connections
+// a new one is closed at once (counted). Nothing a client sends is logged in full.
 //
 // Authorization: with a token configured, every path except the open ones ("/" (the dashboard page: it holds no
 // data and asks the API with the token), "/healthz", "/ready", "/favicon.ico") needs "Authorization: Bearer <token>",
-// compared in constant time; without it: 401 with WWW-Authenticate: Bearer. Methods that change state (POST) need a
-// configured token even on loopback: without one they get 403. Whether a token is required for a non-loopback
+// compared in constant time; without it: 401 with WWW-Authenticate: Bearer. Methods that change state (POST, and
+// any method but GET and HEAD) need a configured token even on loopback: without one they get 403; with one they
+// need the bearer token on every path, the open ones included. Whether a token is required for a non-loopback
 // address is the settings' rule (app/checks.cpp), not the server's.
 //
 // Ownership: the server owns its listener and client connections; the routes object must outlive it. Requests are
-// answered synchronously from AdminRoutes::handle(), on the loop thread.
+// answered synchronously from AdminRoutes::handle(), on the loop thread. The loop holds pointers to the server's
+// socket handlers until each socket is reaped, so the server may be destroyed only once closed() is true (after
+// close() and some loop turns, or after the loop's exit() and run()); the destructor checks it, in release too.
 // Thread rules: the loop thread that created it, only.
 #pragma once
 

@@ -4,7 +4,7 @@
 #include <simdjson.h>
 #include <sys/random.h>
 
-#include <cstdio>
+#include "common/json_writer.hpp"
 
 namespace ringtun::tunnel {
 
@@ -31,28 +31,6 @@ constexpr CodeName kCodeNames[] = {
     {RefusalCode::kHostNotAllowed, "host_not_allowed"},
     {RefusalCode::kHostTaken, "host_taken"},
 };
-
-void append_json_string(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 Unexpected bad(std::string* error, const std::string& what) {
   if (error != nullptr) *error = what;

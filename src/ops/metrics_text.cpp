@@ -85,17 +85,17 @@ const char* type_name(MetricType type) noexcept {
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view value) {
-  for (const char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
+  // Runs without a special byte are appended whole: label values are almost always plain, and a byte-at-a-time
+  // append dominated the render of a 10,000-service scrape (perf/micro/metrics_bench).
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (c != '\\' && c != '"' && c != '\n') continue;
+    out.append(value.data() + start, i - start);
+    out += c == '\n' ? "\\n" : c == '"' ? "\\\"" : "\\\\";
+    start = i + 1;
   }
+  out.append(value.data() + start, value.size() - start);
 }
 
 void MetricsWriter::family(std::string_view name, MetricType type, std::string_view help) {

@@ -1,1 +1,335 @@
 #include "ops/access_log.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+
+namespace ringtun::ops {
+
+namespace {
+
+constexpr std::size_t kMaxTarget = 256;
+constexpr int kOpenFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+constexpr mode_t kOpenMode = 0640;
+
+bool is_stdout_path(std::string_view path) noexcept { return path == "-"; }
+
+void append_u64(std::string& out, std::uint64_t value) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, value).ptr);
+}
+
+void append_2(char* p, unsigned v) noexcept {
+  p[0] = static_cast<char>('0' + v / 10 % 10);
+  p[1] = static_cast<char>('0' + v % 10);
+}
+
+// RFC 3339, UTC, milliseconds: 2026-12-02T14:55:01.123Z.
+void append_time(std::string& out, std::uint64_t end_ms) {
+  const auto seconds = static_cast<time_t>(end_ms / 1000);
+  tm parts{};
+  gmtime_r(&seconds, &parts);
+  char buf[24];
+  const auto year = static_cast<unsigned>(parts.tm_year + 1900);
+  append_2(buf, year / 100);
+  append_2(buf + 2, year % 100);
+  buf[4] = '-';
+  append_2(buf + 5, static_cast<unsigned>(parts.tm_mon + 1));
+  buf[7] = '-';
+  append_2(buf + 8, static_cast<unsigned>(parts.tm_mday));
+  buf[10] = 'T';
+  append_2(buf + 11, static_cast<unsigned>(parts.tm_hour));
+  buf[13] = ':';
+  append_2(buf + 14, static_cast<unsigned>(parts.tm_min));
+  buf[16] = ':';
+  append_2(buf + 17, static_cast<unsigned>(parts.tm_sec));
+  buf[19] = '.';
+  const auto ms = static_cast<unsigned>(end_ms % 1000);
+  buf[20] = static_cast<char>('0' + ms / 100);
+  append_2(buf + 21, ms % 100);
+  buf[23] = 'Z';
+  out.append(buf, sizeof buf);
+}
+
+bool is_control(unsigned char c) noexcept { return c < 0x20 || c == 0x7f; }
+
+// ---- text format ----
+// Fields are separated by one space and most come from peers (Host, SNI, service names agents choose), so every
+// byte that could end the line, shift the fields or start a quoted field becomes '?'.
+void append_text_token(std::string& out, std::string_view value) {
+  if (value.empty()) {
+    out += '-';
+    return;
+  }
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    out += (is_control(c) || c == ' ' || c == '"') ? '?' : ch;
+  }
+}
+
+// The inside of a quoted free-text field: spaces stay, '"' and '\' are escaped so the closing quote is unambiguous,
+// control characters (newlines, escape sequences) become '?'.
+void append_text_quoted_body(std::string& out, std::string_view value) {
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (is_control(c)) {
+      out += '?';
+    } else if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else {
+      out += ch;
+    }
+  }
+}
+
+void format_text(const AccessRecord& r, std::string& out) {
+  append_time(out, r.end_ms);
+  out += ' ';
+  append_text_token(out, r.client);
+  out += ' ';
+  append_text_token(out, r.listener);
+  out += ' ';
+  append_text_token(out, r.service);
+  out += ' ';
+  append_text_token(out, r.host);
+  out += ' ';
+  append_text_token(out, r.agent);
+  out += " \"";
+  if (r.method.empty() && r.target.empty()) {
+    out += '-';
+  } else {
+    append_text_quoted_body(out, r.method.empty() ? std::string_view("-") : r.method);
+    out += ' ';
+    append_text_quoted_body(out, r.target.empty() ? std::string_view("-") : r.target.substr(0, kMaxTarget));
+  }
+  out += "\" ";
+  if (r.status > 0) {
+    append_u64(out, static_cast<std::uint64_t>(r.status));
+  } else {
+    out += '-';
+  }
+  out += ' ';
+  append_u64(out, r.bytes_in);
+  out += ' ';
+  append_u64(out, r.bytes_out);
+  out += ' ';
+  append_u64(out, r.duration_ms);
+  out += "ms ";
+  append_text_token(out, r.outcome);
+  if (!r.reason.empty()) {
+    out += " \"";
+    append_text_quoted_body(out, r.reason);
+    out += '"';
+  }
+}
+
+// ---- JSON format ----
+// A local RFC 8259 string escaper (to be merged with common/json_writer): '"' and '\' escaped, control characters
+// (and DEL, so a terminal reading the log sees no escape sequence) as \u00XX, bytes that are not well-formed UTF-8
+// (Unicode table 3-7: no overlongs, no surrogates, nothing above U+10FFFF) as U+FFFD, one per maximal ill-formed
+// subsequence, so every line parses whatever a peer sent.
+void append_json_string(std::string& out, std::string_view value) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr char kReplacement[] = "\xEF\xBF\xBD";
+  out += '"';
+  const auto* p = reinterpret_cast<const unsigned char*>(value.data());
+  const std::size_t n = value.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (is_control(c)) {
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    // Multi-byte sequence: its length and the allowed range of the second byte depend on the lead byte.
+    std::size_t need = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    }
+    std::size_t good = 1;  // bytes of the sequence seen valid so far (the lead)
+    if (need > 0) {
+      while (good <= need && i + good < n) {
+        const unsigned char b = p[i + good];
+        const unsigned char min = good == 1 ? lo : 0x80;
+        const unsigned char max = good == 1 ? hi : 0xBF;
+        if (b < min || b > max) break;
+        ++good;
+      }
+    }
+    if (need > 0 && good == need + 1) {
+      out.append(value.data() + i, good);
+    } else {
+      out += kReplacement;
+    }
+    i += good;
+  }
+  out += '"';
+}
+
+// Optional strings are written as null when empty, so every line has the same keys (easier for log pipelines).
+void append_json_optional(std::string& out, std::string_view value) {
+  if (value.empty()) {
+    out += "null";
+  } else {
+    append_json_string(out, value);
+  }
+}
+
+void format_json(const AccessRecord& r, std::string& out) {
+  out += "{\"time\":\"";
+  append_time(out, r.end_ms);
+  out += "\",\"client\":";
+  append_json_string(out, r.client);
+  out += ",\"listener\":";
+  append_json_string(out, r.listener);
+  out += ",\"service\":";
+  append_json_optional(out, r.service);
+  out += ",\"host\":";
+  append_json_optional(out, r.host);
+  out += ",\"agent\":";
+  append_json_optional(out, r.agent);
+  out += ",\"method\":";
+  append_json_optional(out, r.method);
+  out += ",\"target\":";
+  append_json_optional(out, r.target.substr(0, kMaxTarget));
+  out += ",\"status\":";
+  if (r.status > 0) {
+    append_u64(out, static_cast<std::uint64_t>(r.status));
+  } else {
+    out += "null";
+  }
+  out += ",\"bytes_in\":";
+  append_u64(out, r.bytes_in);
+  out += ",\"bytes_out\":";
+  append_u64(out, r.bytes_out);
+  out += ",\"duration_ms\":";
+  append_u64(out, r.duration_ms);
+  out += ",\"outcome\":";
+  append_json_string(out, r.outcome);
+  out += ",\"reason\":";
+  append_json_optional(out, r.reason);
+  out += '}';
+}
+
+int open_path(const std::string& path) noexcept {
+  if (is_stdout_path(path)) return ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), kOpenFlags, kOpenMode);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<AccessLogSink>> AccessLogSink::open(std::string path, LogFormat format, std::string* error) {
+  const int fd = open_path(path);
+  if (fd < 0) {
+    const int err = errno;
+    if (error != nullptr) {
+      *error = "--access-log: cannot open '";
+      *error += path;
+      *error += "': ";
+      *error += std::strerror(err);
+    }
+    return fail_errno(err, "access log open");
+  }
+  // Only a check that the path is writable now: each core opens its own descriptor when it first writes.
+  ::close(fd);
+  return std::make_shared<AccessLogSink>(std::move(path), format);
+}
+
+AccessLog::AccessLog(ring::Loop& loop, std::shared_ptr<AccessLogSink> sink) : loop_(loop), sink_(std::move(sink)) {
+  timer_.set_callback([](void* self) { static_cast<AccessLog*>(self)->on_timer(); }, this);
+  // One allocation up front: the buffer is flushed at kFlushBytes, so it rarely grows past this.
+  buffer_.reserve(kFlushBytes + 4096);
+}
+
+AccessLog::~AccessLog() {
+  flush();
+  loop_.timers().cancel(timer_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AccessLog::write(const AccessRecord& record) noexcept {
+  if (buffer_.empty() && !timer_.armed()) loop_.timers().schedule(timer_, kFlushMs);
+  format(record, sink_->format(), buffer_);
+  buffer_ += '\n';
+  if (buffer_.size() >= kFlushBytes) flush();
+}
+
+void AccessLog::flush() noexcept {
+  loop_.timers().cancel(timer_);
+  if (buffer_.empty()) return;
+  if (!ensure_open()) {
+    ++write_errors_;
+    buffer_.clear();
+    return;
+  }
+  // One write(2) for the whole buffer: with O_APPEND each write lands at the end of the file as a unit, so cores
+  // sharing the file never split each other's lines. A short write (disk full) is continued; an error drops the
+  // rest rather than block the core or grow without bound.
+  std::size_t done = 0;
+  while (done < buffer_.size()) {
+    const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ++write_errors_;
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  buffer_.clear();
+}
+
+void AccessLog::format(const AccessRecord& record, LogFormat format, std::string& out) {
+  if (format == LogFormat::kJson) {
+    format_json(record, out);
+  } else {
+    format_text(record, out);
+  }
+}
+
+void AccessLog::on_timer() { flush(); }
+
+bool AccessLog::ensure_open() noexcept {
+  const bool to_stdout = is_stdout_path(sink_->path());
+  const std::uint64_t generation = sink_->generation();
+  // stdout is never reopened: there is no path that logrotate could have moved.
+  if (fd_ >= 0 && (to_stdout || generation == generation_)) return true;
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  // The generation is taken before opening: a reopen() that races with this open causes one more reopen later,
+  // never a missed one. A failed open is retried at the next flush.
+  generation_ = generation;
+  fd_ = open_path(sink_->path());
+  return fd_ >= 0;
+}
+
+}  // namespace ringtun::ops

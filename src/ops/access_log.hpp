@@ -9,8 +9,18 @@
 // No colour codes are written.
 //
 // Text format, one line:  <RFC 3339 time UTC with ms> <client> <listener> <service|-> <host|-> <agent|-> "<request|->"
-//   <status|-> <bytes_in> <bytes_out> <duration_ms>ms <outcome> [reason]
-// JSON format: one object per line with the same fields, named as in AccessRecord.
+//   <status|-> <bytes_in> <bytes_out> <duration_ms>ms <outcome> ["reason"]
+//   e.g. 2026-12-02T14:55:01.123Z 192.0.2.1:5555 http web app.example.com agent-7 "GET /x" 200 512 10240 42ms ok
+// Many fields come from peers (Host, SNI, target, service names agents choose), so none can forge a line or shift
+// the fields: in the space-separated fields, control characters, spaces and '"' become '?'; request ("METHOD
+// target", "-" when not HTTP) and reason are quoted, with '"' and '\' escaped by a backslash and control characters
+// as '?'. The reason is appended only when non-empty. The target is cut at 256 bytes (both formats).
+// JSON format: one object per line with the same fields, named as in AccessRecord:
+//   {"time":"...","client":"...","listener":"...","service":..,"host":..,"agent":..,"method":..,"target":..,
+//    "status":200,"bytes_in":0,"bytes_out":0,"duration_ms":0,"outcome":"...","reason":..}
+//   Every key is always present: an empty optional string (service, host, agent, method, target, reason) and
+//   status 0 are null. Strings are escaped per RFC 8259; bytes that are not well-formed UTF-8 become U+FFFD.
+// Ownership: an AccessLog must be destroyed before its Loop (its destructor flushes and cancels its timer).
 // Thread rules: AccessLogSink::reopen() from any thread; an AccessLog only on its core's loop thread.
 #pragma once
 

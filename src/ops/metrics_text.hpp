@@ -40,10 +40,12 @@ class MetricsWriter {
   // A family with no labels and one value: family() + sample().
   void single(std::string_view name, MetricType type, std::string_view help, std::uint64_t value);
   // Histogram samples (after family(name, kHistogram, ...)): name_bucket{labels...,le="<bound in seconds>"} for each
-  // bound and "+Inf", name_sum (seconds), name_count.
+  // bound (cumulative) and "+Inf" (= count), name_sum (seconds, written as the exact decimal of sum_us), name_count.
   void histogram(std::string_view name, std::span<const Label> labels, const HistogramSum& sum);
 
  private:
+  // "name" + suffix + "{labels,extra} " (braces only when there is a label).
+  void head(std::string_view name, std::string_view suffix, std::span<const Label> labels, const Label* extra);
   void labels(std::span<const Label> labels, const Label* extra);
   std::string& out_;
 };

@@ -79,7 +79,10 @@ def _run_chromium(args, wait_ms, timeout_s=None):
 
 def dump_dom(url, wait_ms=3000):
     """The page's DOM, serialized, after wait_ms of virtual time."""
-    return _run_chromium(['--dump-dom', url], wait_ms)
+    dom = _run_chromium(['--dump-dom', url], wait_ms)
+    if not dom.strip():
+        raise RuntimeError('chromium rendered nothing from %s (is it reachable?)' % url)
+    return dom
 
 
 def screenshot(url, path, size=(1400, 1000), wait_ms=3000):
@@ -259,6 +262,9 @@ def check_gateway(c):
         c.check('/s' in rows1.get('grafana', {}).get('text', ''), 'a rate (bytes/s) is shown after a few polls',
                 rows1.get('grafana', {}).get('text', ''))
         c.check(len(r1.find(lambda n: n.tag == 'polyline')) >= 2 * 13, 'every service row has its sparkline')
+        m = re.fullmatch(r'cells (\d+)/(\d+)', r1.by_id('services').attrs.get('data-patch', ''))
+        c.check(m and 0 < int(m.group(1)) < int(m.group(2)), 'later polls replace only the cells that changed',
+                repr(r1.by_id('services').attrs.get('data-patch')))
         c.check(visible_text(r1, 'error-banner') is None, '#error-banner is hidden while the endpoint answers')
         refusals = r1.by_id('refusals')
         c.check(refusals is not None and len(refusals.find(lambda n: n.tag == 'tr')) >= 5, '#refusals has rows')

@@ -323,6 +323,9 @@ def check_many_services(c):
         info = visible_text(r, 'page-info') or ''
         c.check(rows and all('svc-0999' in k for k in rows) and info == '1-%d of %d' % (len(rows), len(rows)),
                 'a filter from the URL is applied by the server', '%r %r' % (sorted(rows)[:3], info))
+        r = parse(dump_dom(fake.url + '#filter=no-such-thing', 2000))
+        c.check(not service_rows(r) and visible_text(r, 'page-info') == '0 of 0' and
+                'no service matches' in (visible_text(r, 'services') or ''), 'a filter matching nothing says so')
 
 
 def check_outage(c):

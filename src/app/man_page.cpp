@@ -92,8 +92,8 @@ constexpr Extras kGatewayExtras = {
                  "stop accepting, let open streams finish for up to --drain-timeout-ms, then exit 0"},
                 {"SIGHUP", "read --cert, --key and --client-ca again; on an error the previous certificate stays"}},
     .exit_status = {{"0", "stopped by a signal, after draining"},
-                    {"2", "bad flags or configuration, or a listening address that cannot be bound"},
-                    {"1", "another start-up failure (logged)"}},
+                    {"1", "could not start (io_uring unavailable, a listener that failed for another reason)"},
+                    {"2", "bad flags or configuration, unreadable certificate files, or --listen's address in use"}},
     .see_also = ".BR ringtun\\-agent (1),\n.BR systemd.exec (5),\n.BR systemd\\-creds (1)\n",
 };
 
@@ -110,7 +110,7 @@ constexpr Extras kAgentExtras = {
     .signals = {{"SIGTERM, SIGINT", "let open streams finish for up to --drain-timeout-ms, then exit 0"}, {"", ""}},
     .exit_status = {{"0", "stopped by a signal, after draining"},
                     {"2", "bad flags or configuration"},
-                    {"3", "the gateway refused this agent for good (another instance holds its --agent-id)"}},
+                    {"3", "refused by the gateway for good (bad token, --agent-id held by another running instance)"}},
     .see_also = ".BR ringtun\\-gateway (1),\n.BR systemd.exec (5),\n.BR systemd\\-creds (1)\n",
 };
 

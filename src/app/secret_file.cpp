@@ -60,8 +60,7 @@ Result<std::string> read_secret_file(std::string_view path, std::string_view wha
   ::close(fd);
   if (contents.size() > max_bytes) {
     return detail::report(error_text, Errc::kInvalidArgument,
-                          prefix + "larger than " + std::to_string(max_bytes / 1024) +
-                              " KiB (not a secret file?)");
+                          prefix + "larger than " + std::to_string(max_bytes / 1024) + " KiB (not a secret file?)");
   }
   contents.resize(trim_end(contents).size());
   if (contents.empty()) return detail::report(error_text, Errc::kInvalidArgument, prefix + "empty");

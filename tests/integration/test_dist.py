@@ -8,6 +8,7 @@ Usage: test_dist.py SCENARIO          run one scenario (meson registers each as 
 Environment, besides itest.py's: RINGTUN_BUILD_DIR (the meson build directory to install from), RINGTUN_SOURCE_ROOT,
 RINGTUN_MESON (the meson command). Scenarios needing a tool the host lacks (systemd-analyze, groff) exit 77 (skip).
 """
+import json
 import os
 import re
 import shutil
@@ -77,8 +78,8 @@ def install(h):
     destdir = os.path.join(h.dir, 'destdir')
     shutil.rmtree(destdir, ignore_errors=True)
     run([meson, 'install', '-C', build, '--destdir', destdir, '--no-rebuild', '--strip', '--quiet'], timeout=120)
-    _, out = run([meson, 'introspect', build, '--buildoptions'], timeout=60)
-    prefix = re.search(r'"name": "prefix", "value": "([^"]+)"', out).group(1)
+    p = subprocess.run([meson, 'introspect', build, '--buildoptions'], stdout=subprocess.PIPE, timeout=60, check=True)
+    prefix = next(o['value'] for o in json.loads(p.stdout) if o['name'] == 'prefix')
     return destdir, prefix
 
 

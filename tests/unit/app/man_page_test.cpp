@@ -35,8 +35,8 @@ TEST_CASE("man_page: every flag of the program, in its section, and the fixed se
     for (const Setting& setting : settings()) {
       const std::string entry = "\\fB" + escaped(setting.flag) + "\\fR";
       CAPTURE(setting.flag);
-      const bool listed = page.find(".TP\n" + entry) != std::string::npos ||
-                          page.find("\\fR, " + entry) != std::string::npos;
+      const bool listed =
+          page.find(".TP\n" + entry) != std::string::npos || page.find("\\fR, " + entry) != std::string::npos;
       // --token and --cert are entries of both programs, with their own help: only a flag the program lacks is absent.
       CHECK(listed == (find_flag(program, setting.flag) != nullptr));
       if (serves(setting, program)) {  // with this entry's own help (up to the first character roff escapes)
@@ -51,10 +51,9 @@ TEST_CASE("man_page: every flag of the program, in its section, and the fixed se
       std::string_view line(page.data() + begin, end - begin);
       if (!line.empty() && (line[0] == '.' || line[0] == '\'')) {
         CAPTURE(line);
-        const bool known = line.substr(0, 3) == ".\\\"" || line.substr(0, 4) == ".TH " ||
-                           line.substr(0, 4) == ".SH " || line.substr(0, 4) == ".SS " || line == ".TP" ||
-                           line == ".PP" || line == ".br" || line == ".nf" || line == ".fi" ||
-                           line.substr(0, 3) == ".B " || line.substr(0, 4) == ".BR ";
+        const bool known = line.substr(0, 3) == ".\\\"" || line.substr(0, 4) == ".TH " || line.substr(0, 4) == ".SH " ||
+                           line.substr(0, 4) == ".SS " || line == ".TP" || line == ".PP" || line == ".br" ||
+                           line == ".nf" || line == ".fi" || line.substr(0, 3) == ".B " || line.substr(0, 4) == ".BR ";
         CHECK(known);
       }
       begin = end + 1;

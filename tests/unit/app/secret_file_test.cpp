@@ -116,8 +116,8 @@ TEST_CASE("agent --token-file: the token from the file; errors name the flag and
 TEST_CASE("agent: --token and --token-file together are refused, on the line and in the file") {
   TokenVariable env(nullptr);
   TempFile file("from-file\n");
-  auto out = agent({"--gateway", "gw:7000", "--token", "a", "--token-file", file.path(), "--expose",
-                    "tcp:8080=127.0.0.1:80"});
+  auto out =
+      agent({"--gateway", "gw:7000", "--token", "a", "--token-file", file.path(), "--expose", "tcp:8080=127.0.0.1:80"});
   CHECK_FALSE(out.ok());
   CHECK(out.code() == Errc::kInvalidArgument);
   CHECK(out.error == "--token-file: cannot be combined with --token (give the value one way)");
@@ -212,8 +212,8 @@ TEST_CASE("gateway --token-file: errors name the file and the line") {
   TempFile comments("# nothing yet\n\n");
   auto out = gateway({"--listen", "0.0.0.0:7000", "--token-file", comments.path()});
   CHECK_FALSE(out.ok());
-  CHECK(out.error == "--token-file: " + comments.path() +
-                         ": no token in it (one per line; lines starting with # are comments)");
+  CHECK(out.error ==
+        "--token-file: " + comments.path() + ": no token in it (one per line; lines starting with # are comments)");
 
   TempFile twice("alpha\nbeta\nalpha\n");
   out = gateway({"--listen", "0.0.0.0:7000", "--token-file", twice.path()});

@@ -8,7 +8,7 @@ RINGTUN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # ca-certificates is the OS trust store behind the agent's `--ca system`. curl, openssl and python3-websockets are
 # the clients (and services) of the shared-port end-to-end tests (tests/integration/test_http.py).
 RINGTUN_BUILD_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 python3-cryptography ca-certificates
-  curl openssl python3-websockets
+  curl openssl python3-websockets systemd groff-base  # systemd-analyze verify, groff: tests/integration/test_dist.py
   liburing-dev libwolfssl-dev libmimalloc-dev libsimdjson-dev doctest-dev)
 # The fuzz targets need clang with libFuzzer and the sanitizer runtimes.
 RINGTUN_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

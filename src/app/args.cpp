@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <new>
 #include <span>
 #include <vector>
 
 #include "app/config.hpp"
+#include "app/secret_file.hpp"
 #include "app/settings.hpp"
 #include "common/assert.hpp"
 
@@ -27,9 +29,10 @@ struct FlagArg {
 };
 
 // What the command line itself contributes to list settings: the first --token / --expose replaces the file's
-// list; --allow-ports and --allow-hosts refine the --token just before it.
+// list; --allow-ports and --allow-hosts refine the --token (or all tokens of the --token-file) just before it.
 struct ListState {
   bool started = false;
+  std::size_t group_begin = 0;  // the tokens of the last --token / --token-file: tokens[group_begin..]
   bool last_has_ports = false;
   bool last_has_hosts = false;
   std::vector<std::string> texts;  // --expose values as given, for duplicate messages
@@ -53,35 +56,62 @@ Status check_token_refinement(const GatewayConfig& config, const ListState& stat
   return {};
 }
 
+// One token of --token or --token-file, with the default rules; `where` names it in messages.
+Status add_token(GatewayConfig* config, ListState* state, std::string_view secret, const std::string& where,
+                 std::string* error_text) {
+  RINGTUN_TRY(detail::check_token(where, secret, error_text));
+  std::size_t first = state->secrets.add(secret, config->tokens.size());
+  if (first != detail::SeenSet::kNone) {
+    return report(error_text, Errc::kInvalidArgument,
+                  where + ": the same secret is given twice (tokens " + std::to_string(first + 1) + " and " +
+                      std::to_string(config->tokens.size() + 1) + ")");
+  }
+  TokenRule rule;
+  rule.secret = std::string(secret);
+  config->tokens.push_back(std::move(rule));
+  return {};
+}
+
 Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& arg, std::string* error_text) {
-  if (arg.setting->kind == Kind::kTokenList) {
+  const Kind kind = arg.setting->kind;
+  if (kind == Kind::kTokenList || kind == Kind::kTokenFile) {
     if (!state->started) config->tokens.clear();
     state->started = true;
-    RINGTUN_TRY(detail::check_token("--token", arg.value, error_text));
-    std::size_t first = state->secrets.add(arg.value, config->tokens.size());
-    if (first != detail::SeenSet::kNone) {
-      return report(error_text, Errc::kInvalidArgument,
-                    "--token: the same secret is given twice (tokens " + std::to_string(first + 1) + " and " +
-                        std::to_string(config->tokens.size() + 1) + ")");
-    }
-    TokenRule rule;
-    rule.secret = std::string(arg.value);
-    config->tokens.push_back(std::move(rule));
+    state->group_begin = config->tokens.size();
     state->last_has_ports = false;
     state->last_has_hosts = false;
+    if (kind == Kind::kTokenList) return add_token(config, state, arg.value, "--token", error_text);
+    auto content = read_secret_file(arg.value, "--token-file", error_text, kMaxTokenListFileBytes);
+    if (!content) return Unexpected{content.error()};
+    const std::string where = "--token-file: " + detail::printable(arg.value);
+    const std::vector<SecretLine> lines = secret_lines(*content);
+    if (lines.empty()) {
+      return report(error_text, Errc::kInvalidArgument,
+                    where + ": no token in it (one per line; lines starting with # are comments)");
+    }
+    for (const SecretLine& line : lines) {
+      RINGTUN_TRY(add_token(config, state, line.secret, where + ": line " + std::to_string(line.line), error_text));
+    }
     return {};
   }
-  if (arg.setting->kind == Kind::kTokenHosts) {
+  // --allow-hosts / --allow-ports: checked on the group's first token, then copied to the rest of the group.
+  if (kind == Kind::kTokenHosts) {
     RINGTUN_TRY(check_token_refinement(*config, *state, "--allow-hosts", state->last_has_hosts,
                                        "one list per --token: PATTERN,PATTERN...", error_text));
-    RINGTUN_TRY(detail::check_host_patterns("--allow-hosts", arg.value, &config->tokens.back(), error_text));
+    TokenRule& lead = config->tokens[state->group_begin];
+    RINGTUN_TRY(detail::check_host_patterns("--allow-hosts", arg.value, &lead, error_text));
+    for (std::size_t i = state->group_begin + 1; i < config->tokens.size(); ++i) config->tokens[i].hosts = lead.hosts;
     state->last_has_hosts = true;
     return {};
   }
-  // --allow-ports
   RINGTUN_TRY(check_token_refinement(*config, *state, "--allow-ports", state->last_has_ports, "one range per --token",
                                      error_text));
-  RINGTUN_TRY(detail::check_port_range("--allow-ports", arg.value, &config->tokens.back(), error_text));
+  TokenRule& lead = config->tokens[state->group_begin];
+  RINGTUN_TRY(detail::check_port_range("--allow-ports", arg.value, &lead, error_text));
+  for (std::size_t i = state->group_begin + 1; i < config->tokens.size(); ++i) {
+    config->tokens[i].port_low = lead.port_low;
+    config->tokens[i].port_high = lead.port_high;
+  }
   state->last_has_ports = true;
   return {};
 }
@@ -119,6 +149,9 @@ Status load_file(std::string_view path, GatewayConfig* config, std::string* erro
 Status load_file(std::string_view path, AgentConfig* config, std::string* error_text) {
   return detail::load_agent_file(path, config, error_text);
 }
+
+// Secrets given nowhere else: the environment (systemd's Environment=/EnvironmentFile=, a container's env).
+constexpr const char* kTokenVariable = "RINGTUN_TOKEN";
 
 Status check_timing(const CommonConfig& common, std::string* error_text) {
   if (common.dead_peer_ms <= common.heartbeat_ms) {
@@ -192,9 +225,17 @@ Status finish(GatewayConfig* config, std::string* error_text) {
                   "--listen: missing (the tunnel port for agents, e.g. --listen 0.0.0.0:7000)");
   }
   if (config->tokens.empty()) {
+    if (const char* env = std::getenv(kTokenVariable); env != nullptr) {
+      RINGTUN_TRY(detail::check_token(kTokenVariable, env, error_text));
+      TokenRule rule;
+      rule.secret = env;
+      config->tokens.push_back(std::move(rule));
+    }
+  }
+  if (config->tokens.empty()) {
     return report(error_text, Errc::kInvalidArgument,
-                  "--token: missing (at least one key agents present, e.g. --token s3cret, or \"tokens\" in "
-                  "--config)");
+                  "--token: missing (at least one key agents present: --token-file FILE, \"tokens\" in --config, "
+                  "the environment variable RINGTUN_TOKEN, or --token s3cret)");
   }
   RINGTUN_TRY(check_tls_pairs(config->common, !config->client_ca_file.empty(), "--client-ca", error_text));
   RINGTUN_TRY(check_listeners(*config, error_text));
@@ -208,8 +249,15 @@ Status finish(AgentConfig* config, std::string* error_text) {
                   "--gateway: missing (the gateway's tunnel address, e.g. --gateway 203.0.113.7:7000)");
   }
   if (config->token.empty()) {
+    if (const char* env = std::getenv(kTokenVariable); env != nullptr) {
+      RINGTUN_TRY(detail::check_token(kTokenVariable, env, error_text));
+      config->token = env;
+    }
+  }
+  if (config->token.empty()) {
     return report(error_text, Errc::kInvalidArgument,
-                  "--token: missing (the key the gateway expects, e.g. --token s3cret)");
+                  "--token: missing (the key the gateway expects: --token-file FILE, \"token_file\" or \"token\" in "
+                  "--config, the environment variable RINGTUN_TOKEN, or --token s3cret)");
   }
   if (config->services.empty()) {
     return report(error_text, Errc::kInvalidArgument,
@@ -325,6 +373,24 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
     seen[index] = true;
   }
   for (const FlagArg& arg : args) {
+    const Setting& setting = *arg.setting;
+    if (setting.excludes.empty()) continue;
+    const Setting* other_setting = detail::find_flag(program, setting.excludes);
+    if (other_setting != nullptr && seen[static_cast<std::size_t>(other_setting - table.data())]) {
+      return report(error_text, Errc::kInvalidArgument,
+                    std::string(setting.flag) + ": cannot be combined with " + std::string(setting.excludes) +
+                        " (give the value one way)");
+    }
+  }
+  for (const FlagArg& arg : args) {
+    if (arg.setting->kind == Kind::kTokenList || (program == Program::kAgent && arg.setting->flag == "--token")) {
+      parsed.warnings.emplace_back(
+          "--token: the secret is visible to every local user in ps and /proc/PID/cmdline; prefer --token-file FILE "
+          "or the environment variable RINGTUN_TOKEN");
+      break;
+    }
+  }
+  for (const FlagArg& arg : args) {
     if (arg.setting->kind == Kind::kConfigFile) RINGTUN_TRY(load_file(arg.value, &parsed.config, error_text));
   }
   ListState lists;
@@ -337,6 +403,7 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
       case Kind::kConfigFile:
         continue;
       case Kind::kTokenList:
+      case Kind::kTokenFile:
       case Kind::kTokenPorts:
       case Kind::kTokenHosts:
       case Kind::kServiceList:

@@ -85,7 +85,7 @@ struct AgentConfig {
   std::string gateway_host;  // required: a DNS name, localhost, or an IPv4 / IPv6 address (no brackets)
   std::uint16_t gateway_port = 0;
   std::string gateway_text;                 // "HOST:PORT" as given, for messages
-  std::string token;                        // required
+  std::string token;                        // required: --token, --token-file / "token_file", or $RINGTUN_TOKEN
   std::string agent_id;                     // defaults to the host name
   std::vector<ServiceConfig> services;      // at least one
   std::uint32_t reconnect_max_ms = 30'000;  // cap of the exponential back-off
@@ -106,6 +106,7 @@ template <typename Config>
 struct Parsed {
   ParseOutcome outcome = ParseOutcome::kRun;
   Config config;
+  std::vector<std::string> warnings;  // to log once the log level is set (a secret given with --token)
 };
 
 // argv as main() received it. On error: Errc::kParse / kInvalidArgument with a message in `error_text`.

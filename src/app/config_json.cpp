@@ -193,6 +193,16 @@ class Loader {
       }
       RINGTUN_TRY(setting->field.store(target, value, where, error_text_));
     }
+    // "token" with "token_file": which one counts would depend on key order.
+    for (std::size_t i = 0; i < table.size(); ++i) {
+      if (!seen[i] || table[i].excludes.empty()) continue;
+      const Setting* other = find_flag(program_, table[i].excludes);
+      if (other != nullptr && seen[static_cast<std::size_t>(other - table.data())]) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      file_ + ": " + std::string(table[i].json_key) + ": cannot be combined with " +
+                          in_quotes(other->json_key) + " (give the value one way)");
+      }
+    }
     return {};
   }
 

@@ -31,6 +31,7 @@ int program_main(const char* name, int argc, const char* const* argv,
     return 0;
   }
   log::set_level(parsed->config.common.log_level);
+  for (const std::string& warning : parsed->warnings) log::write(log::Level::kWarn, "%s", warning.c_str());
   return run(parsed->config);
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "app/secret_file.hpp"
 #include "common/assert.hpp"
 #include "tls/tls.hpp"
 
@@ -130,6 +131,15 @@ Status accept_server_name(std::string_view where, std::string_view text, std::st
   return {};
 }
 
+// The agent's --token-file / "token_file": the token is read now, so a bad file is reported with the other settings.
+Status store_token_file(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
+  auto secret = read_secret_file(value.text, where, error_text);
+  if (!secret) return Unexpected{secret.error()};
+  RINGTUN_TRY(check_token(std::string(where) + ": " + printable(value.text), *secret, error_text));
+  member<&AgentConfig::token>(target) = std::move(*secret);
+  return {};
+}
+
 // log::Level in order, as --log-level takes them (log::parse_level is the parser; this names a level back).
 constexpr std::string_view kLevelChoices = "trace|debug|info|warn|error|off";
 
@@ -185,8 +195,15 @@ constexpr Setting kSettings[] = {
      .placeholder = "ADDR:PORT", .help = "address agents connect to (required), e.g. 0.0.0.0:7000 or [::]:7000",
      .kind = Kind::kText, .field = custom_text(&store_listen<&GatewayConfig::listen, &GatewayConfig::listen_text>)},
     {.flag = "--token", .json_key = "tokens", .programs = kGateway, .section = Section::kTunnel,
-     .placeholder = "SECRET", .help = "a key an agent may present; repeat for several keys (at least one)",
+     .placeholder = "SECRET",
+     .help = "a key an agent may present; repeat for several keys (at least one token in all: --token, --token-file,\n"
+             "\"tokens\" in --config, or else the environment variable RINGTUN_TOKEN). Visible in ps: prefer --token-file",
      .kind = Kind::kTokenList},
+    {.flag = "--token-file", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "FILE",
+     .help = "keys agents may present, one per line (blank lines and lines starting with # skipped), each as if given\n"
+             "by --token; --allow-ports/--allow-hosts after it apply to every key of the file. Repeatable",
+     .kind = Kind::kTokenFile},
     {.flag = "--allow-ports", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "LO-HI", .help = "public ports the --token just before may claim: LO-HI or PORT",
      .kind = Kind::kTokenPorts, .field = {Stores::kNothing, nullptr, &show_default_ports}},
@@ -204,8 +221,13 @@ constexpr Setting kSettings[] = {
      .help = "the gateway's tunnel address (required): a DNS name, an IPv4 or [IPv6] address, or localhost",
      .kind = Kind::kText, .field = custom_text(&store_gateway)},
     {.flag = "--token", .json_key = "token", .programs = kAgent, .section = Section::kTunnel,
-     .placeholder = "SECRET", .help = "the key the gateway expects (required)",
+     .placeholder = "SECRET",
+     .help = "the key the gateway expects (required: this, --token-file, or the environment variable RINGTUN_TOKEN).\n"
+             "Visible in ps: prefer --token-file",
      .kind = Kind::kText, .field = text_field<&AgentConfig::token, accept_token>()},
+    {.flag = "--token-file", .json_key = "token_file", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "FILE", .help = "read the key from FILE (trailing newline and spaces dropped; at most 4 KiB)",
+     .kind = Kind::kText, .field = custom_text(&store_token_file), .excludes = "--token"},
     {.flag = "--expose", .json_key = "services", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "KIND:[NAME@]PUBLIC=HOST:PORT",
      .help = "serve something public on the gateway from local HOST:PORT (numeric or localhost):\n"
@@ -371,7 +393,7 @@ constexpr bool shares_program(const Setting& a, const Setting& b) {
 
 constexpr bool flag_only(Kind kind) {
   return kind == Kind::kConfigFile || kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenPorts ||
-         kind == Kind::kTokenHosts;
+         kind == Kind::kTokenHosts || kind == Kind::kTokenFile;
 }
 
 constexpr bool check_entry(const Setting& s) {

@@ -54,12 +54,14 @@ enum class Kind : std::uint8_t {
   kTokenPorts,   // gateway --allow-ports: refines the --token just before it. In JSON: tokens[].allow_ports
   kTokenHosts,   // gateway --allow-hosts: likewise. In JSON: tokens[].allow_hosts, an array of patterns
   kServiceList,  // agent --expose, repeatable; JSON "services": [{"name", "kind", "public_port" | "host", "local"}]
+  kTokenFile,    // gateway --token-file, repeatable: one token per line of the file, each as if given by --token;
+                 // --allow-ports / --allow-hosts after it refine all of them. Flag only (JSON has "tokens")
 };
 
 // May be given several times on one command line.
 constexpr bool repeatable(Kind kind) noexcept {
   return kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenList || kind == Kind::kTokenPorts ||
-         kind == Kind::kTokenHosts || kind == Kind::kServiceList;
+         kind == Kind::kTokenHosts || kind == Kind::kServiceList || kind == Kind::kTokenFile;
 }
 
 // A value from a flag or the file, already checked against its entry's kind (and, for integers, range).
@@ -112,6 +114,8 @@ struct Setting {
                                   // member's initial value does not say it ("the host name")
   Field field;                    // where the value is stored; null store: a list kind (args.cpp, config_json.cpp)
   std::string_view short_flag;    // "-h"
+  std::string_view excludes;      // another flag of the same program that cannot be given with this one in the
+                                  // same place (command line, or file): "--token" for the agent's --token-file
 };
 
 // The whole table, in --help order within each section.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "app/config.hpp"
+#include "app/help_text.hpp"
 #include "app/settings.hpp"
 
 #ifndef RINGTUN_VERSION
@@ -13,19 +14,12 @@
 namespace ringtun::app {
 
 using detail::Kind;
+using detail::kNoBreak;
 using detail::Program;
+using detail::ProgramText;
 using detail::Setting;
 
 namespace {
-
-struct ProgramText {
-  Program program;
-  std::string_view intro;  // after "<name> <version>: "
-  std::string_view usage;
-  std::string_view titles[detail::kSectionCount];
-  std::string_view notes[detail::kSectionCount];  // after the section's lines
-  std::string_view example;
-};
 
 constexpr std::string_view kFlagsNote =
     "Flags take \"--flag value\" or \"--flag=value\". Durations are in milliseconds. Problems are reported on one\n"
@@ -83,9 +77,6 @@ constexpr ProgramText kAgentText = {
         "                {\"kind\": \"http\", \"host\": \"app.example.com\", \"local\": \"127.0.0.1:3000\"}]}\n",
 };
 
-// Joins words that wrapping must keep on one line ("(default 5000)"); printed as a space.
-constexpr char kNoBreak = '\x1f';
-
 // One help entry: descriptions start at one column and wrap at kWidth; a flag too wide for its column, and each
 // '\n' in the description, continue on a new line at that column.
 void add_line(std::string* out, std::string_view flag, std::string_view help) {
@@ -129,8 +120,9 @@ void add_line(std::string* out, std::string_view flag, std::string_view help) {
   *out += entry;
 }
 
-// The help line, its range and its default: "PING interval ..., 1..86400000 (default 5000)".
-std::string description(const Setting& setting, const detail::Target& defaults) {
+}  // namespace
+
+std::string detail::description(const Setting& setting, const detail::Target& defaults) {
   std::string text(setting.help);
   if (setting.kind == Kind::kInteger) text += ", " + std::to_string(setting.min) + ".." + std::to_string(setting.max);
   std::string value = setting.field.show != nullptr ? setting.field.show(defaults) : std::string();
@@ -144,6 +136,12 @@ std::string description(const Setting& setting, const detail::Target& defaults) 
   return text;
 }
 
+const ProgramText& detail::program_text(Program program) noexcept {
+  return program == Program::kGateway ? kGatewayText : kAgentText;
+}
+
+namespace {
+
 template <typename Config>
 std::string make_usage(const char* name, const ProgramText& program) {
   Config defaults;
@@ -154,7 +152,7 @@ std::string make_usage(const char* name, const ProgramText& program) {
     out += "\n" + std::string(program.titles[section]) + "\n";
     for (const Setting& setting : detail::settings()) {
       if (static_cast<std::size_t>(setting.section) != section || !detail::serves(setting, program.program)) continue;
-      add_line(&out, flag_column(setting), description(setting, target));
+      add_line(&out, flag_column(setting), detail::description(setting, target));
     }
     out += program.notes[section];
   }

@@ -131,6 +131,16 @@ Status accept_server_name(std::string_view where, std::string_view text, std::st
   return {};
 }
 
+// --admin-token-file: the secret is read now, like the agent's --token-file.
+Status store_admin_token_file(const Target& target, const Value& value, std::string_view where,
+                              std::string* error_text) {
+  auto secret = read_secret_file(value.text, where, error_text);
+  if (!secret) return Unexpected{secret.error()};
+  RINGTUN_TRY(check_token(where, *secret, error_text));
+  target.common->admin_token = std::move(*secret);
+  return {};
+}
+
 // The agent's --token-file / "token_file": the token is read now, so a bad file is reported with the other settings.
 Status store_token_file(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
   auto secret = read_secret_file(value.text, where, error_text);
@@ -335,7 +345,11 @@ constexpr Setting kSettings[] = {
     {.flag = "--admin-token", .json_key = "admin_token", .programs = kBoth, .section = Section::kOps,
      .placeholder = "SECRET",
      .help = "Bearer token the admin endpoint asks for (all but /, /healthz, /ready); needed for POST",
-     .kind = Kind::kText, .field = text_field<&CommonConfig::admin_token, accept_token>()},
+     .kind = Kind::kText, .field = text_field<&CommonConfig::admin_token, accept_token>(),
+     .excludes = "--admin-token-file"},
+    {.flag = "--admin-token-file", .json_key = "admin_token_file", .programs = kBoth, .section = Section::kOps,
+     .placeholder = "FILE", .help = "read --admin-token from this file (not visible in ps)",
+     .kind = Kind::kText, .field = custom_text(&store_admin_token_file), .excludes = "--admin-token"},
     {.flag = "--access-log", .json_key = "access_log", .programs = kGateway, .section = Section::kOps,
      .placeholder = "FILE|-",
      .help = "one line per public connection and per HTTP request when it ends (- = stdout)",

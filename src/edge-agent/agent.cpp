@@ -2,6 +2,9 @@
 // routing. See agent.hpp.
 #include "edge-agent/agent.hpp"
 
+#include "edge-agent/admin.hpp"
+#include "ops/sd_notify.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -188,6 +191,7 @@ void AgentConn::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> 
     case tunnel::ControlMessage::Type::kWelcome:
       if (state_ != State::kHandshaking) break;
       state_ = State::kReady;
+      core_.agent().connections_ready.fetch_add(1, std::memory_order_relaxed);
       backoff_ms_ = 0;
       LOG_INFO("connection %u/%u to gateway %s ready", index_ + 1, message->welcome.gateway_cores,
                conn.peer().to_string().c_str());
@@ -228,6 +232,7 @@ void AgentConn::on_tunnel_closed(const char* reason) {
   conn_ = nullptr;
   const bool ready = state_ == State::kReady;
   const bool handshaking = state_ == State::kHandshaking;
+  if (ready) core_.agent().connections_ready.fetch_sub(1, std::memory_order_relaxed);
   state_ = State::kIdle;
   if (stopped_) {
     core_.connection_stopped();
@@ -306,6 +311,16 @@ void ServiceBook::log_summary() {
            serving, retrying, refused);
 }
 
+const char* ServiceBook::state_name(std::size_t index) const noexcept {
+  switch (entries_[index].state) {
+    case State::kPending: return "pending";
+    case State::kServing: return "serving";
+    case State::kRetrying: return "retrying";
+    case State::kRefused: return "refused";
+  }
+  return "pending";
+}
+
 void ServiceBook::on_claimed(const std::vector<tunnel::ServiceStatus>& statuses) {
   const Agent& agent = core_.agent();
   for (const tunnel::ServiceStatus& status : statuses) {
@@ -370,7 +385,8 @@ AgentCore::AgentCore(Agent& agent, ring::Loop& loop)
       tcore_(loop, 256ULL * 1024 * 1024),
       upstream_(loop, agent.config.upstream_max_idle, agent.config.upstream_idle_ms),
       book_(*this),
-      rng_(monotonic_ns() ^ (loop.core() * 0x9E3779B97F4A7C15ULL)) {
+      rng_(monotonic_ns() ^ (loop.core() * 0x9E3779B97F4A7C15ULL)),
+      traffic_(agent.services.size()) {
   drain_deadline_.set_callback(
       [](void* self) {
         auto* core = static_cast<AgentCore*>(self);
@@ -385,6 +401,17 @@ AgentCore::~AgentCore() = default;
 Status AgentCore::start() {
   loop_.set_stop_handler([](ring::Loop&, void* self) { static_cast<AgentCore*>(self)->begin_stop(); }, this);
   if (loop_.core() == 0) ensure_connection(0);
+  if (loop_.core() == 0 && agent_.admin_listener_fd >= 0) {
+    admin_ = std::make_unique<AgentAdmin>(agent_, book_);
+    ops::AdminOptions options;
+    options.token = agent_.config.common.admin_token;
+    auto server = ops::AdminServer::start(loop_, std::exchange(agent_.admin_listener_fd, -1), options, *admin_);
+    if (!server) return Unexpected{server.error()};
+    admin_server_ = std::move(*server);
+  }
+  if (agent_.cores_started.fetch_add(1, std::memory_order_acq_rel) + 1 == agent_.threads) {
+    (void)ops::notify_systemd("READY=1\nSTATUS=connecting to the gateway");
+  }
   return {};
 }
 
@@ -468,13 +495,14 @@ void AgentCore::on_stream_open(tunnel::TunnelConn& conn, frame::StreamHandle str
       conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
       return;
     }
+    const auto index = static_cast<std::uint32_t>(service - agent_.config.services.data());
+    const tunnel::Tracking tracking{&traffic_[index], false, nullptr};
     if (service->kind == route::Kind::kHttp) {
-      const auto key = static_cast<std::uint32_t>(service - agent_.config.services.data());
-      conn.connect_http_stream(stream, service->local, upstream_, key,
-                               (meta->flags & tunnel::kStreamHeadRequest) != 0);
+      conn.connect_http_stream(stream, service->local, upstream_, index,
+                               (meta->flags & tunnel::kStreamHeadRequest) != 0, tracking);
       return;
     }
-    conn.connect_stream(stream, service->local);
+    conn.connect_stream(stream, service->local, tracking);
     return;
   }
   LOG_WARN("the gateway opened a stream for service '%.*s', which this agent does not serve",
@@ -488,6 +516,10 @@ void AgentCore::on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) {
 
 void AgentCore::begin_stop() {
   stopping_ = true;
+  if (loop_.core() == 0) {
+    agent_.draining.store(true, std::memory_order_relaxed);
+    (void)ops::notify_systemd("STOPPING=1\nSTATUS=draining");
+  }
   book_.stop();
   upstream_.close_all();
   for (auto& conn : conns_) conn->stop();
@@ -550,6 +582,19 @@ int run_agent(const app::AgentConfig& config) {
   }
 
   (void)ring::net::raise_fd_limit();
+  if (!config.common.admin_listen_text.empty()) {
+    auto fd = ring::net::listen_tcp(config.common.admin_listen, false, 64);
+    if (!fd) {
+      char buf[160];
+      LOG_ERROR("cannot listen for the admin endpoint on %s: %s", config.common.admin_listen_text.c_str(),
+                fd.error().describe(buf, sizeof buf));
+      return fd.error().sys_errno() == EADDRINUSE ? 2 : 1;
+    }
+    agent.admin_listener_fd = *fd;
+    if (auto local = ring::net::local_address(*fd)) {
+      LOG_INFO("admin endpoint: http://%s/", local->to_string().c_str());
+    }
+  }
   ring::Runtime runtime(app::runtime_options(config.common));
   agent.runtime = &runtime;
   agent.threads = runtime.thread_count();
@@ -565,6 +610,7 @@ int run_agent(const app::AgentConfig& config) {
     agent.cores[loop.core()] = cores[loop.core()].get();
     return cores[loop.core()]->start();
   });
+  if (agent.admin_listener_fd >= 0) ::close(agent.admin_listener_fd);
   if (!result) {
     char buf[160];
     LOG_ERROR("cannot start: %s", result.error().describe(buf, sizeof buf));

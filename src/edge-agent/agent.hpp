@@ -25,6 +25,7 @@
 
 #include "app/config.hpp"
 #include "app/options.hpp"
+#include "ops/admin_server.hpp"
 #include "ring/loop.hpp"
 #include "ring/resolver.hpp"
 #include "ring/runtime.hpp"
@@ -36,6 +37,7 @@
 namespace ringtun::agent {
 
 class AgentCore;
+class AgentAdmin;
 
 struct Agent {
   app::AgentConfig config;
@@ -48,6 +50,10 @@ struct Agent {
   std::vector<AgentCore*> cores;
   ring::Runtime* runtime = nullptr;
   std::shared_ptr<const tls::Context> tls;  // null: --insecure-plaintext
+  int admin_listener_fd = -1;               // --admin-listen: served by core 0
+  std::atomic<unsigned> connections_ready{0};  // tunnel connections that got their welcome (/ready)
+  std::atomic<unsigned> cores_started{0};
+  std::atomic<bool> draining{false};
 
   AgentCore& core(unsigned index) const noexcept { return *cores[index]; }
   // The configured service called `name`, or null.
@@ -106,6 +112,9 @@ class ServiceBook {
   // The gateway's answers; may end the agent (every service refused for good).
   void on_claimed(const std::vector<tunnel::ServiceStatus>& statuses);
   void stop();
+  // For the admin endpoint (same core): by Agent::services index.
+  const char* state_name(std::size_t index) const noexcept;
+  const std::string& message(std::size_t index) const noexcept { return entries_[index].last_message; }
 
  private:
   struct Entry {
@@ -143,6 +152,12 @@ class AgentCore final : public tunnel::TunnelEvents {
   std::uint32_t jitter(std::uint32_t ms) noexcept;
   void connection_stopped();
 
+  // ---- read by the admin core (Counters only) ----
+  // This core's streams of each service (by Agent::services index): "edge" is the local service.
+  const std::vector<tunnel::StreamTraffic>& traffic() const noexcept { return traffic_; }
+  const tunnel::TunnelStats& tunnel_stats() const noexcept { return tcore_.stats; }
+  const ring::LoopStats& loop_stats() const noexcept { return loop_.stats(); }
+
  private:
   void on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json) override;
   void on_stream_open(tunnel::TunnelConn& conn, frame::StreamHandle stream,
@@ -160,6 +175,9 @@ class AgentCore final : public tunnel::TunnelEvents {
   std::uint64_t rng_;
   bool stopping_ = false;
   ring::Timer drain_deadline_;
+  std::vector<tunnel::StreamTraffic> traffic_;    // sized once at start: never reallocated (other cores read it)
+  std::unique_ptr<AgentAdmin> admin_;              // core 0, with --admin-listen
+  std::unique_ptr<ops::AdminServer> admin_server_;
 };
 
 }  // namespace ringtun::agent

@@ -11,6 +11,7 @@
 #include "gateway/registry_room.hpp"
 #include "ops/dashboard.hpp"
 #include "ops/histogram.hpp"
+#include "ops/loop_metrics.hpp"
 #include "ops/metrics_text.hpp"
 #include "ops/process_stats.hpp"
 
@@ -68,45 +69,6 @@ std::map<std::string, ServiceSum> sum_services(const Gateway& gateway) {
     }
   }
   return sums;
-}
-
-// The value of `name` in a query string ("a=1&b=2"), percent-decoded ('+' is a space).
-std::string query_value(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const std::size_t eq = pair.find('=');
-    if (pair.substr(0, eq) != name) continue;
-    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    std::string out;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '+') {
-        out.push_back(' ');
-      } else if (raw[i] == '%' && i + 2 < raw.size()) {
-        unsigned value = 0;
-        auto [end, ec] = std::from_chars(raw.data() + i + 1, raw.data() + i + 3, value, 16);
-        if (ec == std::errc() && end == raw.data() + i + 3) {
-          out.push_back(static_cast<char>(value));
-          i += 2;
-        } else {
-          out.push_back('%');
-        }
-      } else {
-        out.push_back(raw[i]);
-      }
-    }
-    return out;
-  }
-  return {};
-}
-
-std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max) {
-  const std::string text = query_value(query, name);
-  std::uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return fallback;
-  return std::min(value, max);
 }
 
 bool contains_folded(std::string_view haystack, std::string_view needle) {
@@ -249,9 +211,9 @@ void GatewayAdmin::agents_json(std::string_view id, ops::AdminResponse& response
 
 void GatewayAdmin::services_json(std::string_view query, ops::AdminResponse& response) const {
   const auto sums = sum_services(gateway_);
-  const std::string filter = query_value(query, "filter");
-  const std::uint64_t offset = query_number(query, "offset", 0, UINT32_MAX);
-  const std::uint64_t limit = query_number(query, "limit", 100, 1000);
+  const std::string filter = ops::query_value(query, "filter");
+  const std::uint64_t offset = ops::query_number(query, "offset", 0, UINT32_MAX);
+  const std::uint64_t limit = ops::query_number(query, "limit", 100, 1000);
   // Every service in the route table (even one that never had a connection), with its counters when it has some.
   const auto table = registry_.registry().table();
   struct Row {
@@ -358,19 +320,6 @@ std::string GatewayAdmin::render_metrics() const {
        [](const GatewayCore& c) { return c.tunnel_stats().streams_open.get(); }},
       {"ringtun_streams_opened_total", MetricType::kCounter, "Streams opened on each core.",
        [](const GatewayCore& c) { return c.tunnel_stats().streams_opened.get(); }},
-      {"ringtun_loop_turns_total", MetricType::kCounter, "Event loop turns.",
-       [](const GatewayCore& c) { return c.loop_stats().turns.get(); }},
-      {"ringtun_loop_cqes_total", MetricType::kCounter, "io_uring completions handled.",
-       [](const GatewayCore& c) { return c.loop_stats().cqes.get(); }},
-      {"ringtun_loop_submits_total", MetricType::kCounter, "io_uring_enter calls (submit and wait).",
-       [](const GatewayCore& c) { return c.loop_stats().submits.get(); }},
-      {"ringtun_loop_buffer_exhaustions_total", MetricType::kCounter,
-       "Multishot receives stopped by an empty provided-buffer ring.",
-       [](const GatewayCore& c) { return c.loop_stats().enobufs.get(); }},
-      {"ringtun_loop_mailbox_depth", MetricType::kGauge, "Messages waiting in the core's cross-core mailboxes.",
-       [](const GatewayCore& c) { return c.loop_stats().mailbox_depth.get(); }},
-      {"ringtun_loop_sockets_open", MetricType::kGauge, "Sockets open on each core.",
-       [](const GatewayCore& c) { return c.loop_stats().sockets_open.get(); }},
   };
   for (const PerCore& metric : per_core) {
     m.family(metric.name, metric.type, metric.help);
@@ -379,6 +328,11 @@ std::string GatewayAdmin::render_metrics() const {
       m.sample(metric.name, {{"core", core_label(core)}}, metric.read(*gateway_.cores[core]));
     }
   }
+  std::vector<const ring::LoopStats*> loops(gateway_.core_count, nullptr);
+  for (unsigned core = 0; core < gateway_.core_count; ++core) {
+    if (gateway_.cores[core] != nullptr) loops[core] = &gateway_.cores[core]->loop_stats();
+  }
+  ops::write_loop_metrics(m, loops);
 
   // Refusals and handshake failures, summed over cores.
   std::uint64_t no_route = 0, no_tunnel = 0, stream_limit = 0, tls_unknown = 0, tls_malformed = 0, tls_timeout = 0,

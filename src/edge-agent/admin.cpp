@@ -1,0 +1,226 @@
+#include "edge-agent/admin.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+#include "common/clock.hpp"
+#include "common/json_writer.hpp"
+#include "edge-agent/agent.hpp"
+#include "ops/dashboard.hpp"
+#include "ops/loop_metrics.hpp"
+#include "ops/metrics_text.hpp"
+#include "ops/process_stats.hpp"
+
+#ifndef RINGTUN_VERSION
+#define RINGTUN_VERSION "unknown"
+#endif
+
+namespace ringtun::agent {
+
+namespace {
+
+using ops::MetricType;
+
+struct ServiceSum {
+  std::uint64_t streams_opened = 0;
+  std::uint64_t streams_open = 0;
+  std::uint64_t bytes_in = 0;   // towards the local service
+  std::uint64_t bytes_out = 0;  // from it
+  std::uint64_t resets = 0;
+};
+
+std::vector<ServiceSum> sum_services(const Agent& agent) {
+  std::vector<ServiceSum> sums(agent.services.size());
+  for (const AgentCore* core : agent.cores) {
+    if (core == nullptr) continue;
+    const auto& traffic = core->traffic();
+    for (std::size_t i = 0; i < sums.size() && i < traffic.size(); ++i) {
+      sums[i].streams_opened += traffic[i].streams_opened.get();
+      sums[i].streams_open += traffic[i].streams_open.get();
+      sums[i].bytes_in += traffic[i].bytes_to_edge.get();
+      sums[i].bytes_out += traffic[i].bytes_from_edge.get();
+      sums[i].resets += traffic[i].resets.get();
+    }
+  }
+  return sums;
+}
+
+bool contains_folded(std::string_view haystack, std::string_view needle) {
+  if (needle.empty()) return true;
+  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+         }) != haystack.end();
+}
+
+}  // namespace
+
+AgentAdmin::AgentAdmin(Agent& agent, const ServiceBook& book)
+    : agent_(agent), book_(book), started_ms_(wall_clock_ms()) {}
+
+bool AgentAdmin::ready() const noexcept {
+  return agent_.connections_ready.load(std::memory_order_relaxed) >=
+             agent_.gateway_cores.load(std::memory_order_relaxed) &&
+         !agent_.draining.load(std::memory_order_relaxed);
+}
+
+void AgentAdmin::handle(const ops::AdminRequest& request, ops::AdminResponse& response) {
+  const std::string_view path = request.path;
+  if (path != "/metrics" && path != "/healthz" && path != "/ready" && path != "/" && path != "/api/v1/status" &&
+      path != "/api/v1/services") {
+    response.status = 404;
+    response.body = "not found\n";
+    return;
+  }
+  if (request.method != "GET" && request.method != "HEAD") {
+    response.status = 405;
+    response.body = "method not allowed\n";
+    response.extra_headers = "Allow: GET, HEAD\r\n";
+    return;
+  }
+  if (path == "/metrics") {
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = render_metrics();
+  } else if (path == "/healthz") {
+    response.body = "ok\n";
+  } else if (path == "/ready") {
+    const bool is_ready = ready();
+    response.status = is_ready ? 200 : 503;
+    response.body = agent_.draining.load(std::memory_order_relaxed) ? "draining\n"
+                    : is_ready                                       ? "ready\n"
+                                                                     : "not connected to the gateway\n";
+  } else if (path == "/") {
+    response.content_type = "text/html; charset=utf-8";
+    response.body.assign(ops::dashboard_html());
+  } else if (path == "/api/v1/status") {
+    status_json(response);
+  } else {
+    services_json(request.query, response);
+  }
+}
+
+void AgentAdmin::status_json(ops::AdminResponse& response) const {
+  response.content_type = "application/json";
+  JsonWriter json(response.body);
+  json.begin_object()
+      .field("role", "agent")
+      .field("version", RINGTUN_VERSION)
+      .field("id", agent_.config.agent_id)
+      .field("started_ms", started_ms_)
+      .field("now_ms", wall_clock_ms())
+      .field("cores", std::uint64_t{agent_.threads})
+      .field("ready", ready())
+      .field("draining", agent_.draining.load(std::memory_order_relaxed))
+      .field("gateway", agent_.config.gateway_text)
+      .field("connected", agent_.connections_ready.load(std::memory_order_relaxed) > 0)
+      .field("connections", std::uint64_t{agent_.connections_ready.load(std::memory_order_relaxed)})
+      .field("gateway_cores", std::uint64_t{agent_.gateway_cores.load(std::memory_order_relaxed)})
+      .end_object();
+}
+
+void AgentAdmin::services_json(std::string_view query, ops::AdminResponse& response) const {
+  const auto sums = sum_services(agent_);
+  const std::string filter = ops::query_value(query, "filter");
+  const std::uint64_t offset = ops::query_number(query, "offset", 0, UINT32_MAX);
+  const std::uint64_t limit = ops::query_number(query, "limit", 100, 1000);
+  std::vector<std::size_t> rows;
+  for (const auto& [name, index] : agent_.service_index) {  // sorted by name
+    const app::ServiceConfig& service = agent_.config.services[index];
+    if (!contains_folded(name, filter) && !contains_folded(service.host, filter) &&
+        std::to_string(service.public_port) != filter) {
+      continue;
+    }
+    rows.push_back(index);
+  }
+  response.content_type = "application/json";
+  JsonWriter json(response.body);
+  json.begin_object().field("total", std::uint64_t{rows.size()}).field("offset", offset).key("services").begin_array();
+  for (std::size_t r = offset; r < rows.size() && r < offset + limit; ++r) {
+    const std::size_t i = rows[r];
+    const app::ServiceConfig& service = agent_.config.services[i];
+    json.begin_object()
+        .field("name", service.name)
+        .field("kind", route::kind_name(service.kind))
+        .field("port", std::uint64_t{service.public_port})
+        .field("host", service.host)
+        .field("local", service.local_text)
+        .field("state", book_.state_name(i))
+        .field("message", book_.message(i))
+        .field("streams_open", sums[i].streams_open)
+        .field("streams_total", sums[i].streams_opened)
+        .field("bytes_in", sums[i].bytes_in)
+        .field("bytes_out", sums[i].bytes_out)
+        .end_object();
+  }
+  json.end_array().end_object();
+}
+
+std::string AgentAdmin::render_metrics() const {
+  std::string out;
+  ops::MetricsWriter m(out);
+  m.single("ringtun_agent_ready", MetricType::kGauge, "1 while every tunnel connection to the gateway is up.",
+           ready() ? 1 : 0);
+  struct PerCore {
+    const char* name;
+    MetricType type;
+    const char* help;
+    const Counter tunnel::TunnelStats::*value;
+  };
+  static const PerCore kPerCore[] = {
+      {"ringtun_tunnel_connections", MetricType::kGauge, "Tunnel connections to the gateway open on each core.",
+       &tunnel::TunnelStats::tunnels_open},
+      {"ringtun_streams_open", MetricType::kGauge, "Streams open on each core.", &tunnel::TunnelStats::streams_open},
+      {"ringtun_streams_opened_total", MetricType::kCounter, "Streams opened on each core.",
+       &tunnel::TunnelStats::streams_opened},
+      {"ringtun_streams_refused_total", MetricType::kCounter, "Streams this agent refused (unknown service).",
+       &tunnel::TunnelStats::streams_refused},
+  };
+  for (const PerCore& metric : kPerCore) {
+    m.family(metric.name, metric.type, metric.help);
+    for (std::size_t core = 0; core < agent_.cores.size(); ++core) {
+      if (agent_.cores[core] == nullptr) continue;
+      char text[16];
+      const int n = std::snprintf(text, sizeof text, "%zu", core);
+      m.sample(metric.name, {{"core", std::string_view(text, static_cast<std::size_t>(n))}},
+               (agent_.cores[core]->tunnel_stats().*metric.value).get());
+    }
+  }
+  const auto sums = sum_services(agent_);
+  struct ServiceMetric {
+    const char* name;
+    MetricType type;
+    const char* help;
+    std::uint64_t ServiceSum::*value;
+  };
+  static const ServiceMetric kServiceMetrics[] = {
+      {"ringtun_service_streams_opened_total", MetricType::kCounter, "Streams opened for a service.",
+       &ServiceSum::streams_opened},
+      {"ringtun_service_streams_open", MetricType::kGauge, "Streams open now for a service.", &ServiceSum::streams_open},
+      {"ringtun_service_resets_total", MetricType::kCounter,
+       "Streams of a service that ended with a reset (a failed local connect among them).", &ServiceSum::resets},
+  };
+  for (const ServiceMetric& metric : kServiceMetrics) {
+    m.family(metric.name, metric.type, metric.help);
+    for (std::size_t i = 0; i < sums.size(); ++i) {
+      const app::ServiceConfig& service = agent_.config.services[i];
+      m.sample(metric.name, {{"service", service.name}, {"kind", route::kind_name(service.kind)}}, sums[i].*metric.value);
+    }
+  }
+  m.family("ringtun_service_bytes_total", MetricType::kCounter,
+           "Bytes through a service: in = from public clients to the local service, out = back.");
+  for (std::size_t i = 0; i < sums.size(); ++i) {
+    const app::ServiceConfig& service = agent_.config.services[i];
+    const std::string_view kind = route::kind_name(service.kind);
+    m.sample("ringtun_service_bytes_total", {{"service", service.name}, {"kind", kind}, {"direction", "in"}},
+             sums[i].bytes_in);
+    m.sample("ringtun_service_bytes_total", {{"service", service.name}, {"kind", kind}, {"direction", "out"}},
+             sums[i].bytes_out);
+  }
+  std::vector<const ring::LoopStats*> loops;
+  for (const AgentCore* core : agent_.cores) loops.push_back(core != nullptr ? &core->loop_stats() : nullptr);
+  ops::write_loop_metrics(m, loops);
+  ops::write_process_metrics(m, RINGTUN_VERSION);
+  return out;
+}
+
+}  // namespace ringtun::agent

@@ -1,0 +1,74 @@
+#include "ops/loop_metrics.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+#include "ops/metrics_text.hpp"
+
+namespace ringtun::ops {
+
+void write_loop_metrics(MetricsWriter& writer, std::span<const ring::LoopStats* const> loops) {
+  struct Family {
+    const char* name;
+    MetricType type;
+    const char* help;
+    const Counter ring::LoopStats::*value;
+  };
+  static const Family kFamilies[] = {
+      {"ringtun_loop_turns_total", MetricType::kCounter, "Event loop turns.", &ring::LoopStats::turns},
+      {"ringtun_loop_cqes_total", MetricType::kCounter, "io_uring completions handled.", &ring::LoopStats::cqes},
+      {"ringtun_loop_submits_total", MetricType::kCounter, "io_uring_enter calls (submit and wait).",
+       &ring::LoopStats::submits},
+      {"ringtun_loop_buffer_exhaustions_total", MetricType::kCounter,
+       "Multishot receives stopped by an empty provided-buffer ring.", &ring::LoopStats::enobufs},
+      {"ringtun_loop_mailbox_depth", MetricType::kGauge,
+       "Cross-core messages drained in the core's last turn that had any.", &ring::LoopStats::mailbox_depth},
+      {"ringtun_loop_sockets_open", MetricType::kGauge, "Sockets open on the core.", &ring::LoopStats::sockets_open},
+  };
+  for (const Family& family : kFamilies) {
+    writer.family(family.name, family.type, family.help);
+    for (std::size_t core = 0; core < loops.size(); ++core) {
+      if (loops[core] == nullptr) continue;
+      char text[16];
+      const int n = std::snprintf(text, sizeof text, "%zu", core);
+      writer.sample(family.name, {{"core", std::string_view(text, static_cast<std::size_t>(n))}},
+                    (loops[core]->*family.value).get());
+    }
+  }
+}
+
+std::string query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    const std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string out;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      unsigned value = 0;
+      if (raw[i] == '+') {
+        out.push_back(' ');
+      } else if (raw[i] == '%' && i + 2 < raw.size() &&
+                 std::from_chars(raw.data() + i + 1, raw.data() + i + 3, value, 16).ptr == raw.data() + i + 3) {
+        out.push_back(static_cast<char>(value));
+        i += 2;
+      } else {
+        out.push_back(raw[i]);
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max) {
+  const std::string text = query_value(query, name);
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return fallback;
+  return value < max ? value : max;
+}
+
+}  // namespace ringtun::ops

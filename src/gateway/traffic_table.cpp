@@ -1,5 +1,7 @@
 #include "gateway/traffic_table.hpp"
 
+#include <cstdint>
+
 namespace ringtun::gateway {
 
 TrafficTable::TrafficTable() = default;
@@ -11,8 +13,11 @@ TrafficEntry& TrafficTable::entry(const route::Table& table, const route::Route&
     cached_version_ = table.version();
     route_index_.assign(table.size(), UINT32_MAX);
   }
-  const auto position = static_cast<std::size_t>(&route - table.routes().data());
-  if (position >= route_index_.size()) return mutable_at(index_of(route));  // not a route of `table`: safe anyway
+  // Compared as integers: subtracting pointers into different arrays is undefined.
+  const auto first = reinterpret_cast<std::uintptr_t>(table.routes().data());
+  const auto at_route = reinterpret_cast<std::uintptr_t>(&route);
+  const std::size_t position = (at_route - first) / sizeof(route::Route);
+  if (at_route < first || position >= route_index_.size()) return mutable_at(index_of(route));  // not `table`'s
   std::uint32_t& index = route_index_[position];
   if (index == UINT32_MAX) index = index_of(route);
   return mutable_at(index);

@@ -375,6 +375,16 @@ void TunnelConn::unregister_stream(StreamEnd& stream) noexcept {
 }
 
 void TunnelConn::track(StreamEnd& stream, const Tracking& tracking) noexcept {
+#ifdef RINGTUN_NO_COUNTERS
+  // -Dcounters=false: streams are not counted per service (for perf/ to measure what counting costs). A record the
+  // program made for the stream is freed by the same event that would have consumed it.
+  if (tracking.app_record != nullptr) {
+    stream.app_record = tracking.app_record;
+    events_.on_stream_finished(*this, stream);
+    stream.app_record = nullptr;
+  }
+  return;
+#endif
   if (tracking.traffic == nullptr) return;
   stream.traffic = tracking.traffic;
   stream.app_record = tracking.app_record;

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loopback_util import free_port, wait_for  # noqa: E402
@@ -112,8 +113,10 @@ def main():
 
         say("2. ringtun-gateway: tunnel port for agents on 127.0.0.1 (a free port), 2 cores, TLS 1.3 with a")
         say("   self-signed certificate it generates on its first run")
-        say("   and a shared HTTP port (--http-listen) where requests are routed by their Host header")
+        say("   and a shared HTTP port (--http-listen) where requests are routed by their Host header,")
+        say("   and its admin endpoint (--admin-listen): Prometheus /metrics, the admin API and a live dashboard")
         gateway = Process("gateway", [GATEWAY, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                                      "--admin-listen", "127.0.0.1:0",
                                       "--token", TOKEN, "--allow-hosts", "*.demo.test", "--threads", "2",
                                       "--state-dir", os.path.join(logdir, "gateway-state")], logdir)
         procs.append(gateway)
@@ -121,6 +124,7 @@ def main():
                                             [None, None])[1], 10, "the gateway to listen"))
         http_port = int(re.search(r"shared HTTP port on \S+ \(port (\d+)\)", gateway.text()).group(1))
         fingerprint = re.search(r"fingerprint (sha256:[0-9a-f]{64})", gateway.text()).group(1)
+        admin_url = re.search(r"admin endpoint: (http://\S+)", gateway.text()).group(1)
         tls_line = re.search(r"TLS 1\.3 with (wolfSSL \S+ \([^)]*\))", gateway.text())
         say(f"   listening for agents on 127.0.0.1:{tunnel_port}, {tls_line.group(1) if tls_line else 'TLS'}")
         say(f"   certificate fingerprint {fingerprint}")
@@ -171,7 +175,20 @@ def main():
                 conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
         say(f"   (try it: curl -H 'Host: app.demo.test' http://127.0.0.1:{http_port}/ with --forever)")
 
-        say("6. latency through the tunnel (64-byte ping-pong, ringtun-echo latency):")
+        say(f"6. what the gateway counted, from its admin endpoint {admin_url}metrics (dashboard: {admin_url}):")
+        with urllib.request.urlopen(admin_url + "metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        shown = 0
+        for line in metrics.splitlines():
+            if re.match(r"ringtun_(agents_connected|service_bytes_total|http_requests_total)", line):
+                say("   " + line)
+                shown += 1
+        demo_in = re.search(r'ringtun_service_bytes_total\{[^}]*service="demo"[^}]*direction="in"\} (\d+)', metrics)
+        if shown == 0 or not demo_in or int(demo_in.group(1)) < len(blob):
+            say("   the counters do not show the traffic that went through")
+            return 1
+
+        say("7. latency through the tunnel (64-byte ping-pong, ringtun-echo latency):")
         out = subprocess.run([ECHO, "latency", "--target", f"127.0.0.1:{public_port}", "--requests", "5000",
                               "--warmup", "500"], capture_output=True, text=True, timeout=60)
         for line in out.stdout.strip().splitlines():
@@ -184,7 +201,7 @@ def main():
             say(f"\nRunning until Ctrl-C. Try: python3 -c \"import socket; c=socket.create_connection(('127.0.0.1',"
                 f"{public_port})); c.sendall(b'hi'); print(c.recv(9))\"   (logs in {logdir})")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        say("7. stopping: agent, gateway and service get SIGTERM and drain")
+        say("8. stopping: agent, gateway and service get SIGTERM and drain")
         codes = {p.name: p.stop() for p in reversed(procs)}
         procs = []
         say("   exit codes: " + ", ".join(f"{name} {code}" for name, code in codes.items()))

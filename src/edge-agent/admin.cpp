@@ -32,7 +32,8 @@ struct ServiceSum {
 
 std::vector<ServiceSum> sum_services(const Agent& agent) {
   std::vector<ServiceSum> sums(agent.services.size());
-  for (const AgentCore* core : agent.cores) {
+  for (unsigned index = 0; index < agent.threads; ++index) {
+    const AgentCore* core = agent.started_core(index);
     if (core == nullptr) continue;
     const auto& traffic = core->traffic();
     for (std::size_t i = 0; i < sums.size() && i < traffic.size(); ++i) {
@@ -177,12 +178,13 @@ std::string AgentAdmin::render_metrics() const {
   };
   for (const PerCore& metric : kPerCore) {
     m.family(metric.name, metric.type, metric.help);
-    for (std::size_t core = 0; core < agent_.cores.size(); ++core) {
-      if (agent_.cores[core] == nullptr) continue;
+    for (unsigned core = 0; core < agent_.threads; ++core) {
+      const AgentCore* c = agent_.started_core(core);
+      if (c == nullptr) continue;
       char text[16];
-      const int n = std::snprintf(text, sizeof text, "%zu", core);
+      const int n = std::snprintf(text, sizeof text, "%u", core);
       m.sample(metric.name, {{"core", std::string_view(text, static_cast<std::size_t>(n))}},
-               (agent_.cores[core]->tunnel_stats().*metric.value).get());
+               (c->tunnel_stats().*metric.value).get());
     }
   }
   const auto sums = sum_services(agent_);
@@ -217,7 +219,10 @@ std::string AgentAdmin::render_metrics() const {
              sums[i].bytes_out);
   }
   std::vector<const ring::LoopStats*> loops;
-  for (const AgentCore* core : agent_.cores) loops.push_back(core != nullptr ? &core->loop_stats() : nullptr);
+  for (unsigned core = 0; core < agent_.threads; ++core) {
+    const AgentCore* c = agent_.started_core(core);
+    loops.push_back(c != nullptr ? &c->loop_stats() : nullptr);
+  }
   ops::write_loop_metrics(m, loops);
   ops::write_process_metrics(m, RINGTUN_VERSION);
   return out;

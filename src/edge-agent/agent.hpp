@@ -56,6 +56,11 @@ struct Agent {
   std::atomic<bool> draining{false};
 
   AgentCore& core(unsigned index) const noexcept { return *cores[index]; }
+  // For another core's reader (the admin endpoint): core `index` once every core has started (see the gateway's
+  // started_core), else null.
+  const AgentCore* started_core(unsigned index) const noexcept {
+    return cores_started.load(std::memory_order_acquire) == threads ? cores[index] : nullptr;
+  }
   // The configured service called `name`, or null.
   const app::ServiceConfig* find_service(std::string_view name) const noexcept;
 };

@@ -52,8 +52,9 @@ std::string service_key(std::uint32_t token, std::string_view agent, std::string
 std::map<std::string, ServiceSum> sum_services(const Gateway& gateway) {
   std::map<std::string, ServiceSum> sums;
   for (unsigned core = 0; core < gateway.core_count; ++core) {
-    if (gateway.cores[core] == nullptr) continue;
-    const TrafficTable& table = gateway.cores[core]->routing().traffic();
+    const GatewayCore* c = gateway.started_core(core);
+    if (c == nullptr) continue;
+    const TrafficTable& table = c->routing().traffic();
     const std::size_t size = table.size();
     for (std::size_t i = 0; i < size; ++i) {
       const TrafficEntry& e = table.at(i);
@@ -65,7 +66,7 @@ std::map<std::string, ServiceSum> sum_services(const Gateway& gateway) {
       sum.bytes_out += e.traffic.bytes_to_edge.get();
       sum.resets += e.traffic.resets.get();
       sum.refused += e.refused.get();
-      for (int c = 1; c <= 5; ++c) sum.http[c] += e.http_status[c].get();
+      for (int k = 1; k <= 5; ++k) sum.http[k] += e.http_status[k].get();
     }
   }
   return sums;
@@ -324,13 +325,12 @@ std::string GatewayAdmin::render_metrics() const {
   for (const PerCore& metric : per_core) {
     m.family(metric.name, metric.type, metric.help);
     for (unsigned core = 0; core < gateway_.core_count; ++core) {
-      if (gateway_.cores[core] == nullptr) continue;
-      m.sample(metric.name, {{"core", core_label(core)}}, metric.read(*gateway_.cores[core]));
+      if (const GatewayCore* c = gateway_.started_core(core)) m.sample(metric.name, {{"core", core_label(core)}}, metric.read(*c));
     }
   }
   std::vector<const ring::LoopStats*> loops(gateway_.core_count, nullptr);
   for (unsigned core = 0; core < gateway_.core_count; ++core) {
-    if (gateway_.cores[core] != nullptr) loops[core] = &gateway_.cores[core]->loop_stats();
+    if (const GatewayCore* c = gateway_.started_core(core)) loops[core] = &c->loop_stats();
   }
   ops::write_loop_metrics(m, loops);
 
@@ -341,7 +341,7 @@ std::string GatewayAdmin::render_metrics() const {
   std::uint64_t failures[static_cast<int>(HandshakeFailure::kCount)] = {};
   ops::HistogramSum first_byte;
   for (unsigned core = 0; core < gateway_.core_count; ++core) {
-    const GatewayCore* c = gateway_.cores[core];
+    const GatewayCore* c = gateway_.started_core(core);
     if (c == nullptr) continue;
     const Routing::Stats& r = c->routing().stats();
     no_route += r.refused_no_route.get();

@@ -101,7 +101,7 @@ void GatewayCore::on_watchdog_timer() {
     watchdog_seen_.resize(gateway_.core_count, UINT64_MAX);
     bool all_moved = true;
     for (unsigned core = 0; core < gateway_.core_count; ++core) {
-      const GatewayCore* c = gateway_.cores[core];
+      const GatewayCore* c = gateway_.started_core(core);
       const std::uint64_t beats = c != nullptr ? c->watchdog_beats.get() : 0;
       if (beats == watchdog_seen_[core]) all_moved = false;
       watchdog_seen_[core] = beats;

@@ -66,6 +66,12 @@ struct Gateway {
   std::atomic<std::shared_ptr<const tls::Context>> tls;
 
   GatewayCore& core(unsigned index) const noexcept { return *cores[index]; }
+  // For another core's reader (the admin endpoint): core `index` once every core has started, else null. Each core
+  // files itself in `cores` before its start() counts it in cores_started (acq_rel), so the acquire load below makes
+  // the pointers safe to read.
+  const GatewayCore* started_core(unsigned index) const noexcept {
+    return cores_started.load(std::memory_order_acquire) == core_count ? cores[index] : nullptr;
+  }
 };
 
 // The gateway's TLS context (null with --insecure-plaintext); logs the certificate's fingerprint. Errors are logged.

@@ -10,9 +10,8 @@ namespace ringtun::ops {
 
 namespace {
 
-#ifndef NDEBUG
-// Metric names: [a-zA-Z_:][a-zA-Z0-9_:]*; label names the same without ':'.
-bool valid_name(std::string_view name, bool allow_colon) noexcept {
+// Metric names: [a-zA-Z_:][a-zA-Z0-9_:]*; label names the same without ':'. Checked in debug builds only.
+[[maybe_unused]] bool valid_name(std::string_view name, bool allow_colon) noexcept {
   if (name.empty()) return false;
   for (std::size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
@@ -22,7 +21,6 @@ bool valid_name(std::string_view name, bool allow_colon) noexcept {
   }
   return true;
 }
-#endif
 
 void append_u64(std::string& out, std::uint64_t value) {
   char buf[24];

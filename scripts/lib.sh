@@ -6,9 +6,13 @@ RINGTUN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # What building and testing ringtun needs from Debian 12 (bookworm). Nothing is fetched from anywhere else.
 # python3-cryptography makes the test certificates of the TLS end-to-end tests (tests/integration/certs.py);
 # ca-certificates is the OS trust store behind the agent's `--ca system`. curl, openssl and python3-websockets are
-# the clients (and services) of the shared-port end-to-end tests (tests/integration/test_http.py).
+# the clients (and services) of the shared-port end-to-end tests (tests/integration/test_http.py). prometheus (the
+# server, run by the test on a port of its own; the package's systemd unit also starts one on :9090 where systemd
+# runs), python3-prometheus-client (its text-format parser) and chromium (headless, for the dashboard) serve the
+# operations end-to-end tests (tests/integration/test_ops.py).
 RINGTUN_BUILD_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 python3-cryptography ca-certificates
-  curl openssl python3-websockets systemd groff-base  # systemd-analyze verify, groff: tests/integration/test_dist.py
+  curl openssl python3-websockets prometheus python3-prometheus-client chromium
+  systemd groff-base  # systemd-analyze verify, groff: tests/integration/test_dist.py
   liburing-dev libwolfssl-dev libmimalloc-dev libsimdjson-dev doctest-dev)
 # The fuzz targets need clang with libFuzzer and the sanitizer runtimes.
 RINGTUN_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

@@ -1,6 +1,6 @@
 // The dashboard page served at GET / on the admin address: one self-contained HTML document (its CSS and JS inline,
 // nothing fetched from elsewhere), built into the binary from src/ops/dashboard/index.html at build time.
-// The page polls the admin API (docs/operations.md, "Admin API") with the token from the URL fragment (#token=...)
+// The page polls the admin API (docs/dashboard.md) with the token from the URL fragment (#token=...)
 // as a Bearer header. Thread rules: none (static data).
 #pragma once
 

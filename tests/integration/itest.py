@@ -375,7 +375,8 @@ def _set_pdeathsig():
 class Proc:
     """A child process in its own process group, its stdout+stderr in LOG_DIR/label.log."""
 
-    def __init__(self, harness, label, argv):
+    def __init__(self, harness, label, argv, env=None):
+        """env: the child's whole environment (None: this process's)."""
         self.label = label
         self.argv = argv
         self.log_path = os.path.join(harness.dir, label + '.log')
@@ -384,7 +385,7 @@ class Proc:
         self._log.flush()
         self.start_time = now()
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                  start_new_session=True, preexec_fn=_set_pdeathsig, close_fds=True)
+                                  start_new_session=True, preexec_fn=_set_pdeathsig, close_fds=True, env=env)
         self.pid = self.p.pid
         harness.procs.append(self)
         say('started %s (pid %d)' % (label, self.pid))
@@ -468,9 +469,11 @@ class Harness:
 
     # ---- the programs under test
 
-    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),), http=False, tls=False):
+    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),), http=False, tls=False, env=None):
         """tokens: (secret, --allow-ports or None[, --allow-hosts or None]) each. http / tls: also serve the shared
-        HTTP / TLS port (--http-listen / --tls-listen on a port the kernel picks: g.http_port / g.tls_port)."""
+        HTTP / TLS port (--http-listen / --tls-listen on a port the kernel picks: g.http_port / g.tls_port). With
+        --admin-listen in `extra`, returns once the admin endpoint is up (g.admin_port, g.admin_url). env: the whole
+        environment of the gateway (None: this process's)."""
         argv = [self.gateway_bin, '--listen', '%s:%d' % (HOST, port), '--threads', str(GATEWAY_THREADS)]
         if http:
             argv += ['--http-listen', '%s:0' % HOST]
@@ -486,7 +489,7 @@ class Harness:
         if not any(flag in extra for flag in ('--insecure-plaintext', '--cert', '--state-dir')):
             argv += ['--state-dir', os.path.join(self.dir, 'state')]
         argv += list(extra)
-        g = Proc(self, self._label('gateway'), argv)
+        g = Proc(self, self._label('gateway'), argv, env=env)
         m = g.wait_log(r'listening for agents on \S+ \(port (\d+)\)', 10)
         g.port = int(m.group(1))
         for kind in ('HTTP', 'TLS'):
@@ -502,6 +505,8 @@ class Harness:
             self.fingerprint = g.fingerprint
         if port:
             assert g.port == port, 'gateway listens on %d, not %d' % (g.port, port)
+        if '--admin-listen' in extra:
+            wait_admin(g)
         say('%s listens on port %d' % (g.label, g.port))
         return g
 
@@ -669,6 +674,74 @@ def expect_closed(s, timeout, what):
             return now() - t0, type(e).__name__
         if now() - t0 > timeout:
             raise AssertionError('%s: the connection is still open after %.1f s' % (what, timeout))
+
+
+# ---------------------------------------------------------------------------------------------------- admin endpoint
+
+def wait_admin(proc, since=0, timeout=10):
+    """Waits for `proc` (gateway or agent run with --admin-listen) to log its admin endpoint; sets proc.admin_port
+    and proc.admin_url ('http://127.0.0.1:PORT/') and returns the port."""
+    m = proc.wait_log(r'admin endpoint: (http://[^\s/]+:(\d+)/)', timeout, since=since)
+    proc.admin_url, proc.admin_port = m.group(1), int(m.group(2))
+    return proc.admin_port
+
+
+def admin_request(port, path, token=None, method='GET', body=None, headers=None, timeout=5.0):
+    """One request to an admin endpoint on its own connection (http.client); returns (status, {lowercase name:
+    value}, body bytes). token: sent as "Authorization: Bearer TOKEN"."""
+    import http.client
+    hdrs = dict(headers or {})
+    if token is not None:
+        hdrs['Authorization'] = 'Bearer ' + token
+    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def admin_json(port, path, token=None, method='GET', status=200):
+    """admin_request, checking the status and the JSON content type; returns the parsed body."""
+    import json
+    got, headers, body = admin_request(port, path, token, method)
+    assert got == status, '%s %s: status %d, want %d (%r)' % (method, path, got, status, body[:300])
+    assert headers.get('content-type', '').startswith('application/json'), \
+        '%s %s: Content-Type %r' % (method, path, headers.get('content-type'))
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise AssertionError('%s %s: not JSON (%s): %r' % (method, path, e, body[:300]))
+
+
+def raw_admin_exchange(port, data, timeout=5.0):
+    """Sends `data` on a new connection to an admin endpoint; returns (status, {lowercase name: value}, body,
+    closed): closed is True if the server closed the connection after its answer (within `timeout`)."""
+    with connect(port, timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it may answer and close before reading everything
+        got = bytearray()
+        closed = False
+        try:
+            for piece in chunks(s, 64 * KIB):
+                got += piece
+        except socket.timeout:
+            pass
+        except (ConnectionResetError, ConnectionAbortedError):
+            closed = True  # closed with unread request bytes left: a reset, after the answer
+        else:
+            closed = True
+    head, _, body = bytes(got).partition(b'\r\n\r\n')
+    m = re.match(rb'HTTP/1\.1 (\d{3}) ', head)
+    assert m, 'no HTTP response to %r...: %r' % (data[:60], bytes(got[:200]))
+    headers = {}
+    for line in head.split(b'\r\n')[1:]:
+        name, _, value = line.decode('latin-1').partition(':')
+        headers[name.strip().lower()] = value.strip()
+    return int(m.group(1)), headers, body, closed
 
 
 # ---------------------------------------------------------------------------------------------------- floods

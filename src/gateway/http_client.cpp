@@ -197,6 +197,7 @@ void HttpClient::start_request() noexcept {
     exchange_->target.assign(request.target.substr(0, 256));
   }
   exchange_->conn = conn;
+  exchange_->client_in = head_end - scanner_.head_start();
   exchange_->stream_open = true;
   exchange_->host.assign(request.host);
   exchange_->upgrade_asked = request.upgrade;
@@ -235,6 +236,7 @@ void HttpClient::send_request_body(std::string_view bytes) noexcept {
       return;
     }
     ingress_pending_ += step.used;
+    x.client_in += step.used;
     if (ingress_pending_ >= kIngressLimit) pause_reading();
   }
   if (step.error != nullptr) {
@@ -500,8 +502,8 @@ void HttpClient::log_request(const Exchange* exchange, std::string_view host, in
     }
     line.method = exchange->method;
     line.target = exchange->target;
-    line.bytes_in = bytes_from_edge;
-    line.bytes_out = bytes_to_edge;
+    line.bytes_in = exchange->client_in;
+    line.bytes_out = exchange->client_out;
   }
   log->write(line);
 }
@@ -514,16 +516,22 @@ void HttpClient::reject(int status, const char* reason, const std::string& host,
     if (cls >= 1 && cls <= 5) ++entry.http_status[cls];
   }
   count_status(status);
-  log_request(exchange_.get(), host, status, status == 504 || status == 408 ? "timeout" : "error", reason);
   front_.log_problem("http %s %s: %d %s", peer_ip_, host.empty() ? "-" : host.c_str(), status, reason);
+  char page[1024];
+  const std::size_t length = http::write_error_response(status, reason, true, page);
+  // The access line: an exchange counts its own bytes; a request refused before one began read its head (what is
+  // buffered) and gets the page.
+  Exchange refused;
+  refused.client_in = input_.size();
+  Exchange& counted = exchange_ != nullptr ? *exchange_ : refused;
+  counted.client_out += length;
+  log_request(&counted, host, status, status == 504 || status == 408 ? "timeout" : "error", reason);
   if (exchange_ != nullptr) {
     drop_stream(frame::ErrorCode::kCancel);
     exchange_.reset();
   }
   input_.clear();
   input_.shrink_to_fit();
-  char page[1024];
-  const std::size_t length = http::write_error_response(status, reason, true, page);
   close_after_ = true;
   state_ = State::kClosing;
   loop_.timers().cancel(timer_);
@@ -547,6 +555,7 @@ void HttpClient::write_head_bytes(std::string_view bytes) noexcept {
     close_now(true);
     return;
   }
+  if (exchange_ != nullptr) exchange_->client_out += bytes.size();
   nocredit_ahead_ += bytes.size();
   send_more();
 }
@@ -558,6 +567,7 @@ void HttpClient::write_body_bytes(std::string_view bytes) noexcept {
     close_now(true);
     return;
   }
+  if (exchange_ != nullptr) exchange_->client_out += bytes.size();
   send_more();
 }
 

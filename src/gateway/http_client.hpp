@@ -55,6 +55,8 @@ class HttpClient final : public ring::SocketHandler, public tunnel::StreamEnd {
     bool stream_open = false;    // registered with conn
     int status = 0;
     TrafficEntry* entry = nullptr;  // the service's counters
+    std::uint64_t client_in = 0;    // bytes of this request read from the client (head as sent, body)
+    std::uint64_t client_out = 0;   // bytes of the response written to the client (head as rewritten, body)
     // For the access log (filled only when it is on).
     std::uint64_t start_ms = 0;
     std::string method;

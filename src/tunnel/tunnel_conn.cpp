@@ -573,10 +573,6 @@ void TunnelConn::edge_fin(StreamEnd& stream) noexcept {
 
 void TunnelConn::edge_delivered(StreamEnd& stream, std::size_t bytes) noexcept {
   core_.stats.bytes_from_tunnel += bytes;
-  if (StreamTraffic* traffic = stream.traffic) {
-    stream.bytes_to_edge += bytes;
-    traffic->bytes_to_edge += bytes;
-  }
   if (closing_) return;
   sync_time();
   (void)session_.consumed(stream.handle(), bytes);
@@ -609,6 +605,12 @@ void TunnelConn::on_data(frame::StreamHandle h, std::span<const std::byte> bytes
     const std::uint64_t elapsed = now > stream->opened_us ? now - stream->opened_us : 0;
     stream->opened_us = 0;
     events_.on_first_byte(*this, *stream, elapsed);
+  }
+  // Counted as handed to the end, not as written to its socket: the stream may close (and its access line be
+  // written) while its last bytes are still on their way out, after which the end reports nothing more.
+  if (StreamTraffic* traffic = stream->traffic) {
+    stream->bytes_to_edge += bytes.size();
+    traffic->bytes_to_edge += bytes.size();
   }
   stream->deliver(bytes);
 }

@@ -67,7 +67,8 @@ struct TunnelStats {
 
 // What the program counts for one service (or any group of streams) on one core: TunnelConn::track() files a stream
 // under it, and the connection keeps it up to date while the stream lives, so the counters move while a long
-// connection is still open. "Edge" is the stream's socket side: the public client on the gateway, the local service
+// connection is still open (bytes towards the edge count when the tunnel hands them to the stream's end, bytes from
+// the edge when they are queued on the tunnel). "Edge" is the stream's socket side: the public client on the gateway, the local service
 // on the agent. Written by the core, readable from any thread.
 struct StreamTraffic;
 // How a stream is to be counted when it opens (see TunnelConn's "streams").

@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "app/secret_file.hpp"
 #include "app/settings.hpp"
 #include "common/assert.hpp"
 #include "common/json_error.hpp"
@@ -28,48 +29,20 @@ namespace {
 // Reading the file
 
 Status read_config_file(std::string_view path, std::string* contents, std::string* error_text) {
-  std::string name(path);
-  auto os_error = [&](int err, const char* what) {
-    char buf[128];
-    const char* msg = strerror_r(err, buf, sizeof buf);  // GNU variant returns the message
-    if (error_text != nullptr) *error_text = printable(path) + ": " + what + ": " + msg;
-    return fail_errno(err, "config file");
-  };
-  if (name.empty() || name.find('\0') != std::string::npos) {
+  if (path.empty() || path.find('\0') != std::string_view::npos) {
     return report(error_text, Errc::kInvalidArgument, "--config: expected a file name");
   }
-  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return os_error(errno, "cannot open");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return os_error(err, "cannot stat");
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return os_error(EISDIR, "cannot read");
-  }
-  // Pipes and devices have no useful size: read until EOF, but never more than one byte past the cap.
-  contents->clear();
-  char buf[16384];
-  while (contents->size() <= kMaxConfigFileBytes) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return os_error(err, "cannot read");
+  std::string problem;
+  auto read = read_bounded_file(path, kMaxConfigFileBytes, &problem);
+  if (!read) {
+    if (read.error().code() == Errc::kLimit) {
+      return report(error_text, Errc::kInvalidArgument,
+                    printable(path) + ": config too large (over 1 MiB; a config is a few hundred bytes)");
     }
-    if (n == 0) break;
-    contents->append(buf, static_cast<std::size_t>(n));
+    if (error_text != nullptr) *error_text = printable(path) + ": " + problem;
+    return Unexpected{read.error()};
   }
-  ::close(fd);
-  if (contents->size() > kMaxConfigFileBytes) {
-    contents->clear();
-    return report(error_text, Errc::kInvalidArgument,
-                  printable(path) + ": config too large (over 1 MiB; a config is a few hundred bytes)");
-  }
+  *contents = std::move(*read);
   return {};
 }
 

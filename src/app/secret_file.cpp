@@ -22,35 +22,30 @@ std::string_view trim_end(std::string_view text) {
 
 }  // namespace
 
-Result<std::string> read_secret_file(std::string_view path, std::string_view what, std::string* error_text,
-                                     std::size_t max_bytes) {
-  const std::string prefix = std::string(what) + ": " + detail::printable(path) + ": ";
+Result<std::string> read_bounded_file(std::string_view path, std::size_t max_bytes, std::string* problem) {
   auto os_error = [&](int err, const char* doing) -> Unexpected {
     char buf[128];
     const char* msg = strerror_r(err, buf, sizeof buf);  // GNU variant returns the message
-    if (error_text != nullptr) *error_text = prefix + doing + ": " + msg;
-    return fail_errno(err, "secret file");
+    *problem = std::string(doing) + ": " + msg;
+    return fail_errno(err, "reading a file");
   };
-  std::string name(path);
-  if (name.empty() || name.find('\0') != std::string::npos) {
-    return detail::report(error_text, Errc::kInvalidArgument, std::string(what) + ": expected a file name");
-  }
-  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  const std::string name(path);
+  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return os_error(errno, "cannot open");
   struct stat st {};
   if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-    int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
     ::close(fd);
     return os_error(err, "cannot read");
   }
   // Read until EOF (pipes, /proc files have no size), but never more than one byte past the cap.
   std::string contents;
-  char buf[4096];
+  char buf[16384];
   while (contents.size() <= max_bytes) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      int err = errno;
+      const int err = errno;
       ::close(fd);
       return os_error(err, "cannot read");
     }
@@ -59,11 +54,30 @@ Result<std::string> read_secret_file(std::string_view path, std::string_view wha
   }
   ::close(fd);
   if (contents.size() > max_bytes) {
-    return detail::report(error_text, Errc::kInvalidArgument,
-                          prefix + "larger than " + std::to_string(max_bytes / 1024) + " KiB (not a secret file?)");
+    *problem = "larger than " + std::to_string(max_bytes) + " bytes";
+    return ringtun::fail(Errc::kLimit, "file too large");
   }
-  contents.resize(trim_end(contents).size());
-  if (contents.empty()) return detail::report(error_text, Errc::kInvalidArgument, prefix + "empty");
+  return contents;
+}
+
+Result<std::string> read_secret_file(std::string_view path, std::string_view what, std::string* error_text,
+                                     std::size_t max_bytes) {
+  const std::string prefix = std::string(what) + ": " + detail::printable(path) + ": ";
+  if (path.empty() || path.find('\0') != std::string_view::npos) {
+    return detail::report(error_text, Errc::kInvalidArgument, std::string(what) + ": expected a file name");
+  }
+  std::string problem;
+  auto contents = read_bounded_file(path, max_bytes, &problem);
+  if (!contents) {
+    if (contents.error().code() == Errc::kLimit) {
+      return detail::report(error_text, Errc::kInvalidArgument,
+                            prefix + "larger than " + std::to_string(max_bytes / 1024) + " KiB (not a secret file?)");
+    }
+    if (error_text != nullptr) *error_text = prefix + problem;
+    return Unexpected{contents.error()};
+  }
+  contents->resize(trim_end(*contents).size());
+  if (contents->empty()) return detail::report(error_text, Errc::kInvalidArgument, prefix + "empty");
   return contents;
 }
 

@@ -18,6 +18,12 @@
 
 namespace ringtun::app {
 
+// The whole content of `path` (a regular file, a pipe, a /proc file: read to EOF), at most `max_bytes`. On failure
+// *problem says what went wrong, for the caller to prefix with its <where>: "cannot open: <strerror>", "cannot read:
+// Is a directory", or "larger than <max_bytes>" (Errc: the errno's, or kLimit). Used for secrets and --config.
+[[nodiscard]] Result<std::string> read_bounded_file(std::string_view path, std::size_t max_bytes,
+                                                    std::string* problem);
+
 // One secret per file: 4 KiB is far above any token (the handshake carries 255 bytes at most).
 inline constexpr std::size_t kMaxSecretFileBytes = 4 * 1024;
 // A gateway's token file holds one token per line: room for a few hundred.

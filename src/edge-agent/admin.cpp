@@ -1,6 +1,7 @@
 #include "edge-agent/admin.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdio>
 
@@ -188,36 +189,21 @@ std::string AgentAdmin::render_metrics() const {
     }
   }
   const auto sums = sum_services(agent_);
-  struct ServiceMetric {
-    const char* name;
-    MetricType type;
-    const char* help;
-    std::uint64_t ServiceSum::*value;
-  };
-  static const ServiceMetric kServiceMetrics[] = {
-      {"ringtun_service_streams_opened_total", MetricType::kCounter, "Streams opened for a service.",
-       &ServiceSum::streams_opened},
-      {"ringtun_service_streams_open", MetricType::kGauge, "Streams open now for a service.", &ServiceSum::streams_open},
-      {"ringtun_service_resets_total", MetricType::kCounter,
-       "Streams of a service that ended with a reset (a failed local connect among them).", &ServiceSum::resets},
-  };
-  for (const ServiceMetric& metric : kServiceMetrics) {
-    m.family(metric.name, metric.type, metric.help);
-    for (std::size_t i = 0; i < sums.size(); ++i) {
-      const app::ServiceConfig& service = agent_.config.services[i];
-      m.sample(metric.name, {{"service", service.name}, {"kind", route::kind_name(service.kind)}}, sums[i].*metric.value);
-    }
-  }
-  m.family("ringtun_service_bytes_total", MetricType::kCounter,
-           "Bytes through a service: in = from public clients to the local service, out = back.");
+  std::vector<std::array<ops::Label, 2>> labels(sums.size());
+  std::vector<ops::ServiceRow> rows;
+  rows.reserve(sums.size());
   for (std::size_t i = 0; i < sums.size(); ++i) {
     const app::ServiceConfig& service = agent_.config.services[i];
-    const std::string_view kind = route::kind_name(service.kind);
-    m.sample("ringtun_service_bytes_total", {{"service", service.name}, {"kind", kind}, {"direction", "in"}},
-             sums[i].bytes_in);
-    m.sample("ringtun_service_bytes_total", {{"service", service.name}, {"kind", kind}, {"direction", "out"}},
-             sums[i].bytes_out);
+    labels[i] = {ops::Label{"service", service.name}, ops::Label{"kind", route::kind_name(service.kind)}};
+    ops::ServiceCounts counts;
+    counts.streams_opened = sums[i].streams_opened;
+    counts.streams_open = sums[i].streams_open;
+    counts.bytes_in = sums[i].bytes_in;
+    counts.bytes_out = sums[i].bytes_out;
+    counts.resets = sums[i].resets;
+    rows.push_back({labels[i], counts});
   }
+  ops::write_service_metrics(m, rows, false);
   std::vector<const ring::LoopStats*> loops;
   for (unsigned core = 0; core < agent_.threads; ++core) {
     const AgentCore* c = agent_.started_core(core);

@@ -1,6 +1,7 @@
 #include "gateway/admin.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <map>
@@ -392,46 +393,30 @@ std::string GatewayAdmin::render_metrics() const {
 
   // By service and by agent.
   const auto sums = sum_services(gateway_);
-  struct ServiceMetric {
-    const char* name;
-    MetricType type;
-    const char* help;
-    std::uint64_t ServiceSum::*value;
-  };
-  static const ServiceMetric service_metrics[] = {
-      {"ringtun_service_streams_opened_total", MetricType::kCounter, "Streams opened for a service.",
-       &ServiceSum::streams_opened},
-      {"ringtun_service_streams_open", MetricType::kGauge, "Streams open now for a service.", &ServiceSum::streams_open},
-      {"ringtun_service_refused_total", MetricType::kCounter, "Public connections for a service that got no stream.",
-       &ServiceSum::refused},
-      {"ringtun_service_resets_total", MetricType::kCounter, "Streams of a service that ended with a reset.",
-       &ServiceSum::resets},
-  };
-  for (const ServiceMetric& metric : service_metrics) {
-    m.family(metric.name, metric.type, metric.help);
-    for (const auto& [key, sum] : sums) {
-      const std::string token = token_label(sum.entry->token);
-      m.sample(metric.name,
-               {{"agent", sum.entry->agent}, {"token", token}, {"service", sum.entry->service},
-                {"kind", route::kind_name(sum.entry->kind)}},
-               sum.*metric.value);
-    }
-  }
-  m.family("ringtun_service_bytes_total", MetricType::kCounter,
-           "Bytes through a service: in = from public clients, out = to them.");
+  std::vector<std::string> tokens;
+  std::vector<std::array<Label, 4>> labels;
+  std::vector<ops::ServiceRow> rows;
+  tokens.reserve(sums.size());
+  labels.reserve(sums.size());
+  rows.reserve(sums.size());
   std::map<std::pair<std::uint32_t, std::string>, std::pair<std::uint64_t, std::uint64_t>> by_agent;
   for (const auto& [key, sum] : sums) {
-    const std::string token = token_label(sum.entry->token);
-    const Label base[] = {{"agent", sum.entry->agent}, {"token", token}, {"service", sum.entry->service},
-                          {"kind", route::kind_name(sum.entry->kind)}};
-    const Label in[] = {base[0], base[1], base[2], base[3], {"direction", "in"}};
-    const Label out_labels[] = {base[0], base[1], base[2], base[3], {"direction", "out"}};
-    m.sample("ringtun_service_bytes_total", in, sum.bytes_in);
-    m.sample("ringtun_service_bytes_total", out_labels, sum.bytes_out);
+    tokens.push_back(token_label(sum.entry->token));
+    labels.push_back({Label{"agent", sum.entry->agent}, Label{"token", tokens.back()},
+                      Label{"service", sum.entry->service}, Label{"kind", route::kind_name(sum.entry->kind)}});
+    ops::ServiceCounts counts;
+    counts.streams_opened = sum.streams_opened;
+    counts.streams_open = sum.streams_open;
+    counts.bytes_in = sum.bytes_in;
+    counts.bytes_out = sum.bytes_out;
+    counts.resets = sum.resets;
+    counts.refused = sum.refused;
+    rows.push_back({labels.back(), counts});
     auto& agent = by_agent[{sum.entry->token, sum.entry->agent}];
     agent.first += sum.bytes_in;
     agent.second += sum.bytes_out;
   }
+  ops::write_service_metrics(m, rows, true);
   m.family("ringtun_agent_bytes_total", MetricType::kCounter,
            "Bytes through all of an agent's services: in = from public clients, out = to them.");
   for (const auto& [owner, bytes] : by_agent) {

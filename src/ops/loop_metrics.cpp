@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <vector>
 
 #include "ops/metrics_text.hpp"
 
@@ -69,6 +70,44 @@ std::uint64_t query_number(std::string_view query, std::string_view name, std::u
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return fallback;
   return value < max ? value : max;
+}
+
+}  // namespace ringtun::ops
+
+namespace ringtun::ops {
+
+void write_service_metrics(MetricsWriter& writer, std::span<const ServiceRow> rows, bool refused) {
+  struct Family {
+    const char* name;
+    MetricType type;
+    const char* help;
+    std::uint64_t ServiceCounts::*value;
+  };
+  static const Family kFamilies[] = {
+      {"ringtun_service_streams_opened_total", MetricType::kCounter, "Streams opened for a service.",
+       &ServiceCounts::streams_opened},
+      {"ringtun_service_streams_open", MetricType::kGauge, "Streams open now for a service.",
+       &ServiceCounts::streams_open},
+      {"ringtun_service_resets_total", MetricType::kCounter,
+       "Streams of a service that ended with a reset (a failed local connect among them).", &ServiceCounts::resets},
+      {"ringtun_service_refused_total", MetricType::kCounter, "Public connections for a service that got no stream.",
+       &ServiceCounts::refused},
+  };
+  for (const Family& family : kFamilies) {
+    if (family.value == &ServiceCounts::refused && !refused) continue;
+    writer.family(family.name, family.type, family.help);
+    for (const ServiceRow& row : rows) writer.sample(family.name, row.labels, row.counts.*family.value);
+  }
+  writer.family("ringtun_service_bytes_total", MetricType::kCounter,
+                "Bytes through a service: in = from public clients towards the service, out = back to them.");
+  std::vector<Label> labels;
+  for (const ServiceRow& row : rows) {
+    labels.assign(row.labels.begin(), row.labels.end());
+    labels.push_back({"direction", "in"});
+    writer.sample("ringtun_service_bytes_total", labels, row.counts.bytes_in);
+    labels.back().value = "out";
+    writer.sample("ringtun_service_bytes_total", labels, row.counts.bytes_out);
+  }
 }
 
 }  // namespace ringtun::ops

@@ -23,3 +23,27 @@ std::string query_value(std::string_view query, std::string_view name);
 std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max);
 
 }  // namespace ringtun::ops
+
+namespace ringtun::ops {
+
+struct Label;
+
+// One service's numbers, summed over the cores, and the labels that name it (agent/token/service/kind on the gateway,
+// service/kind on the agent). `in` is from public clients towards the service, `out` back to them.
+struct ServiceCounts {
+  std::uint64_t streams_opened = 0;
+  std::uint64_t streams_open = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t resets = 0;
+  std::uint64_t refused = 0;  // the gateway's: public connections that got no stream
+};
+struct ServiceRow {
+  std::span<const Label> labels;
+  ServiceCounts counts;
+};
+// The ringtun_service_* families both programs export: streams opened, open, resets, (refused, with `refused`), and
+// bytes by direction.
+void write_service_metrics(MetricsWriter& writer, std::span<const ServiceRow> rows, bool refused);
+
+}  // namespace ringtun::ops

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <charconv>
+#include <cstdio>
 #include <map>
 
 #include "common/clock.hpp"
@@ -303,30 +303,28 @@ std::string GatewayAdmin::render_metrics() const {
   }
 
   // Per core.
-  char core_text[16][12];
-  auto core_label = [&](unsigned core) -> std::string_view {
-    char* buffer = core_text[core % 16];
-    const int n = std::snprintf(buffer, sizeof core_text[0], "%u", core);
-    return {buffer, static_cast<std::size_t>(n)};
-  };
   struct PerCore {
     const char* name;
     MetricType type;
     const char* help;
-    std::uint64_t (*read)(const GatewayCore& core);
+    const Counter tunnel::TunnelStats::*value;
   };
-  static const PerCore per_core[] = {
+  static const PerCore kPerCore[] = {
       {"ringtun_tunnel_connections", MetricType::kGauge, "Agents' tunnel connections open on each core.",
-       [](const GatewayCore& c) { return c.tunnel_stats().tunnels_open.get(); }},
-      {"ringtun_streams_open", MetricType::kGauge, "Streams open on each core.",
-       [](const GatewayCore& c) { return c.tunnel_stats().streams_open.get(); }},
+       &tunnel::TunnelStats::tunnels_open},
+      {"ringtun_streams_open", MetricType::kGauge, "Streams open on each core.", &tunnel::TunnelStats::streams_open},
       {"ringtun_streams_opened_total", MetricType::kCounter, "Streams opened on each core.",
-       [](const GatewayCore& c) { return c.tunnel_stats().streams_opened.get(); }},
+       &tunnel::TunnelStats::streams_opened},
   };
-  for (const PerCore& metric : per_core) {
+  for (const PerCore& metric : kPerCore) {
     m.family(metric.name, metric.type, metric.help);
     for (unsigned core = 0; core < gateway_.core_count; ++core) {
-      if (const GatewayCore* c = gateway_.started_core(core)) m.sample(metric.name, {{"core", core_label(core)}}, metric.read(*c));
+      const GatewayCore* c = gateway_.started_core(core);
+      if (c == nullptr) continue;
+      char text[16];
+      const int n = std::snprintf(text, sizeof text, "%u", core);
+      m.sample(metric.name, {{"core", std::string_view(text, static_cast<std::size_t>(n))}},
+               (c->tunnel_stats().*metric.value).get());
     }
   }
   std::vector<const ring::LoopStats*> loops(gateway_.core_count, nullptr);

@@ -12,6 +12,7 @@
 #include "ops/loop_metrics.hpp"
 #include "ops/metrics_text.hpp"
 #include "ops/process_stats.hpp"
+#include "tunnel/tunnel_metrics.hpp"
 
 #ifndef RINGTUN_VERSION
 #define RINGTUN_VERSION "unknown"
@@ -162,32 +163,11 @@ std::string AgentAdmin::render_metrics() const {
   ops::MetricsWriter m(out);
   m.single("ringtun_agent_ready", MetricType::kGauge, "1 while every tunnel connection to the gateway is up.",
            ready() ? 1 : 0);
-  struct PerCore {
-    const char* name;
-    MetricType type;
-    const char* help;
-    const Counter tunnel::TunnelStats::*value;
-  };
-  static const PerCore kPerCore[] = {
-      {"ringtun_tunnel_connections", MetricType::kGauge, "Tunnel connections to the gateway open on each core.",
-       &tunnel::TunnelStats::tunnels_open},
-      {"ringtun_streams_open", MetricType::kGauge, "Streams open on each core.", &tunnel::TunnelStats::streams_open},
-      {"ringtun_streams_opened_total", MetricType::kCounter, "Streams opened on each core.",
-       &tunnel::TunnelStats::streams_opened},
-      {"ringtun_streams_refused_total", MetricType::kCounter, "Streams this agent refused (unknown service).",
-       &tunnel::TunnelStats::streams_refused},
-  };
-  for (const PerCore& metric : kPerCore) {
-    m.family(metric.name, metric.type, metric.help);
-    for (unsigned core = 0; core < agent_.threads; ++core) {
-      const AgentCore* c = agent_.started_core(core);
-      if (c == nullptr) continue;
-      char text[16];
-      const int n = std::snprintf(text, sizeof text, "%u", core);
-      m.sample(metric.name, {{"core", std::string_view(text, static_cast<std::size_t>(n))}},
-               (c->tunnel_stats().*metric.value).get());
-    }
+  std::vector<const tunnel::TunnelStats*> tunnels(agent_.threads, nullptr);
+  for (unsigned core = 0; core < agent_.threads; ++core) {
+    if (const AgentCore* c = agent_.started_core(core)) tunnels[core] = &c->tunnel_stats();
   }
+  tunnel::write_tunnel_metrics(m, tunnels);
   const auto sums = sum_services(agent_);
   std::vector<std::array<ops::Label, 2>> labels(sums.size());
   std::vector<ops::ServiceRow> rows;

@@ -15,6 +15,7 @@
 #include "ops/loop_metrics.hpp"
 #include "ops/metrics_text.hpp"
 #include "ops/process_stats.hpp"
+#include "tunnel/tunnel_metrics.hpp"
 
 #ifndef RINGTUN_VERSION
 #define RINGTUN_VERSION "unknown"
@@ -303,30 +304,11 @@ std::string GatewayAdmin::render_metrics() const {
   }
 
   // Per core.
-  struct PerCore {
-    const char* name;
-    MetricType type;
-    const char* help;
-    const Counter tunnel::TunnelStats::*value;
-  };
-  static const PerCore kPerCore[] = {
-      {"ringtun_tunnel_connections", MetricType::kGauge, "Agents' tunnel connections open on each core.",
-       &tunnel::TunnelStats::tunnels_open},
-      {"ringtun_streams_open", MetricType::kGauge, "Streams open on each core.", &tunnel::TunnelStats::streams_open},
-      {"ringtun_streams_opened_total", MetricType::kCounter, "Streams opened on each core.",
-       &tunnel::TunnelStats::streams_opened},
-  };
-  for (const PerCore& metric : kPerCore) {
-    m.family(metric.name, metric.type, metric.help);
-    for (unsigned core = 0; core < gateway_.core_count; ++core) {
-      const GatewayCore* c = gateway_.started_core(core);
-      if (c == nullptr) continue;
-      char text[16];
-      const int n = std::snprintf(text, sizeof text, "%u", core);
-      m.sample(metric.name, {{"core", std::string_view(text, static_cast<std::size_t>(n))}},
-               (c->tunnel_stats().*metric.value).get());
-    }
+  std::vector<const tunnel::TunnelStats*> tunnels(gateway_.core_count, nullptr);
+  for (unsigned core = 0; core < gateway_.core_count; ++core) {
+    if (const GatewayCore* c = gateway_.started_core(core)) tunnels[core] = &c->tunnel_stats();
   }
+  tunnel::write_tunnel_metrics(m, tunnels);
   std::vector<const ring::LoopStats*> loops(gateway_.core_count, nullptr);
   for (unsigned core = 0; core < gateway_.core_count; ++core) {
     if (const GatewayCore* c = gateway_.started_core(core)) loops[core] = &c->loop_stats();

@@ -12,7 +12,7 @@ RINGTUN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # operations end-to-end tests (tests/integration/test_ops.py).
 RINGTUN_BUILD_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 python3-cryptography ca-certificates
   curl openssl python3-websockets prometheus python3-prometheus-client chromium
-  systemd groff-base  # systemd-analyze verify, groff: tests/integration/test_dist.py
+  systemd groff-base man-db  # systemd-analyze verify (checks Documentation=man: pages with man), groff: test_dist.py
   liburing-dev libwolfssl-dev libmimalloc-dev libsimdjson-dev doctest-dev)
 # The fuzz targets need clang with libFuzzer and the sanitizer runtimes.
 RINGTUN_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

@@ -77,7 +77,8 @@ def install(h):
         raise AssertionError('RINGTUN_BUILD_DIR and meson are needed (run through meson test)')
     destdir = os.path.join(h.dir, 'destdir')
     shutil.rmtree(destdir, ignore_errors=True)
-    run([meson, 'install', '-C', build, '--destdir', destdir, '--no-rebuild', '--strip', '--quiet'], timeout=120)
+    run([meson, 'install', '-C', build, '--destdir', destdir, '--no-rebuild', '--strip', '--skip-subprojects',
+         '--quiet'], timeout=120)
     p = subprocess.run([meson, 'introspect', build, '--buildoptions'], stdout=subprocess.PIPE, timeout=60, check=True)
     prefix = next(o['value'] for o in json.loads(p.stdout) if o['name'] == 'prefix')
     return destdir, prefix

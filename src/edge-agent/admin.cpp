@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdio>
 
 #include "common/clock.hpp"
@@ -47,13 +46,6 @@ std::vector<ServiceSum> sum_services(const Agent& agent) {
     }
   }
   return sums;
-}
-
-bool contains_folded(std::string_view haystack, std::string_view needle) {
-  if (needle.empty()) return true;
-  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-         }) != haystack.end();
 }
 
 }  // namespace
@@ -129,7 +121,7 @@ void AgentAdmin::services_json(std::string_view query, ops::AdminResponse& respo
   std::vector<std::size_t> rows;
   for (const auto& [name, index] : agent_.service_index) {  // sorted by name
     const app::ServiceConfig& service = agent_.config.services[index];
-    if (!contains_folded(name, filter) && !contains_folded(service.host, filter) &&
+    if (!ops::contains_folded(name, filter) && !ops::contains_folded(service.host, filter) &&
         std::to_string(service.public_port) != filter) {
       continue;
     }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdio>
 #include <map>
 
@@ -72,14 +71,6 @@ std::map<std::string, ServiceSum> sum_services(const Gateway& gateway) {
     }
   }
   return sums;
-}
-
-bool contains_folded(std::string_view haystack, std::string_view needle) {
-  if (needle.empty()) return true;
-  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-  });
-  return it != haystack.end();
 }
 
 void not_found(ops::AdminResponse& response) {
@@ -226,8 +217,9 @@ void GatewayAdmin::services_json(std::string_view query, ops::AdminResponse& res
   std::vector<Row> rows;
   for (const route::Route& route : table->routes()) {
     const std::string port = route.key.kind == route::Kind::kTcp ? std::to_string(route.key.port) : std::string();
-    if (!filter.empty() && !contains_folded(route.service, filter) && !contains_folded(route.key.host, filter) &&
-        !contains_folded(route.owner.agent_id, filter) && port != filter) {
+    if (!filter.empty() && !ops::contains_folded(route.service, filter) &&
+        !ops::contains_folded(route.key.host, filter) && !ops::contains_folded(route.owner.agent_id, filter) &&
+        port != filter) {
       continue;
     }
     auto it = sums.find(service_key(route.owner.token, route.owner.agent_id, route.service));

@@ -1,5 +1,7 @@
 #include "ops/loop_metrics.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <vector>
@@ -62,6 +64,13 @@ std::string query_value(std::string_view query, std::string_view name) {
     return out;
   }
   return {};
+}
+
+bool contains_folded(std::string_view haystack, std::string_view needle) noexcept {
+  if (needle.empty()) return true;
+  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+         }) != haystack.end();
 }
 
 std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "../ring/test_support.hpp"
 #include "ops/admin_server.hpp"
 #include "ring/loop.hpp"
 #include "ring/net.hpp"
@@ -61,16 +62,7 @@ std::unique_ptr<ring::Loop> make_loop() {
   options.recv_pools[0] = {64, 4096};  // small buffers: heads arrive in several chunks
   options.max_sockets = 256;
   options.fixed_buffers = 0;
-  auto loop = ring::Loop::create(options);
-  if (!loop) {
-    char buf[256];
-    if (loop.error().code() == Errc::kUnsupported) {
-      std::printf("SKIP: this kernel cannot run the ring: %s\n", loop.error().describe(buf, sizeof buf));
-      std::exit(77);
-    }
-    FAIL("Loop::create: " << loop.error().describe(buf, sizeof buf));
-  }
-  return std::move(*loop);
+  return test::make_loop(options);
 }
 
 struct Fixture {

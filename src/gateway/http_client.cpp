@@ -525,7 +525,11 @@ void HttpClient::reject(int status, const char* reason, const std::string& host,
   refused.client_in = input_.size();
   Exchange& counted = exchange_ != nullptr ? *exchange_ : refused;
   counted.client_out += length;
-  log_request(&counted, host, status, status == 504 || status == 408 ? "timeout" : "error", reason);
+  // refused: no service or no agent for the host (404, 502, 503); timeout: 408, 504; error: the request itself.
+  const char* outcome = status == 504 || status == 408                  ? "timeout"
+                        : status == 404 || status == 502 || status == 503 ? "refused"
+                                                                          : "error";
+  log_request(&counted, host, status, outcome, reason);
   if (exchange_ != nullptr) {
     drop_stream(frame::ErrorCode::kCancel);
     exchange_.reset();

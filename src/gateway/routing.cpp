@@ -123,15 +123,40 @@ void Routing::stream_finished(tunnel::StreamEnd& end) noexcept {
   access_log_->write(line);
 }
 
-void Routing::refuse_parked(const route::RouteKey& key, const char* reason) {
+// The peer of a client about to be refused, when someone will read it (the access log, the admin's list).
+const ring::net::Address* Routing::client_of(int fd) {
+  if (access_log_ == nullptr && refusal_sink_ == nullptr) return nullptr;
+  auto peer = ring::net::peer_address(fd);
+  if (!peer) return nullptr;
+  refused_client_ = *peer;
+  return &refused_client_;
+}
+
+void Routing::refuse_parked(const route::RouteKey& key, int fd, const char* reason) {
   char listener[16];
   listener_name(key.kind, key.port, listener, sizeof listener);
-  refused(table_->find(key), nullptr, listener, reason);
+  refused(table_->find(key), client_of(fd), listener, reason);
 }
 
 void Routing::refused(const route::Route* route, const ring::net::Address* client, std::string_view listener,
                       const char* reason) {
   if (route != nullptr) ++traffic_.entry(*table_, *route).refused;
+  // The shared HTTP port writes its own line per request (with the status it answered); the others get one here.
+  if (access_log_ != nullptr && listener != "http") {
+    const std::string client_text = client != nullptr ? client->to_string() : std::string();
+    ops::AccessRecord line;
+    line.end_ms = wall_clock_ms();
+    line.client = client_text;
+    line.listener = listener;
+    if (route != nullptr) {
+      line.service = route->service;
+      line.host = route->key.host;
+      line.agent = route->owner.agent_id;
+    }
+    line.outcome = "refused";
+    line.reason = reason;
+    access_log_->write(line);
+  }
   if (refusal_sink_ == nullptr) return;
   RefusalEvent event;
   event.time_ms = wall_clock_ms();
@@ -148,7 +173,7 @@ void Routing::tcp_client(std::uint16_t port, int fd) {
     ++stats_.refused_no_route;
     char listener[16];
     listener_name(route::Kind::kTcp, port, listener, sizeof listener);
-    refused(nullptr, nullptr, listener, "no_route");
+    refused(nullptr, client_of(fd), listener, "no_route");
     ::close(fd);
     return;
   }
@@ -219,7 +244,7 @@ void Routing::note_refusal(std::uint16_t port, const char* agent, const char* wh
 void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd) {
   if (stopped_ || parked_.size() >= kMaxParked) {
     ++stats_.refused_no_tunnel;
-    if (!stopped_) refuse_parked(key, "no_tunnel");
+    if (!stopped_) refuse_parked(key, fd, "no_tunnel");
     ::close(fd);
     return;
   }
@@ -250,7 +275,7 @@ void Routing::sweep_parked(bool all) {
   std::size_t expired = 0;
   for (Parked& p : parked_) {
     if (all || now - p.since_ms >= kParkMs) {
-      if (!all) refuse_parked(p.key, "no_tunnel");
+      if (!all) refuse_parked(p.key, p.fd, "no_tunnel");
       ::close(p.fd);
       p.fd = -1;
       ++expired;

@@ -125,7 +125,8 @@ class Routing {
   void release_parked(route::SessionRef session);
   void sweep_parked(bool all);
   void note_refusal(std::uint16_t port, const char* agent, const char* why);
-  void refuse_parked(const route::RouteKey& key, const char* reason);
+  void refuse_parked(const route::RouteKey& key, int fd, const char* reason);
+  const ring::net::Address* client_of(int fd);
 
   ring::Loop& loop_;
   std::shared_ptr<const route::Table> table_;
@@ -139,6 +140,7 @@ class Routing {
   ops::LatencyHistogram first_byte_;
   ops::AccessLog* access_log_ = nullptr;
   RefusalSink refusal_sink_ = nullptr;
+  ring::net::Address refused_client_;  // client_of()'s answer, valid until the next call
   void* refusal_context_ = nullptr;
   // Refused clients are logged at most once a second, with a count: a burst must not become a burst of log lines.
   std::uint64_t refused_log_ms_ = 0;

@@ -668,6 +668,17 @@ def check_access_log(h, fmt, wrong_bytes):
     if (r['bytes_in'], r['bytes_out']) != (len(request), len(answer)):
         wrong_bytes.append('%s http line: bytes in %d, out %d; the client sent %d and received %d' % (
             fmt, r['bytes_in'], r['bytes_out'], len(request), len(answer)))
+    # A host nobody serves: the gateway answers 404 itself and logs the request as refused, with why.
+    with connect(gw.http_port) as c:
+        c.sendall(b'GET /x HTTP/1.1\r\nHost: nobody.test\r\nConnection: close\r\n\r\n')
+        answer = recv_all(c)
+        client = '%s:%d' % c.getsockname()
+    assert answer.startswith(b'HTTP/1.1 404'), answer[:200]
+    recs = poll('the refused line', lambda: [r for r in access_lines(path, fmt) if r['client'] == client], 5)
+    r = recs[-1]
+    want = {'listener': 'http', 'host': 'nobody.test', 'status': 404, 'outcome': 'refused', 'bytes_out': len(answer)}
+    assert {k: r[k] for k in want} == want and r['reason'], 'refused line %s, want %s' % (r, want)
+    say('%s: refused line %s' % (fmt, r))
     return gw, path, pub
 
 

@@ -23,26 +23,15 @@ namespace {
 
 using ops::MetricType;
 
-struct ServiceSum {
-  std::uint64_t streams_opened = 0;
-  std::uint64_t streams_open = 0;
-  std::uint64_t bytes_in = 0;   // towards the local service
-  std::uint64_t bytes_out = 0;  // from it
-  std::uint64_t resets = 0;
-};
-
-std::vector<ServiceSum> sum_services(const Agent& agent) {
-  std::vector<ServiceSum> sums(agent.services.size());
+// Each service's numbers (by Agent::services index) summed over the cores.
+std::vector<ops::ServiceCounts> sum_services(const Agent& agent) {
+  std::vector<ops::ServiceCounts> sums(agent.services.size());
   for (unsigned index = 0; index < agent.threads; ++index) {
     const AgentCore* core = agent.started_core(index);
     if (core == nullptr) continue;
     const auto& traffic = core->traffic();
     for (std::size_t i = 0; i < sums.size() && i < traffic.size(); ++i) {
-      sums[i].streams_opened += traffic[i].streams_opened.get();
-      sums[i].streams_open += traffic[i].streams_open.get();
-      sums[i].bytes_in += traffic[i].bytes_to_edge.get();
-      sums[i].bytes_out += traffic[i].bytes_from_edge.get();
-      sums[i].resets += traffic[i].resets.get();
+      tunnel::add_traffic(sums[i], traffic[i], tunnel::Edge::kLocalService);
     }
   }
   return sums;
@@ -167,13 +156,7 @@ std::string AgentAdmin::render_metrics() const {
   for (std::size_t i = 0; i < sums.size(); ++i) {
     const app::ServiceConfig& service = agent_.config.services[i];
     labels[i] = {ops::Label{"service", service.name}, ops::Label{"kind", route::kind_name(service.kind)}};
-    ops::ServiceCounts counts;
-    counts.streams_opened = sums[i].streams_opened;
-    counts.streams_open = sums[i].streams_open;
-    counts.bytes_in = sums[i].bytes_in;
-    counts.bytes_out = sums[i].bytes_out;
-    counts.resets = sums[i].resets;
-    rows.push_back({labels[i], counts});
+    rows.push_back({labels[i], sums[i]});
   }
   ops::write_service_metrics(m, rows, false);
   std::vector<const ring::LoopStats*> loops;

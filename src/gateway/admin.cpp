@@ -28,16 +28,12 @@ using ops::Label;
 using ops::MetricType;
 
 constexpr const char* kJson = "application/json";
+constexpr const char* kStatusClass[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};  // by status / 100
 
 // One service's numbers summed over every core.
 struct ServiceSum {
   const TrafficEntry* entry = nullptr;  // labels (from the first core that has it)
-  std::uint64_t streams_opened = 0;
-  std::uint64_t streams_open = 0;
-  std::uint64_t bytes_in = 0;   // from public clients
-  std::uint64_t bytes_out = 0;  // to public clients
-  std::uint64_t resets = 0;
-  std::uint64_t refused = 0;
+  ops::ServiceCounts counts;
   std::uint64_t http[6] = {};
 };
 
@@ -61,12 +57,8 @@ std::map<std::string, ServiceSum> sum_services(const Gateway& gateway) {
       const TrafficEntry& e = table.at(i);
       ServiceSum& sum = sums[service_key(e.token, e.agent, e.service)];
       if (sum.entry == nullptr) sum.entry = &e;
-      sum.streams_opened += e.traffic.streams_opened.get();
-      sum.streams_open += e.traffic.streams_open.get();
-      sum.bytes_in += e.traffic.bytes_from_edge.get();
-      sum.bytes_out += e.traffic.bytes_to_edge.get();
-      sum.resets += e.traffic.resets.get();
-      sum.refused += e.refused.get();
+      tunnel::add_traffic(sum.counts, e.traffic, tunnel::Edge::kPublicClient);
+      sum.counts.refused += e.refused.get();
       for (int k = 1; k <= 5; ++k) sum.http[k] += e.http_status[k].get();
     }
   }
@@ -167,13 +159,10 @@ void GatewayAdmin::agents_json(std::string_view id, ops::AdminResponse& response
     if (!id.empty() && info.owner.agent_id != id) continue;
     if (!id.empty() && found) break;  // the same id under two tokens: the first (ask by token with the list)
     found = true;
-    std::uint64_t streams_open = 0, streams_total = 0, bytes_in = 0, bytes_out = 0;
+    ops::ServiceCounts total;
     const std::string prefix = service_key(info.owner.token, info.owner.agent_id, {});
     for (auto it = sums.lower_bound(prefix); it != sums.end() && it->first.starts_with(prefix); ++it) {
-      streams_open += it->second.streams_open;
-      streams_total += it->second.streams_opened;
-      bytes_in += it->second.bytes_in;
-      bytes_out += it->second.bytes_out;
+      total += it->second.counts;
     }
     json.begin_object()
         .field("id", info.owner.agent_id)
@@ -187,10 +176,10 @@ void GatewayAdmin::agents_json(std::string_view id, ops::AdminResponse& response
     json.end_array().key("services").begin_array();
     for (const std::string& name : agent.services) json.string(name);
     json.end_array()
-        .field("streams_open", streams_open)
-        .field("streams_total", streams_total)
-        .field("bytes_in", bytes_in)
-        .field("bytes_out", bytes_out)
+        .field("streams_open", total.streams_open)
+        .field("streams_total", total.streams_opened)
+        .field("bytes_in", total.bytes_in)
+        .field("bytes_out", total.bytes_out)
         .end_object();
   }
   if (id.empty()) {
@@ -231,10 +220,10 @@ void GatewayAdmin::services_json(std::string_view query, ops::AdminResponse& res
   response.content_type = kJson;
   JsonWriter json(response.body);
   json.begin_object().field("total", std::uint64_t{rows.size()}).field("offset", offset).key("services").begin_array();
-  const ServiceSum none;
+  const ops::ServiceCounts none;
   for (std::size_t i = offset; i < rows.size() && i < offset + limit; ++i) {
     const route::Route& route = *rows[i].route;
-    const ServiceSum& sum = rows[i].sum != nullptr ? *rows[i].sum : none;
+    const ops::ServiceCounts& sum = rows[i].sum != nullptr ? rows[i].sum->counts : none;
     json.begin_object()
         .field("name", route.service)
         .field("kind", route::kind_name(route.key.kind))
@@ -354,8 +343,7 @@ std::string GatewayAdmin::render_metrics() const {
   if (!gateway_.config.http_listen_text.empty()) {
     m.family("ringtun_http_responses_total", MetricType::kCounter,
              "Responses on the shared HTTP port by status class (services' and the gateway's own).");
-    static const char* const kClass[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    for (int k = 1; k <= 5; ++k) m.sample("ringtun_http_responses_total", {{"code", kClass[k]}}, http_class[k]);
+    for (int k = 1; k <= 5; ++k) m.sample("ringtun_http_responses_total", {{"code", kStatusClass[k]}}, http_class[k]);
     m.single("ringtun_http_gateway_errors_total", MetricType::kCounter,
              "Error responses the gateway wrote itself (404, 502, 503...).", http_errors);
   }
@@ -371,43 +359,33 @@ std::string GatewayAdmin::render_metrics() const {
   tokens.reserve(sums.size());
   labels.reserve(sums.size());
   rows.reserve(sums.size());
-  std::map<std::pair<std::uint32_t, std::string>, std::pair<std::uint64_t, std::uint64_t>> by_agent;
+  std::map<std::pair<std::uint32_t, std::string>, ops::ServiceCounts> by_agent;  // (token, agent id) -> totals
   for (const auto& [key, sum] : sums) {
     tokens.push_back(token_label(sum.entry->token));
     labels.push_back({Label{"agent", sum.entry->agent}, Label{"token", tokens.back()},
                       Label{"service", sum.entry->service}, Label{"kind", route::kind_name(sum.entry->kind)}});
-    ops::ServiceCounts counts;
-    counts.streams_opened = sum.streams_opened;
-    counts.streams_open = sum.streams_open;
-    counts.bytes_in = sum.bytes_in;
-    counts.bytes_out = sum.bytes_out;
-    counts.resets = sum.resets;
-    counts.refused = sum.refused;
-    rows.push_back({labels.back(), counts});
-    auto& agent = by_agent[{sum.entry->token, sum.entry->agent}];
-    agent.first += sum.bytes_in;
-    agent.second += sum.bytes_out;
+    rows.push_back({labels.back(), sum.counts});
+    by_agent[{sum.entry->token, sum.entry->agent}] += sum.counts;
   }
   ops::write_service_metrics(m, rows, true);
   m.family("ringtun_agent_bytes_total", MetricType::kCounter,
            "Bytes through all of an agent's services: in = from public clients, out = to them.");
-  for (const auto& [owner, bytes] : by_agent) {
+  for (const auto& [owner, totals] : by_agent) {
     const std::string token = token_label(owner.first);
     m.sample("ringtun_agent_bytes_total", {{"agent", owner.second}, {"token", token}, {"direction", "in"}},
-             bytes.first);
+             totals.bytes_in);
     m.sample("ringtun_agent_bytes_total", {{"agent", owner.second}, {"token", token}, {"direction", "out"}},
-             bytes.second);
+             totals.bytes_out);
   }
   if (!gateway_.config.http_listen_text.empty()) {
     m.family("ringtun_http_requests_total", MetricType::kCounter,
              "Requests answered for an http service, by its host name and status class.");
-    static const char* const kClass[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (const auto& [key, sum] : sums) {
       if (sum.entry->kind != route::Kind::kHttp) continue;
       for (int k = 1; k <= 5; ++k) {
         if (sum.http[k] == 0) continue;
         m.sample("ringtun_http_requests_total",
-                 {{"host", sum.entry->host}, {"service", sum.entry->service}, {"code", kClass[k]}}, sum.http[k]);
+                 {{"host", sum.entry->host}, {"service", sum.entry->service}, {"code", kStatusClass[k]}}, sum.http[k]);
       }
     }
   }

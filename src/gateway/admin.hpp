@@ -8,7 +8,8 @@
 //   GET  /ready                              200 once every core started (listeners bound, route table loaded); 503
 //                                            before that and while draining
 //   GET  /api/v1/status                      role, version, start time, cores, ready, draining
-//   GET  /api/v1/agents, /api/v1/agents/ID   connected agents: id, token name (never the secret), remote address, since,
+//   GET  /api/v1/agents, /api/v1/agents/ID   connected agents: id, token name (never the secret), remote address,
+//                                            since,
 //                                            connections per core, services, live streams and bytes
 //   POST /api/v1/agents/ID/disconnect        closes the agent's tunnel connections (it reconnects by itself)
 //   GET  /api/v1/services?filter=&offset=&limit=   services with their live counters, sorted by name, paged

@@ -488,8 +488,8 @@ int run_gateway(const app::GatewayConfig& config) {
   if (!tls) return 2;
   if (!config.access_log.empty()) {
     std::string error;
-    auto sink = ops::AccessLogSink::open(config.access_log,
-                                         config.access_log_json ? ops::LogFormat::kJson : ops::LogFormat::kText, &error);
+    const ops::LogFormat format = config.access_log_json ? ops::LogFormat::kJson : ops::LogFormat::kText;
+    auto sink = ops::AccessLogSink::open(config.access_log, format, &error);
     if (!sink) {
       LOG_ERROR("%s", error.c_str());
       return 2;
@@ -515,7 +515,7 @@ int run_gateway(const app::GatewayConfig& config) {
     const std::string& text;
     const char* what;         // for the error line: "cannot listen <what> on ..."
     std::vector<int>& fds;
-    const char* name;         // for the start line (null: logged below with the agent count)
+    const char* name;         // for the start line (null: logged below, with the agent count or the admin URL)
     const char* description;
     unsigned count;           // sockets: one per core, or one for the registry core's admin endpoint
   };
@@ -527,7 +527,7 @@ int run_gateway(const app::GatewayConfig& config) {
       {config.tls_listen, config.tls_listen_text, "for TLS", gateway.tls_listener_fds, "shared TLS port",
        "connections routed by SNI, passed through", gateway.core_count},
       {config.common.admin_listen, config.common.admin_listen_text, "for the admin endpoint",
-       gateway.admin_listener_fds, "admin endpoint", "/metrics, /healthz, /ready, /api/v1/..., dashboard at /", 1},
+       gateway.admin_listener_fds, nullptr, nullptr, 1},
   };
   for (const OwnListener& listener : own) {
     if (listener.text.empty()) continue;  // a shared port that is not configured (--listen is required)
@@ -541,8 +541,8 @@ int run_gateway(const app::GatewayConfig& config) {
       LOG_INFO("%s on %s (port %u): %s", listener.name, listener.text.c_str(), bound, listener.description);
     }
     if (&listener.fds == &gateway.admin_listener_fds) {
-      auto local = ring::net::local_address(listener.fds[0]);
-      if (local) LOG_INFO("admin endpoint: http://%s/", local->to_string().c_str());
+      LOG_INFO("admin endpoint: http://%s/ (/metrics, /healthz, /ready, /api/v1/..., the dashboard at /)",
+               ring::net::local_address(listener.fds[0])->to_string().c_str());
     }
   }
   const std::uint16_t port = gateway.reserved_ports.front();

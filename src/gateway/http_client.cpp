@@ -168,13 +168,13 @@ void HttpClient::start_request() noexcept {
   }
   const route::Route* route = front_.routing().table().find_host(route::Kind::kHttp, request.host);
   if (route == nullptr) {
-    front_.routing().refused(nullptr, &peer_, "http", "unknown_host");
+    front_.routing().refused(nullptr, &peer_, route::Kind::kHttp, 0, "unknown_host");
     reject(404, "no service for this host", std::string(request.host));
     return;
   }
   tunnel::TunnelConn* conn = front_.routing().conn_for(*route);
   if (conn == nullptr) {
-    front_.routing().refused(route, &peer_, "http", "no_tunnel");
+    front_.routing().refused(route, &peer_, route::Kind::kHttp, 0, "no_tunnel");
     reject(502, "the service's agent is not connected", std::string(request.host), route);
     return;
   }
@@ -185,7 +185,7 @@ void HttpClient::start_request() noexcept {
   std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
   const auto meta = encode_route_meta(*route, front_.port(), peer_, flags, meta_bytes);
   if (meta.empty() || !conn->open_stream(*this, meta, tunnel::Tracking{&entry.traffic, true, nullptr})) {
-    front_.routing().refused(route, &peer_, "http", "stream_limit");
+    front_.routing().refused(route, &peer_, route::Kind::kHttp, 0, "stream_limit");
     reject(503, "the agent's connection has no free stream", std::string(request.host), route);
     return;
   }
@@ -319,7 +319,7 @@ void HttpClient::response_bytes(std::string_view bytes) noexcept {
         }
         if (!head.interim) {
           x.status = head.status;
-          count_status(head.status);
+          count_status(head.status, x.entry);
           if (head.body == http::BodyKind::kUntilClose) close_after_ = true;
           if (x.upgrade_asked && !head.switching && x.request_done && !x.fin_sent) {
             // Not upgraded after all: the request is complete.
@@ -468,7 +468,7 @@ void HttpClient::maybe_finish_exchange() noexcept {
 }
 
 void HttpClient::finish_exchange() noexcept {
-  log_request(exchange_.get(), exchange_->host, exchange_->status, "ok", nullptr);
+  log_request(exchange_->host, exchange_->status, "ok", nullptr, exchange_->client_in, exchange_->client_out);
   exchange_.reset();
   if (close_after_ || client_eof_) {
     close_gracefully();
@@ -480,8 +480,8 @@ void HttpClient::finish_exchange() noexcept {
   process_input();
 }
 
-void HttpClient::log_request(const Exchange* exchange, std::string_view host, int status, const char* outcome,
-                             const char* reason) noexcept {
+void HttpClient::log_request(std::string_view host, int status, const char* outcome, const char* reason,
+                             std::uint64_t bytes_in, std::uint64_t bytes_out) noexcept {
   ops::AccessLog* log = front_.routing().access_log();
   if (log == nullptr) return;
   const std::uint64_t now = wall_clock_ms();
@@ -494,42 +494,41 @@ void HttpClient::log_request(const Exchange* exchange, std::string_view host, in
   line.status = status;
   line.outcome = outcome;
   if (reason != nullptr) line.reason = reason;
-  if (exchange != nullptr) {
-    line.duration_ms = exchange->start_ms != 0 && now > exchange->start_ms ? now - exchange->start_ms : 0;
-    if (exchange->entry != nullptr) {
-      line.service = exchange->entry->service;
-      line.agent = exchange->entry->agent;
+  line.bytes_in = bytes_in;
+  line.bytes_out = bytes_out;
+  if (const Exchange* x = exchange_.get()) {
+    line.duration_ms = x->start_ms != 0 && now > x->start_ms ? now - x->start_ms : 0;
+    if (x->entry != nullptr) {
+      line.service = x->entry->service;
+      line.agent = x->entry->agent;
     }
-    line.method = exchange->method;
-    line.target = exchange->target;
-    line.bytes_in = exchange->client_in;
-    line.bytes_out = exchange->client_out;
+    line.method = x->method;
+    line.target = x->target;
   }
   log->write(line);
 }
 
 void HttpClient::reject(int status, const char* reason, const std::string& host, const route::Route* route) noexcept {
   ++front_.stats().gateway_errors;
+  TrafficEntry* entry = nullptr;  // the service answered for, when one was found
   if (route != nullptr) {
-    TrafficEntry& entry = front_.routing().traffic().entry(front_.routing().table(), *route);
-    const int cls = status / 100;
-    if (cls >= 1 && cls <= 5) ++entry.http_status[cls];
+    entry = &front_.routing().traffic().entry(front_.routing().table(), *route);
+  } else if (exchange_ != nullptr && state_ == State::kExchange) {
+    entry = exchange_->entry;
   }
-  count_status(status);
+  count_status(status, entry);
   front_.log_problem("http %s %s: %d %s", peer_ip_, host.empty() ? "-" : host.c_str(), status, reason);
   char page[1024];
   const std::size_t length = http::write_error_response(status, reason, true, page);
   // The access line: an exchange counts its own bytes; a request refused before one began read its head (what is
-  // buffered) and gets the page.
-  Exchange refused;
-  refused.client_in = input_.size();
-  Exchange& counted = exchange_ != nullptr ? *exchange_ : refused;
-  counted.client_out += length;
+  // buffered). Both get the page.
+  const std::uint64_t bytes_in = exchange_ != nullptr ? exchange_->client_in : input_.size();
+  const std::uint64_t bytes_out = (exchange_ != nullptr ? exchange_->client_out : 0) + length;
   // refused: no service or no agent for the host (404, 502, 503); timeout: 408, 504; error: the request itself.
   const char* outcome = status == 504 || status == 408                  ? "timeout"
                         : status == 404 || status == 502 || status == 503 ? "refused"
                                                                           : "error";
-  log_request(&counted, host, status, outcome, reason);
+  log_request(host, status, outcome, reason, bytes_in, bytes_out);
   if (exchange_ != nullptr) {
     drop_stream(frame::ErrorCode::kCancel);
     exchange_.reset();
@@ -543,13 +542,11 @@ void HttpClient::reject(int status, const char* reason, const std::string& host,
   close_gracefully();
 }
 
-void HttpClient::count_status(int status) noexcept {
+void HttpClient::count_status(int status, TrafficEntry* entry) noexcept {
   const int cls = status / 100;
   if (cls < 1 || cls > 5) return;
   ++front_.stats().responses[cls];
-  if (exchange_ != nullptr && exchange_->entry != nullptr && state_ == State::kExchange) {
-    ++exchange_->entry->http_status[cls];
-  }
+  if (entry != nullptr) ++entry->http_status[cls];
 }
 
 // ---------------------------------------------------------------- writing to the client

@@ -87,10 +87,12 @@ class HttpClient final : public ring::SocketHandler, public tunnel::StreamEnd {
   void response_failed(int status, const char* reason) noexcept;
   void finish_exchange() noexcept;
   void maybe_finish_exchange() noexcept;
-  void reject(int status, const char* reason, const std::string& host = {}, const route::Route* route = nullptr) noexcept;
-  // One access log line for the request that ends now (with the access log on).
-  void log_request(const Exchange* exchange, std::string_view host, int status, const char* outcome,
-                   const char* reason) noexcept;
+  void reject(int status, const char* reason, const std::string& host = {},
+              const route::Route* route = nullptr) noexcept;
+  // One access log line for the request that ends now (with the access log on); the exchange, if any, gives the
+  // service, the request line and the duration.
+  void log_request(std::string_view host, int status, const char* outcome, const char* reason, std::uint64_t bytes_in,
+                   std::uint64_t bytes_out) noexcept;
   void write_head_bytes(std::string_view bytes) noexcept;
   void write_body_bytes(std::string_view bytes) noexcept;
   void send_more() noexcept;
@@ -101,7 +103,8 @@ class HttpClient final : public ring::SocketHandler, public tunnel::StreamEnd {
   void drop_stream(frame::ErrorCode code) noexcept;
   void arm_timer(std::uint32_t ms) noexcept;
   void on_timer() noexcept;
-  void count_status(int status) noexcept;
+  // A response with `status` reached the client: counted per core and, for the service answered for, in `entry`.
+  void count_status(int status, TrafficEntry* entry) noexcept;
   void maybe_free() noexcept;
 
   static constexpr std::size_t kMaxIov = 16;

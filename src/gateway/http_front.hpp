@@ -17,10 +17,10 @@
 // Thread rules: one core's loop thread; HttpFront and its clients belong to that core.
 #pragma once
 
-#include "common/counter.hpp"
 #include <cstdint>
 #include <string>
 
+#include "common/counter.hpp"
 #include "common/log.hpp"
 #include "ring/loop.hpp"
 #include "ring/net.hpp"

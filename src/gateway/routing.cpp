@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <ctime>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -78,7 +77,6 @@ struct StreamRecord {
   std::uint16_t port = 0;
 };
 
-
 void listener_name(route::Kind kind, std::uint16_t port, char* out, std::size_t size) {
   if (kind == route::Kind::kTcp) std::snprintf(out, size, "tcp:%u", port);
   else std::snprintf(out, size, "%s", route::kind_name(kind));
@@ -95,7 +93,9 @@ tunnel::Tracking Routing::tracking(const route::Route& route, const ring::net::A
   return tracking;
 }
 
-void Routing::drop(const tunnel::Tracking& tracking) noexcept { delete static_cast<StreamRecord*>(tracking.app_record); }
+void Routing::drop(const tunnel::Tracking& tracking) noexcept {
+  delete static_cast<StreamRecord*>(tracking.app_record);
+}
 
 void Routing::stream_finished(tunnel::StreamEnd& end) noexcept {
   std::unique_ptr<StreamRecord> record(static_cast<StreamRecord*>(end.app_record));
@@ -123,29 +123,26 @@ void Routing::stream_finished(tunnel::StreamEnd& end) noexcept {
   access_log_->write(line);
 }
 
-// The peer of a client about to be refused, when someone will read it (the access log, the admin's list).
-const ring::net::Address* Routing::client_of(int fd) {
-  if (access_log_ == nullptr && refusal_sink_ == nullptr) return nullptr;
+void Routing::refused_fd(const route::Route* route, route::Kind kind, std::uint16_t port, int fd,
+                         const char* reason) {
+  // The peer is looked up only when someone reads it (the access log, the admin's list).
+  if (access_log_ == nullptr && refusal_sink_ == nullptr) return refused(route, nullptr, kind, port, reason);
   auto peer = ring::net::peer_address(fd);
-  if (!peer) return nullptr;
-  refused_client_ = *peer;
-  return &refused_client_;
+  refused(route, peer ? &*peer : nullptr, kind, port, reason);
 }
 
-void Routing::refuse_parked(const route::RouteKey& key, int fd, const char* reason) {
-  char listener[16];
-  listener_name(key.kind, key.port, listener, sizeof listener);
-  refused(table_->find(key), client_of(fd), listener, reason);
-}
-
-void Routing::refused(const route::Route* route, const ring::net::Address* client, std::string_view listener,
-                      const char* reason) {
+void Routing::refused(const route::Route* route, const ring::net::Address* client, route::Kind kind,
+                      std::uint16_t port, const char* reason) {
   if (route != nullptr) ++traffic_.entry(*table_, *route).refused;
+  if (access_log_ == nullptr && refusal_sink_ == nullptr) return;
+  char listener[16];
+  listener_name(kind, port, listener, sizeof listener);
+  const std::string client_text = client != nullptr ? client->to_string() : std::string();
+  const std::uint64_t now = wall_clock_ms();
   // The shared HTTP port writes its own line per request (with the status it answered); the others get one here.
-  if (access_log_ != nullptr && listener != "http") {
-    const std::string client_text = client != nullptr ? client->to_string() : std::string();
+  if (access_log_ != nullptr && kind != route::Kind::kHttp) {
     ops::AccessRecord line;
-    line.end_ms = wall_clock_ms();
+    line.end_ms = now;
     line.client = client_text;
     line.listener = listener;
     if (route != nullptr) {
@@ -159,9 +156,9 @@ void Routing::refused(const route::Route* route, const ring::net::Address* clien
   }
   if (refusal_sink_ == nullptr) return;
   RefusalEvent event;
-  event.time_ms = wall_clock_ms();
-  event.listener = std::string(listener);
-  if (client != nullptr) event.client = client->to_string();
+  event.time_ms = now;
+  event.listener = listener;
+  event.client = client_text;
   if (route != nullptr) event.service = route->service;
   event.reason = reason;
   refusal_sink_(refusal_context_, std::move(event));
@@ -171,9 +168,7 @@ void Routing::tcp_client(std::uint16_t port, int fd) {
   const route::Route* route = table_->find_tcp(port);
   if (route == nullptr) {  // the port was released and its listener is on its way out
     ++stats_.refused_no_route;
-    char listener[16];
-    listener_name(route::Kind::kTcp, port, listener, sizeof listener);
-    refused(nullptr, client_of(fd), listener, "no_route");
+    refused_fd(nullptr, route::Kind::kTcp, port, fd, "no_route");
     ::close(fd);
     return;
   }
@@ -222,9 +217,7 @@ void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, s
   if (auto status = conn.open_stream(fd, meta, tracked); !status) {
     drop(tracked);
     ++stats_.refused_stream_limit;
-    char listener[16];
-    listener_name(route::Kind::kTcp, port, listener, sizeof listener);
-    refused(&route, &client, listener, "stream_limit");
+    refused(&route, &client, route::Kind::kTcp, port, "stream_limit");
     char buf[160];
     note_refusal(port, conn.app_name.c_str(), status.error().describe(buf, sizeof buf));
     return;
@@ -244,7 +237,7 @@ void Routing::note_refusal(std::uint16_t port, const char* agent, const char* wh
 void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd) {
   if (stopped_ || parked_.size() >= kMaxParked) {
     ++stats_.refused_no_tunnel;
-    if (!stopped_) refuse_parked(key, fd, "no_tunnel");
+    if (!stopped_) refused_fd(table_->find(key), key.kind, key.port, fd, "no_tunnel");
     ::close(fd);
     return;
   }
@@ -275,7 +268,7 @@ void Routing::sweep_parked(bool all) {
   std::size_t expired = 0;
   for (Parked& p : parked_) {
     if (all || now - p.since_ms >= kParkMs) {
-      if (!all) refuse_parked(p.key, p.fd, "no_tunnel");
+      if (!all) refused_fd(table_->find(p.key), p.key.kind, p.key.port, p.fd, "no_tunnel");
       ::close(p.fd);
       p.fd = -1;
       ++expired;

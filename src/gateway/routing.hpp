@@ -13,13 +13,13 @@
 // Thread rules: one core's loop thread.
 #pragma once
 
-#include "common/counter.hpp"
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "common/counter.hpp"
 #include "gateway/traffic_table.hpp"
 #include "ops/access_log.hpp"
 #include "ops/histogram.hpp"
@@ -89,8 +89,10 @@ class Routing {
   // The open failed: frees what tracking() made.
   static void drop(const tunnel::Tracking& tracking) noexcept;
   void stream_finished(tunnel::StreamEnd& end) noexcept;
-  // Counts a refused public connection (for its service when known) and reports it to the sink.
-  void refused(const route::Route* route, const ring::net::Address* client, std::string_view listener,
+  // Counts a public connection that got no stream (for its service when known), writes its access line (not for
+  // kHttp: the HTTP port logs its requests itself) and reports it to the sink. The listener is `kind`, and for kTcp
+  // public port `port`.
+  void refused(const route::Route* route, const ring::net::Address* client, route::Kind kind, std::uint16_t port,
                const char* reason);
   // A client accepted on public TCP port `port`; takes `fd`.
   void tcp_client(std::uint16_t port, int fd);
@@ -125,8 +127,8 @@ class Routing {
   void release_parked(route::SessionRef session);
   void sweep_parked(bool all);
   void note_refusal(std::uint16_t port, const char* agent, const char* why);
-  void refuse_parked(const route::RouteKey& key, int fd, const char* reason);
-  const ring::net::Address* client_of(int fd);
+  // refused() for a client known by its socket.
+  void refused_fd(const route::Route* route, route::Kind kind, std::uint16_t port, int fd, const char* reason);
 
   ring::Loop& loop_;
   std::shared_ptr<const route::Table> table_;
@@ -140,7 +142,6 @@ class Routing {
   ops::LatencyHistogram first_byte_;
   ops::AccessLog* access_log_ = nullptr;
   RefusalSink refusal_sink_ = nullptr;
-  ring::net::Address refused_client_;  // client_of()'s answer, valid until the next call
   void* refusal_context_ = nullptr;
   // Refused clients are logged at most once a second, with a count: a burst must not become a burst of log lines.
   std::uint64_t refused_log_ms_ = 0;

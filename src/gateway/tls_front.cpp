@@ -122,7 +122,7 @@ void TlsClient::on_recv(ring::Loop& loop, ring::SocketId, int res, const ring::R
 void TlsClient::route(std::string_view name) {
   const route::Route* route = front_.routing_.table().find_host(route::Kind::kTls, name);
   if (route == nullptr) {
-    front_.routing_.refused(nullptr, &peer_, "tls", "unknown_host");
+    front_.routing_.refused(nullptr, &peer_, route::Kind::kTls, 0, "unknown_host");
     refuse_name("no service for this name", name);
     return;
   }
@@ -131,7 +131,7 @@ void TlsClient::route(std::string_view name) {
   const auto meta = encode_route_meta(*route, front_.port_, peer_, 0, meta_bytes);
   if (conn == nullptr || meta.empty()) {
     ++front_.stats_.no_tunnel;
-    front_.routing_.refused(route, &peer_, "tls", "no_tunnel");
+    front_.routing_.refused(route, &peer_, route::Kind::kTls, 0, "no_tunnel");
     log("the service's agent is not connected", name);
     close(true);
     return;
@@ -140,7 +140,7 @@ void TlsClient::route(std::string_view name) {
   if (!conn->open_stream(socket_, meta, prefix_, tracked)) {
     Routing::drop(tracked);
     ++front_.stats_.no_tunnel;
-    front_.routing_.refused(route, &peer_, "tls", "stream_limit");
+    front_.routing_.refused(route, &peer_, route::Kind::kTls, 0, "stream_limit");
     log("the agent's connection has no free stream", name);
     close(true);
     return;

@@ -11,10 +11,10 @@
 // Thread rules: one core's loop thread.
 #pragma once
 
-#include "common/counter.hpp"
 #include <cstdint>
 #include <vector>
 
+#include "common/counter.hpp"
 #include "common/log.hpp"
 #include "ring/loop.hpp"
 #include "tunnel/tunnel_conn.hpp"

@@ -39,6 +39,16 @@ struct ServiceCounts {
   std::uint64_t bytes_out = 0;
   std::uint64_t resets = 0;
   std::uint64_t refused = 0;  // the gateway's: public connections that got no stream
+
+  ServiceCounts& operator+=(const ServiceCounts& other) noexcept {
+    streams_opened += other.streams_opened;
+    streams_open += other.streams_open;
+    bytes_in += other.bytes_in;
+    bytes_out += other.bytes_out;
+    resets += other.resets;
+    refused += other.refused;
+    return *this;
+  }
 };
 struct ServiceRow {
   std::span<const Label> labels;

@@ -244,7 +244,9 @@ Result<SocketId> Loop::adopt(int fd, SocketHandler* handler) noexcept {
   auto local = net::local_address(fd);
   slot.zc_allowed = features_.send_zc && options_.send_zc_threshold > 0 && local && !local->is_loopback();
   ++stats_.sockets_open;
-  if (stats_.sockets_open.get() > stats_.sockets_high_water.get()) stats_.sockets_high_water.set(stats_.sockets_open.get());
+  if (stats_.sockets_open.get() > stats_.sockets_high_water.get()) {
+    stats_.sockets_high_water.set(stats_.sockets_open.get());
+  }
   return SocketId{index, generation};
 }
 

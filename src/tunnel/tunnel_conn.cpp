@@ -392,7 +392,6 @@ void TunnelConn::track(StreamEnd& stream, const Tracking& tracking) noexcept {
   stream.bytes_from_edge = 0;
   stream.bytes_to_edge = 0;
   stream.reset_code = frame::ErrorCode::kNoError;
-  stream.reset_by_peer = false;
   ++tracking.traffic->streams_opened;
   ++tracking.traffic->streams_open;
 }
@@ -622,10 +621,7 @@ void TunnelConn::on_fin(frame::StreamHandle h) {
 void TunnelConn::on_reset(frame::StreamHandle h, frame::ErrorCode code) {
   if (StreamEnd* stream = stream_of(h)) {
     LOG_DEBUG("stream reset by the peer: %s", frame::error_code_name(code));
-    if (stream->reset_code == frame::ErrorCode::kNoError) {
-      stream->reset_code = code;
-      stream->reset_by_peer = true;
-    }
+    if (stream->reset_code == frame::ErrorCode::kNoError) stream->reset_code = code;
     stream->peer_reset(code);
   }
 }

@@ -68,21 +68,21 @@ struct TunnelStats {
 // What the program counts for one service (or any group of streams) on one core: TunnelConn::track() files a stream
 // under it, and the connection keeps it up to date while the stream lives, so the counters move while a long
 // connection is still open (bytes towards the edge count when the tunnel hands them to the stream's end, bytes from
-// the edge when they are queued on the tunnel). "Edge" is the stream's socket side: the public client on the gateway, the local service
-// on the agent. Written by the core, readable from any thread.
-struct StreamTraffic;
-// How a stream is to be counted when it opens (see TunnelConn's "streams").
-struct Tracking {
-  StreamTraffic* traffic = nullptr;  // null: not counted, no events
-  bool timed = false;                // report TunnelEvents::on_first_byte
-  void* app_record = nullptr;
-};
+// the edge when they are queued on the tunnel). "Edge" is the stream's socket side: the public client on the
+// gateway, the local service on the agent. Written by the core, readable from any thread.
 struct StreamTraffic {
   Counter streams_opened;
   Counter streams_open;
   Counter bytes_from_edge;
   Counter bytes_to_edge;
   Counter resets;  // streams that ended with a reset (either side)
+};
+
+// How a stream is to be counted when it opens (see TunnelConn's "streams").
+struct Tracking {
+  StreamTraffic* traffic = nullptr;  // null: not counted, no events
+  bool timed = false;                // report TunnelEvents::on_first_byte
+  void* app_record = nullptr;
 };
 
 // What the streams and connections of one core share. The TLS scratch buffers are used synchronously inside one
@@ -128,8 +128,7 @@ class StreamEnd {
   std::uint64_t bytes_to_edge = 0;
   std::uint64_t opened_us = 0;
   void* app_record = nullptr;
-  frame::ErrorCode reset_code = frame::ErrorCode::kNoError;
-  bool reset_by_peer = false;
+  frame::ErrorCode reset_code = frame::ErrorCode::kNoError;  // the first reset of the stream, by either side
 
  protected:
   StreamEnd() = default;

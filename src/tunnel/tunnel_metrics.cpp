@@ -19,7 +19,8 @@ void write_tunnel_metrics(ops::MetricsWriter& writer, std::span<const TunnelStat
       {"ringtun_streams_opened_total", ops::MetricType::kCounter, "Streams opened on each core.",
        &TunnelStats::streams_opened},
       {"ringtun_streams_refused_total", ops::MetricType::kCounter,
-       "Streams refused by the agent (a service it does not serve, or of another kind).", &TunnelStats::streams_refused},
+       "Streams refused by the agent (a service it does not serve, or of another kind).",
+       &TunnelStats::streams_refused},
   };
   for (const Family& family : kFamilies) {
     writer.family(family.name, family.type, family.help);
@@ -31,6 +32,15 @@ void write_tunnel_metrics(ops::MetricsWriter& writer, std::span<const TunnelStat
                     (stats[core]->*family.value).get());
     }
   }
+}
+
+void add_traffic(ops::ServiceCounts& sum, const StreamTraffic& traffic, Edge edge) noexcept {
+  const bool client_edge = edge == Edge::kPublicClient;
+  sum.streams_opened += traffic.streams_opened.get();
+  sum.streams_open += traffic.streams_open.get();
+  sum.bytes_in += (client_edge ? traffic.bytes_from_edge : traffic.bytes_to_edge).get();
+  sum.bytes_out += (client_edge ? traffic.bytes_to_edge : traffic.bytes_from_edge).get();
+  sum.resets += traffic.resets.get();
 }
 
 }  // namespace ringtun::tunnel

@@ -5,6 +5,7 @@
 
 #include <span>
 
+#include "ops/loop_metrics.hpp"
 #include "ops/metrics_text.hpp"
 #include "tunnel/tunnel_conn.hpp"
 
@@ -12,5 +13,10 @@ namespace ringtun::tunnel {
 
 // stats[i] is core i's (null: that core has not started).
 void write_tunnel_metrics(ops::MetricsWriter& writer, std::span<const TunnelStats* const> stats);
+
+// Adds one core's StreamTraffic of a service to `sum`. `in` (from public clients) is bytes from the edge where the
+// edge is the public client (the gateway), bytes to the edge where it is the local service (the agent).
+enum class Edge : std::uint8_t { kPublicClient, kLocalService };
+void add_traffic(ops::ServiceCounts& sum, const StreamTraffic& traffic, Edge edge) noexcept;
 
 }  // namespace ringtun::tunnel

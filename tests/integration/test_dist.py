@@ -12,31 +12,19 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import traceback
 
 if sys.version_info < (3, 9):
     print('python >= 3.9 needed; skipping')
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from itest import HOST, KIB, Harness, Proc, free_port, now, round_trip, say  # noqa: E402
+import test_tunnel as tt  # noqa: E402
+from itest import HOST, KIB, Proc, free_port, round_trip, say  # noqa: E402
 
-SCENARIOS = {}
-SKIP = 77
-
-
-class Skip(Exception):
-    pass
-
-
-def scenario(budget_s):
-    def register(fn):
-        SCENARIOS[fn.__name__] = (fn, budget_s)
-        return fn
-    return register
+scenario = tt.scenario  # the scenario registry and the runner (Skip -> exit 77) are test_tunnel's
+Skip = tt.Skip
 
 
 def run(argv, timeout=60, env=None, check=True):
@@ -270,49 +258,5 @@ def dist_token_file(h):
     say('token file and RINGTUN_TOKEN work end to end')
 
 
-def main(argv):
-    if len(argv) != 1 or argv[0] not in SCENARIOS and argv[0] != '--list':
-        print('usage: %s SCENARIO|--list\nscenarios: %s' % (sys.argv[0], ' '.join(SCENARIOS)), file=sys.stderr)
-        return 2
-    if argv[0] == '--list':
-        print('\n'.join(SCENARIOS))
-        return 0
-    name = argv[0]
-    fn, budget = SCENARIOS[name]
-
-    def on_alarm(signum, frame):
-        raise TimeoutError('scenario %s exceeded its %d s budget' % (name, budget))
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_alarm)
-    h = None
-    status = 1
-    t0 = now()
-    try:
-        h = Harness(name)
-        say('scenario %s: %s (logs in %s)' % (name, fn.__doc__, h.dir))
-        signal.alarm(budget)
-        fn(h)
-        signal.alarm(0)
-        status = 0
-    except Skip as e:
-        signal.alarm(0)
-        print('SKIP: scenario %s: %s' % (name, e))
-        status = SKIP
-    except BaseException:  # noqa: BLE001 - everything is reported, then the processes are killed
-        signal.alarm(0)
-        print('FAIL: scenario %s after %.1f s' % (name, now() - t0))
-        traceback.print_exc(file=sys.stdout)
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if h is not None:
-            if status == 1:
-                h.dump_logs()
-            h.cleanup()
-    if status == 0:
-        print('PASS: scenario %s in %.1f s' % (name, now() - t0))
-    sys.stdout.flush()
-    return status
-
-
 if __name__ == '__main__':
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(tt.main(sys.argv[1:]))

@@ -29,7 +29,6 @@ scenario = tt.scenario
 
 SECRET = 'admin-s3cret'  # every --admin-token here
 AGENT_ID = 'edge-1'
-SKIP = 77
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -274,6 +273,8 @@ def ops_prometheus(h):
     """A real Prometheus (Debian's) scrapes the gateway's admin endpoint every second with the admin token: the
     target is up and ringtun_agents_connected is 1 through its query API; a second job with a wrong token is down
     with a 401."""
+    if not os.access(PROMETHEUS, os.X_OK):
+        raise tt.Skip('%s is missing (apt-get install prometheus)' % PROMETHEUS)
     import urllib.parse
     import urllib.request
     gw, agent, pub = echo_setup(h, admin_flags())
@@ -340,6 +341,8 @@ def ops_dashboard(h):
     seconds later (a slow transfer runs meanwhile); without the token (or with a wrong one) the page shows the 401
     message and no data."""
     import dashboard_check as dc
+    if not dc.find_chromium():
+        raise tt.Skip('chromium is not installed and could not be installed (apt-get install chromium)')
     gw, agent, pub = echo_setup(h, admin_flags())
     t = PacedEcho(pub, 48 * MIB, rate=512 * KIB)
     doms = []
@@ -785,20 +788,5 @@ def ops_agent_admin(h):
 
 # ---------------------------------------------------------------------------------------------------- main
 
-def prerequisites(name):
-    """Why scenario `name` cannot run here (then it is skipped), or None."""
-    if name == 'ops_prometheus' and not os.access(PROMETHEUS, os.X_OK):
-        return '%s is missing (apt-get install prometheus)' % PROMETHEUS
-    if name == 'ops_dashboard':
-        import dashboard_check
-        if not dashboard_check.find_chromium():
-            return 'chromium is not installed and could not be installed (apt-get install chromium)'
-    return None
-
-
 if __name__ == '__main__':
-    why = prerequisites(sys.argv[1]) if len(sys.argv) == 2 else None
-    if why:
-        print('SKIP: %s' % why)
-        sys.exit(SKIP)
     sys.exit(tt.main(sys.argv[1:]))

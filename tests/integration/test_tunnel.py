@@ -47,6 +47,13 @@ class ScenarioTimeout(Exception):
     pass
 
 
+class Skip(Exception):
+    """Raised by a scenario that cannot run on this host (a tool missing): reported as skipped (exit 77)."""
+
+
+SKIP = 77
+
+
 # ---------------------------------------------------------------------------------------------------- scenarios
 
 @scenario(budget_s=55)
@@ -633,7 +640,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     h = None
-    ok = False
+    status = 1
     t0 = now()
     try:
         h = Harness(name)
@@ -641,7 +648,11 @@ def main(argv):
         signal.alarm(budget)
         fn(h)
         signal.alarm(0)
-        ok = True
+        status = 0
+    except Skip as e:
+        signal.alarm(0)
+        print('SKIP: scenario %s: %s' % (name, e))
+        status = SKIP
     except BaseException:  # noqa: BLE001 - everything is reported, then the processes are killed
         signal.alarm(0)
         print('FAIL: scenario %s after %.1f s' % (name, now() - t0))
@@ -649,13 +660,13 @@ def main(argv):
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if h is not None:
-            if not ok:
+            if status == 1:
                 h.dump_logs()
             h.cleanup()
-    if ok:
+    if status == 0:
         print('PASS: scenario %s in %.1f s' % (name, now() - t0))
     sys.stdout.flush()
-    return 0 if ok else 1
+    return status
 
 
 if __name__ == '__main__':

@@ -50,7 +50,7 @@ std::size_t utf8_sequence(std::string_view text, std::size_t i, std::size_t* con
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view text) {
+void append_json_string(std::string& out, std::string_view text, bool escape_del) {
   out.push_back('"');
   std::size_t i = 0;
   while (i < text.size()) {
@@ -74,7 +74,7 @@ void append_json_string(std::string& out, std::string_view text) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) {
+        if (c < 0x20 || (c == 0x7f && escape_del)) {
           const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
           out.append(escaped, sizeof escaped);
         } else {

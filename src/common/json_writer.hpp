@@ -47,7 +47,8 @@ class JsonWriter {
 
 // Appends `text` as a JSON string literal (with quotes): '"' and '\\' escaped, \n \r \t as such, other control
 // characters as \u00xx, ill-formed UTF-8 replaced by U+FFFD (one per maximal ill-formed subpart, as Unicode
-// recommends), everything else (including DEL and valid non-ASCII) as is.
-void append_json_string(std::string& out, std::string_view text);
+// recommends), everything else (including DEL, unless `escape_del`, and valid non-ASCII) as is. `escape_del`: DEL
+// as \u007f too, for text a terminal may show (the access log), so no control byte reaches it.
+void append_json_string(std::string& out, std::string_view text, bool escape_del = false);
 
 }  // namespace ringtun

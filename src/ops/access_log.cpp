@@ -8,6 +8,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/json_writer.hpp"
+
 namespace ringtun::ops {
 
 namespace {
@@ -129,73 +131,16 @@ void format_text(const AccessRecord& r, std::string& out) {
 }
 
 // ---- JSON format ----
-// A local RFC 8259 string escaper (to be merged with common/json_writer): '"' and '\' escaped, control characters
-// (and DEL, so a terminal reading the log sees no escape sequence) as \u00XX, bytes that are not well-formed UTF-8
-// (Unicode table 3-7: no overlongs, no surrogates, nothing above U+10FFFF) as U+FFFD, one per maximal ill-formed
-// subsequence, so every line parses whatever a peer sent.
-void append_json_string(std::string& out, std::string_view value) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  static constexpr char kReplacement[] = "\xEF\xBF\xBD";
-  out += '"';
-  const auto* p = reinterpret_cast<const unsigned char*>(value.data());
-  const std::size_t n = value.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += static_cast<char>(c);
-      } else if (is_control(c)) {
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
-      } else {
-        out += static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    // Multi-byte sequence: its length and the allowed range of the second byte depend on the lead byte.
-    std::size_t need = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    }
-    std::size_t good = 1;  // bytes of the sequence seen valid so far (the lead)
-    if (need > 0) {
-      while (good <= need && i + good < n) {
-        const unsigned char b = p[i + good];
-        const unsigned char min = good == 1 ? lo : 0x80;
-        const unsigned char max = good == 1 ? hi : 0xBF;
-        if (b < min || b > max) break;
-        ++good;
-      }
-    }
-    if (need > 0 && good == need + 1) {
-      out.append(value.data() + i, good);
-    } else {
-      out += kReplacement;
-    }
-    i += good;
-  }
-  out += '"';
-}
+// Strings through common/json_writer's escaper, DEL included: every line parses whatever a peer sent, and no control
+// byte reaches a terminal reading the log.
+void append_json_text(std::string& out, std::string_view value) { append_json_string(out, value, true); }
 
 // Optional strings are written as null when empty, so every line has the same keys (easier for log pipelines).
 void append_json_optional(std::string& out, std::string_view value) {
   if (value.empty()) {
     out += "null";
   } else {
-    append_json_string(out, value);
+    append_json_text(out, value);
   }
 }
 
@@ -203,9 +148,9 @@ void format_json(const AccessRecord& r, std::string& out) {
   out += "{\"time\":\"";
   append_time(out, r.end_ms);
   out += "\",\"client\":";
-  append_json_string(out, r.client);
+  append_json_text(out, r.client);
   out += ",\"listener\":";
-  append_json_string(out, r.listener);
+  append_json_text(out, r.listener);
   out += ",\"service\":";
   append_json_optional(out, r.service);
   out += ",\"host\":";
@@ -229,7 +174,7 @@ void format_json(const AccessRecord& r, std::string& out) {
   out += ",\"duration_ms\":";
   append_u64(out, r.duration_ms);
   out += ",\"outcome\":";
-  append_json_string(out, r.outcome);
+  append_json_text(out, r.outcome);
   out += ",\"reason\":";
   append_json_optional(out, r.reason);
   out += '}';

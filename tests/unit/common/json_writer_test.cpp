@@ -73,6 +73,10 @@ TEST_CASE("escaping: quote, backslash, control characters") {
   CHECK(json_quoted("\n\r\t") == R"("\n\r\t")");
   CHECK(json_quoted(std::string_view("\0\x01\x1f", 3)) == R"("\u0000\u0001\u001f")");
   CHECK(json_quoted("\x7f/") == "\"\x7f/\"");  // DEL and '/' need no escape
+  std::string del;
+  append_json_string(del, "a\x7f", true);  // escape_del: for text a terminal may show (the access log)
+  CHECK(del == R"("a\u007f")");
+  CHECK(parse_string(del) == "a\x7f");
   for (int c = 0; c < 0x80; ++c) {
     const std::string one(1, static_cast<char>(c));
     CHECK(parse_string(json_quoted(one)) == one);

@@ -148,6 +148,7 @@ TEST_CASE("hostile fields cannot add a line or shift the text fields") {
 
   const std::string json = format(r, LogFormat::kJson);
   CHECK(std::none_of(json.begin(), json.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }));
+  CHECK(json.find('\x7f') == std::string::npos);  // DEL escaped too: nothing a terminal would act on
   simdjson::dom::parser parser;
   auto doc = parse_line(parser, json);
   // The escaping is lossless: the parsed values are what the peer sent.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/assert.hpp"
+#include "common/decimal.hpp"
 
 namespace ringtun {
 
@@ -152,9 +153,7 @@ JsonWriter& JsonWriter::string(std::string_view value) {
 
 JsonWriter& JsonWriter::number(std::uint64_t value) {
   before_value();
-  char buf[24];
-  const auto result = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, result.ptr);
+  append_decimal(out_, value);
   return *this;
 }
 

@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <ctime>
 
+#include "common/decimal.hpp"
 #include "common/json_writer.hpp"
 
 namespace ringtun::ops {
@@ -19,11 +19,6 @@ constexpr int kOpenFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
 constexpr mode_t kOpenMode = 0640;
 
 bool is_stdout_path(std::string_view path) noexcept { return path == "-"; }
-
-void append_u64(std::string& out, std::uint64_t value) {
-  char buf[24];
-  out.append(buf, std::to_chars(buf, buf + sizeof buf, value).ptr);
-}
 
 void append_2(char* p, unsigned v) noexcept {
   p[0] = static_cast<char>('0' + v / 10 % 10);
@@ -111,16 +106,16 @@ void format_text(const AccessRecord& r, std::string& out) {
   }
   out += "\" ";
   if (r.status > 0) {
-    append_u64(out, static_cast<std::uint64_t>(r.status));
+    append_decimal(out, static_cast<std::uint64_t>(r.status));
   } else {
     out += '-';
   }
   out += ' ';
-  append_u64(out, r.bytes_in);
+  append_decimal(out, r.bytes_in);
   out += ' ';
-  append_u64(out, r.bytes_out);
+  append_decimal(out, r.bytes_out);
   out += ' ';
-  append_u64(out, r.duration_ms);
+  append_decimal(out, r.duration_ms);
   out += "ms ";
   append_text_token(out, r.outcome);
   if (!r.reason.empty()) {
@@ -163,16 +158,16 @@ void format_json(const AccessRecord& r, std::string& out) {
   append_json_optional(out, r.target.substr(0, kMaxTarget));
   out += ",\"status\":";
   if (r.status > 0) {
-    append_u64(out, static_cast<std::uint64_t>(r.status));
+    append_decimal(out, static_cast<std::uint64_t>(r.status));
   } else {
     out += "null";
   }
   out += ",\"bytes_in\":";
-  append_u64(out, r.bytes_in);
+  append_decimal(out, r.bytes_in);
   out += ",\"bytes_out\":";
-  append_u64(out, r.bytes_out);
+  append_decimal(out, r.bytes_out);
   out += ",\"duration_ms\":";
-  append_u64(out, r.duration_ms);
+  append_decimal(out, r.duration_ms);
   out += ",\"outcome\":";
   append_json_text(out, r.outcome);
   out += ",\"reason\":";

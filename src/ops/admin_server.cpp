@@ -18,10 +18,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <vector>
 
 #include "common/assert.hpp"
+#include "common/decimal.hpp"
 #include "http/forward.hpp"
 #include "http/message.hpp"
 #include "ring/net.hpp"
@@ -71,12 +71,6 @@ bool authorized(std::string_view header, std::string_view token) noexcept {
   std::string_view credentials = header.substr(space + 1);
   while (!credentials.empty() && credentials.front() == ' ') credentials.remove_prefix(1);
   return secrets_equal(credentials, token);
-}
-
-void append_number(std::string& out, std::uint64_t value) {
-  char buf[24];
-  const auto result = std::to_chars(buf, buf + sizeof buf, value);
-  out.append(buf, result.ptr);
 }
 
 }  // namespace
@@ -371,13 +365,13 @@ void AdminServer::Impl::Client::write_response(int status, std::string_view cont
                                                http::Version version) noexcept {
   out_.clear();
   out_ += "HTTP/1.1 ";
-  append_number(out_, static_cast<std::uint64_t>(status));
+  append_decimal(out_, static_cast<std::uint64_t>(status));
   out_ += ' ';
   out_ += http::reason_phrase(status);
   out_ += "\r\nContent-Type: ";
   out_ += content_type;
   out_ += "\r\nContent-Length: ";
-  append_number(out_, body.size());
+  append_decimal(out_, body.size());
   out_ += "\r\nCache-Control: no-store\r\n";
   out_ += extra_headers;
   if (close_after_) {
@@ -397,7 +391,7 @@ void AdminServer::Impl::Client::reject(int status, const char* detail, bool head
     ++server_.stats.bad_requests;
   }
   std::string body;
-  append_number(body, static_cast<std::uint64_t>(status));
+  append_decimal(body, static_cast<std::uint64_t>(status));
   body += ' ';
   body += http::reason_phrase(status);
   body += ": ";

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/assert.hpp"
+#include "common/decimal.hpp"
 #include "ops/histogram.hpp"
 
 namespace ringtun::ops {
@@ -20,12 +21,6 @@ namespace {
     if (!alpha && !(digit && i > 0)) return false;
   }
   return true;
-}
-
-void append_u64(std::string& out, std::uint64_t value) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, value);
-  out.append(buf, r.ptr);
 }
 
 // Shortest text that parses back to the same double (Go's ParseFloat, which Prometheus uses, reads it exactly).
@@ -111,7 +106,7 @@ void MetricsWriter::family(std::string_view name, MetricType type, std::string_v
 
 void MetricsWriter::sample(std::string_view name, std::span<const Label> labels, std::uint64_t value) {
   head(name, {}, labels, nullptr);
-  append_u64(out_, value);
+  append_decimal(out_, value);
   out_ += '\n';
 }
 
@@ -135,18 +130,18 @@ void MetricsWriter::histogram(std::string_view name, std::span<const Label> labe
     cumulative += sum.buckets[i];
     const Label le{"le", std::string_view(le_text, format_us_as_seconds(le_text, kBoundsUs[i]))};
     head(name, "_bucket", labels, &le);
-    append_u64(out_, cumulative);
+    append_decimal(out_, cumulative);
     out_ += '\n';
   }
   const Label inf{"le", "+Inf"};
   head(name, "_bucket", labels, &inf);
-  append_u64(out_, sum.count);
+  append_decimal(out_, sum.count);
   out_ += '\n';
   head(name, "_sum", labels, nullptr);
   out_.append(le_text, format_us_as_seconds(le_text, sum.sum_us));
   out_ += '\n';
   head(name, "_count", labels, nullptr);
-  append_u64(out_, sum.count);
+  append_decimal(out_, sum.count);
   out_ += '\n';
 }
 

@@ -8,7 +8,7 @@
 #include "common/json_writer.hpp"
 #include "edge-agent/agent.hpp"
 #include "ops/dashboard.hpp"
-#include "ops/loop_metrics.hpp"
+#include "ops/shared_metrics.hpp"
 #include "ops/metrics_text.hpp"
 #include "ops/process_stats.hpp"
 #include "tunnel/tunnel_metrics.hpp"

@@ -11,7 +11,7 @@
 #include "gateway/registry_room.hpp"
 #include "ops/dashboard.hpp"
 #include "ops/histogram.hpp"
-#include "ops/loop_metrics.hpp"
+#include "ops/shared_metrics.hpp"
 #include "ops/metrics_text.hpp"
 #include "ops/process_stats.hpp"
 #include "tunnel/tunnel_metrics.hpp"

@@ -18,6 +18,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <vector>
 
 #include "common/assert.hpp"
@@ -537,6 +540,47 @@ bool secrets_equal(std::string_view a, std::string_view b) noexcept {
     __asm__ volatile("" : "+r"(diff));
   }
   return diff == 0;
+}
+
+std::string query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    const std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string out;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      unsigned value = 0;
+      if (raw[i] == '+') {
+        out.push_back(' ');
+      } else if (raw[i] == '%' && i + 2 < raw.size() &&
+                 std::from_chars(raw.data() + i + 1, raw.data() + i + 3, value, 16).ptr == raw.data() + i + 3) {
+        out.push_back(static_cast<char>(value));
+        i += 2;
+      } else {
+        out.push_back(raw[i]);
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+bool contains_folded(std::string_view haystack, std::string_view needle) noexcept {
+  if (needle.empty()) return true;
+  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+         }) != haystack.end();
+}
+
+std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max) {
+  const std::string text = query_value(query, name);
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return fallback;
+  return value < max ? value : max;
 }
 
 }  // namespace ringtun::ops

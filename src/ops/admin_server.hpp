@@ -97,6 +97,14 @@ class AdminServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// ---- reading an AdminRequest's query (the API's ?filter=&offset=&limit=) ----
+// The value of `name` in a query string ("a=1&b=2"), percent-decoded ('+' is a space); empty when absent.
+std::string query_value(std::string_view query, std::string_view name);
+// Whether `needle` occurs in `haystack`, ASCII case folded (the API's ?filter=); an empty needle always does.
+bool contains_folded(std::string_view haystack, std::string_view needle) noexcept;
+// A decimal query value, capped at `max`; `fallback` when absent or not a number.
+std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max);
+
 // Constant-time equality of two secrets (time depends on the lengths only).
 bool secrets_equal(std::string_view a, std::string_view b) noexcept;
 

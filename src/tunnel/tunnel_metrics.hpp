@@ -5,7 +5,7 @@
 
 #include <span>
 
-#include "ops/loop_metrics.hpp"
+#include "ops/shared_metrics.hpp"
 #include "ops/metrics_text.hpp"
 #include "tunnel/tunnel_conn.hpp"
 

@@ -1,12 +1,11 @@
-// The per-core families both programs export about their event loops (ringtun_loop_*{core}), from each loop's
-// LoopStats (Counters: read from the admin core with relaxed loads), and the query-string helpers of the admin API.
+// The metric families both programs export, written the same way by each: the per-core ringtun_loop_*{core} from
+// each loop's LoopStats, and the ringtun_service_* families from each service's numbers summed over the cores (the
+// programs sum them: they know their own types, ops does not).
 // Thread rules: any thread (reads Counters only).
 #pragma once
 
 #include <cstdint>
 #include <span>
-#include <string>
-#include <string_view>
 
 #include "ring/loop.hpp"
 
@@ -16,17 +15,6 @@ class MetricsWriter;
 
 // loops[i] is core i's stats (null: that core has not started).
 void write_loop_metrics(MetricsWriter& writer, std::span<const ring::LoopStats* const> loops);
-
-// The value of `name` in a query string ("a=1&b=2"), percent-decoded ('+' is a space); empty when absent.
-std::string query_value(std::string_view query, std::string_view name);
-// Whether `needle` occurs in `haystack`, ASCII case folded (the API's ?filter=); an empty needle always does.
-bool contains_folded(std::string_view haystack, std::string_view needle) noexcept;
-// A decimal query value, capped at `max`; `fallback` when absent or not a number.
-std::uint64_t query_number(std::string_view query, std::string_view name, std::uint64_t fallback, std::uint64_t max);
-
-}  // namespace ringtun::ops
-
-namespace ringtun::ops {
 
 struct Label;
 

@@ -126,8 +126,6 @@ struct RefusalMessage {
 
 void GatewayCore::on_refusal(void* self, Routing::RefusalEvent event) {
   auto* core = static_cast<GatewayCore*>(self);
-  std::uint64_t dropped = 0;
-  if (!core->refusal_budget_.take(core->loop_.now_ms(), &dropped)) return;
   auto message = std::make_unique<RefusalMessage>(RefusalMessage{&core->gateway_, std::move(event)});
   ring::post_owned<RefusalMessage>(core->loop_, core->gateway_.registry_core, std::move(message),
                                    [](ring::Loop& loop, RefusalMessage& m) {

@@ -20,7 +20,6 @@
 #include <string>
 #include <vector>
 
-#include "common/log.hpp"
 #include "gateway/admin.hpp"
 #include "gateway/http_front.hpp"
 #include "gateway/intake.hpp"
@@ -162,7 +161,6 @@ class GatewayCore final : public tunnel::TunnelEvents {
   std::unique_ptr<GatewayAdmin> admin_;      // on the registry core, with --admin-listen
   std::unique_ptr<ops::AdminServer> admin_server_;
   std::unique_ptr<ops::AccessLog> access_log_;  // with --access-log
-  log::LineBudget refusal_budget_{20};       // refusals reported to the admin's recent list, per second
   ring::Timer watchdog_timer_;
   std::uint64_t watchdog_interval_ms_ = 0;   // 0: no systemd watchdog
   std::vector<std::uint64_t> watchdog_seen_; // the registry core: each core's beats at the last ping

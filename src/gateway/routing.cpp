@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <optional>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -125,22 +126,32 @@ void Routing::stream_finished(tunnel::StreamEnd& end) noexcept {
 
 void Routing::refused_fd(const route::Route* route, route::Kind kind, std::uint16_t port, int fd,
                          const char* reason) {
-  // The peer is looked up only when someone reads it (the access log, the admin's list).
-  if (access_log_ == nullptr && refusal_sink_ == nullptr) return refused(route, nullptr, kind, port, reason);
-  auto peer = ring::net::peer_address(fd);
-  refused(route, peer ? &*peer : nullptr, kind, port, reason);
+  refuse(route, nullptr, fd, kind, port, reason);
 }
 
 void Routing::refused(const route::Route* route, const ring::net::Address* client, route::Kind kind,
                       std::uint16_t port, const char* reason) {
+  refuse(route, client, -1, kind, port, reason);
+}
+
+void Routing::refuse(const route::Route* route, const ring::net::Address* client, int fd, route::Kind kind,
+                     std::uint16_t port, const char* reason) {
   if (route != nullptr) ++traffic_.entry(*table_, *route).refused;
-  if (access_log_ == nullptr && refusal_sink_ == nullptr) return;
+  // The shared HTTP port writes its own line per request (with the status it answered); the others get one here.
+  const bool log_line = access_log_ != nullptr && kind != route::Kind::kHttp;
+  // The admin's recent list takes a bounded number a second: under a flood, the rest cost nothing more here.
+  std::uint64_t dropped = 0;
+  const bool report = refusal_sink_ != nullptr && refusal_budget_.take(loop_.now_ms(), &dropped);
+  if (!log_line && !report) return;
+  std::optional<ring::net::Address> peer;  // looked up only now that someone reads it
+  if (client == nullptr && fd >= 0) {
+    if (auto found = ring::net::peer_address(fd)) client = &peer.emplace(*found);
+  }
   char listener[16];
   listener_name(kind, port, listener, sizeof listener);
   const std::string client_text = client != nullptr ? client->to_string() : std::string();
   const std::uint64_t now = wall_clock_ms();
-  // The shared HTTP port writes its own line per request (with the status it answered); the others get one here.
-  if (access_log_ != nullptr && kind != route::Kind::kHttp) {
+  if (log_line) {
     ops::AccessRecord line;
     line.end_ms = now;
     line.client = client_text;
@@ -154,7 +165,7 @@ void Routing::refused(const route::Route* route, const ring::net::Address* clien
     line.reason = reason;
     access_log_->write(line);
   }
-  if (refusal_sink_ == nullptr) return;
+  if (!report) return;
   RefusalEvent event;
   event.time_ms = now;
   event.listener = listener;

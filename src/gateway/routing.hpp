@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/counter.hpp"
+#include "common/log.hpp"
 #include "gateway/traffic_table.hpp"
 #include "ops/access_log.hpp"
 #include "ops/histogram.hpp"
@@ -63,8 +64,8 @@ class Routing {
   tunnel::TunnelConn* conn_for(const route::Route& route) const noexcept;
 
   // ---- accounting: metrics, the access log, the admin's list of recent refusals ----
-  // A public connection that got no stream, for the admin endpoint's recent list. Rare by nature (and rate-limited by
-  // the sink), so it may allocate.
+  // A public connection that got no stream, for the admin endpoint's recent list: at most 20 a second per core are
+  // reported (the rest are counted only), so it may allocate.
   struct RefusalEvent {
     std::uint64_t time_ms = 0;  // wall clock
     std::string listener;       // "tcp:8080", "http", "tls"
@@ -129,6 +130,9 @@ class Routing {
   void note_refusal(std::uint16_t port, const char* agent, const char* why);
   // refused() for a client known by its socket.
   void refused_fd(const route::Route* route, route::Kind kind, std::uint16_t port, int fd, const char* reason);
+  // Both: the client's address is taken from `client`, else (fd >= 0) looked up when a line or a report needs it.
+  void refuse(const route::Route* route, const ring::net::Address* client, int fd, route::Kind kind,
+              std::uint16_t port, const char* reason);
 
   ring::Loop& loop_;
   std::shared_ptr<const route::Table> table_;
@@ -143,6 +147,7 @@ class Routing {
   ops::AccessLog* access_log_ = nullptr;
   RefusalSink refusal_sink_ = nullptr;
   void* refusal_context_ = nullptr;
+  log::LineBudget refusal_budget_{20};  // refusals reported to the sink, per second
   // Refused clients are logged at most once a second, with a count: a burst must not become a burst of log lines.
   std::uint64_t refused_log_ms_ = 0;
   std::uint64_t refused_since_log_ = 0;

@@ -238,7 +238,11 @@ def service_down(h):
 def _pump_until_dead(port, label, stats):
     """A public client that sends the test stream and reads its echo until the connection dies."""
     s = connect(port, timeout=10)
-    stats.update(sock=s, received=0, recv_h=hashlib.sha256(), end=None, how=None)
+    # Blocking before either thread starts: settimeout() from one thread while another is inside sendall() lets the
+    # sender see EAGAIN with no timeout set, and sendall() raises BlockingIOError (CPython drops the GIL between
+    # the two halves of settimeout).
+    s.settimeout(None)
+    stats.update(sock=s, sent=0, received=0, recv_h=hashlib.sha256(), end=None, how=None, send_error=None)
     stop = threading.Event()
     stats['stop'] = stop
 
@@ -248,14 +252,14 @@ def _pump_until_dead(port, label, stats):
                 if stop.is_set():
                     break
                 s.sendall(chunk)
-        except OSError:
-            pass
+                stats['sent'] += len(chunk)
+        except OSError as e:
+            stats['send_error'] = '%s: %s' % (type(e).__name__, e)
     threading.Thread(target=sender, daemon=True).start()
 
     def receiver():
         buf = bytearray(256 * KIB)
         mv = memoryview(buf)
-        s.settimeout(None)
         try:
             while True:
                 k = s.recv_into(buf)
@@ -287,9 +291,11 @@ def agent_killed(h):
         _pump_until_dead(pub, 'client %d' % i, st)
     deadline = now() + 20
     while any(st['received'] < 4 * MIB for st in clients):
-        assert all(st['end'] is None for st in clients), 'a transfer ended before the agent was killed: %s' % \
-            [(st['received'], st['how']) for st in clients]
-        assert now() < deadline, 'transfers too slow: %s' % [st['received'] for st in clients]
+        assert all(st['end'] is None and st['send_error'] is None for st in clients), \
+            'a transfer ended before the agent was killed: %s' % \
+            [(st['sent'], st['received'], st['how'], st['send_error']) for st in clients]
+        assert now() < deadline, 'transfers too slow (bytes sent, received): %s' % \
+            [(st['sent'], st['received']) for st in clients]
         time.sleep(0.02)
     say('transfers running (%s bytes received): SIGKILL the agent' % [st['received'] for st in clients])
     agent.signal(signal.SIGKILL)

@@ -3,6 +3,7 @@
 // run on the merged result. See config.hpp for the contract and settings.hpp for the message scheme.
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <new>
@@ -35,6 +36,7 @@ struct ListState {
   std::size_t group_begin = 0;  // the tokens of the last --token / --token-file: tokens[group_begin..]
   bool last_has_ports = false;
   bool last_has_hosts = false;
+  std::vector<std::string_view> access_given;  // --allow-from, --conn-rate... given for the last --token
   std::vector<std::string> texts;  // --expose values as given, for duplicate messages
   detail::SeenSet secrets;
   detail::SeenSet public_sides;  // "tcp port 8080", "http host app.example.com"
@@ -80,6 +82,7 @@ Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& a
     state->group_begin = config->tokens.size();
     state->last_has_ports = false;
     state->last_has_hosts = false;
+    state->access_given.clear();
     if (kind == Kind::kTokenList) return add_token(config, state, arg.value, "--token", error_text);
     auto content = read_secret_file(arg.value, "--token-file", error_text, kMaxTokenListFileBytes);
     if (!content) return Unexpected{content.error()};
@@ -92,6 +95,18 @@ Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& a
     for (const SecretLine& line : lines) {
       RINGTUN_TRY(add_token(config, state, line.secret, where + ": line " + std::to_string(line.line), error_text));
     }
+    return {};
+  }
+  if (kind == Kind::kTokenAccess) {
+    const std::string_view flag = arg.setting->flag;
+    const bool given = std::find(state->access_given.begin(), state->access_given.end(), flag) !=
+                       state->access_given.end();
+    RINGTUN_TRY(check_token_refinement(*config, *state, flag, given, "one value per --token", error_text));
+    const std::string key = detail::access_key_of_flag(flag);
+    for (std::size_t i = state->group_begin; i < config->tokens.size(); ++i) {
+      RINGTUN_TRY(detail::apply_access_rule(key, flag, arg.value, &config->tokens[i].access, error_text));
+    }
+    state->access_given.push_back(flag);
     return {};
   }
   // --allow-hosts / --allow-ports: checked on the group's first token, then copied to the rest of the group.
@@ -406,6 +421,7 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
       case Kind::kTokenFile:
       case Kind::kTokenPorts:
       case Kind::kTokenHosts:
+      case Kind::kTokenAccess:
       case Kind::kServiceList:
         RINGTUN_TRY(apply_list_flag(&parsed.config, &lists, arg, error_text));
         continue;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "app/settings.hpp"
+#include "common/assert.hpp"
 #include "tunnel/handshake.hpp"
 
 namespace ringtun::app::detail {
@@ -201,6 +202,52 @@ Status check_host_patterns(std::string_view where, std::string_view text, TokenR
     text.remove_prefix(comma + 1);
   }
   for (std::string& pattern : patterns) add_host_pattern(rule, std::move(pattern));
+  return {};
+}
+
+namespace {
+
+struct AccessLimit {
+  std::string_view key;
+  std::uint32_t route::AccessRules::*member;
+  std::uint32_t max;
+  std::string_view what;
+};
+constexpr AccessLimit kAccessLimits[] = {
+    {"conn_rate", &route::AccessRules::conn_rate, 1'000'000, "new connections per second"},
+    {"max_conns", &route::AccessRules::max_conns, 10'000'000, "concurrent connections"},
+    {"max_conns_per_client", &route::AccessRules::max_conns_per_client, 1'000'000, "concurrent connections"},
+};
+
+}  // namespace
+
+std::string access_key_of_flag(std::string_view flag) {
+  std::string key(flag.substr(flag.compare(0, 2, "--") == 0 ? 2 : 0));
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+Status apply_access_rule(std::string_view key, std::string_view where, std::string_view text,
+                         route::AccessRules* rules, std::string* error_text) {
+  if (key == "allow_from" || key == "deny_from") {
+    std::string problem;
+    auto list = route::parse_cidr_list(text, &problem);
+    if (!list) return report(error_text, list.error().code(), std::string(where) + ": " + problem);
+    (key == "allow_from" ? rules->allow : rules->deny) = std::move(*list);
+    return {};
+  }
+  for (const AccessLimit& limit : kAccessLimits) {
+    if (key != limit.key) continue;
+    std::uint64_t value = 0;
+    if (!parse_decimal(text, &value) || value < 1 || value > limit.max) {
+      return report(error_text, Errc::kInvalidArgument,
+                    std::string(where) + ": " + in_quotes(text) + " is not a number of " + std::string(limit.what) +
+                        " (1.." + std::to_string(limit.max) + ")");
+    }
+    rules->*limit.member = static_cast<std::uint32_t>(value);
+    return {};
+  }
+  RINGTUN_CHECK(false, "apply_access_rule: not an access key");
   return {};
 }
 

@@ -19,6 +19,7 @@
 #include "common/log.hpp"
 #include "common/result.hpp"
 #include "ring/net.hpp"
+#include "route/access_policy.hpp"
 #include "route/route.hpp"
 
 namespace ringtun::app {
@@ -31,6 +32,7 @@ struct TokenRule {
   std::uint16_t port_low = 1;
   std::uint16_t port_high = 65535;
   std::vector<std::string> hosts;
+  route::AccessRules access;  // who may connect to this token's public routes (--allow-from, --conn-rate...)
 };
 
 // Settings both programs share.

@@ -89,7 +89,9 @@ struct KeySet {
   }
 };
 
-constexpr std::string_view kTokenKeys[] = {"token", "allow_ports", "allow_hosts"};
+constexpr std::string_view kTokenKeys[] = {"token",     "allow_ports", "allow_hosts",         "allow_from",
+                                           "deny_from", "conn_rate",   "max_conns",           "max_conns_per_client"};
+constexpr std::size_t kFirstAccessKey = 3;  // allow_from and the rest: the token's access policy
 // "type" is the older name of "kind": files written before http and tls services keep working.
 constexpr std::string_view kServiceKeys[] = {"name", "kind", "type", "public_port", "host", "local"};
 
@@ -181,8 +183,8 @@ class Loader {
 
  private:
   std::string key_hint(std::string_view key) const {
-    if (program_ == Program::kGateway && (key == "token" || key == "allow_ports" || key == "allow_hosts")) {
-      return " (use \"tokens\": [{\"token\": ..., \"allow_ports\": ..., \"allow_hosts\": [...]}])";
+    if (program_ == Program::kGateway && KeySet{kTokenKeys, std::size(kTokenKeys)}.index_of(key) >= 0) {
+      return " (use \"tokens\": [{\"token\": ..., \"" + std::string(key) + "\": ...}])";
     }
     Program other = program_ == Program::kGateway ? Program::kAgent : Program::kGateway;
     if (find_json_key(other, key) != nullptr) {
@@ -264,7 +266,8 @@ class Loader {
       element fields[std::size(kTokenKeys)];
       bool present[std::size(kTokenKeys)] = {};
       RINGTUN_TRY(read_object(entry, entry_where, KeySet{kTokenKeys, std::size(kTokenKeys)},
-                              "{\"token\": ..., \"allow_ports\": ..., \"allow_hosts\": [...]}", fields, present));
+                              "{\"token\": ..., \"allow_ports\": ..., \"allow_hosts\": [...], \"allow_from\": [...], ...}", fields,
+                              present));
       if (!present[0]) return report(error_text_, Errc::kInvalidArgument, entry_where + ": missing \"token\"");
       TokenRule rule;
       std::string_view secret;
@@ -283,10 +286,43 @@ class Loader {
         RINGTUN_TRY(check_port_range(entry_where + ".allow_ports", ports, &rule, error_text_));
       }
       if (present[2]) RINGTUN_TRY(read_host_patterns(fields[2], entry_where + ".allow_hosts", &rule));
+      for (std::size_t k = kFirstAccessKey; k < std::size(kTokenKeys); ++k) {
+        if (present[k]) RINGTUN_TRY(read_access_rule(fields[k], kTokenKeys[k], entry_where, &rule.access));
+      }
       config->tokens.push_back(std::move(rule));
       ++index;
     }
     return {};
+  }
+
+  // tokens[i].allow_from and the rest: a value as on the command line (a string), a JSON integer for the numbers,
+  // a JSON array of strings for the CIDR lists.
+  Status read_access_rule(const element& value, std::string_view key, const std::string& entry_where,
+                          route::AccessRules* rules) {
+    const std::string where = entry_where + "." + std::string(key);
+    std::string text;
+    simdjson::dom::array array;
+    std::uint64_t number = 0;
+    if (value.get(array) == simdjson::SUCCESS) {
+      std::size_t index = 0;
+      for (element item : array) {
+        std::string_view part;
+        RINGTUN_TRY(read_string(item, where + "[" + std::to_string(index++) + "]", &part));
+        if (!text.empty()) text += ',';
+        text += part;
+      }
+      if (index == 0) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      where + ": an empty list (leave the key out for no list)");
+      }
+    } else if (value.get_uint64().get(number) == simdjson::SUCCESS) {
+      text = std::to_string(number);
+    } else {
+      std::string_view part;
+      RINGTUN_TRY(read_string(value, where, &part));
+      text = std::string(part);
+    }
+    return apply_access_rule(key, where, text, rules, error_text_);
   }
 
   // tokens[i].allow_hosts: ["app.example.com", "*.example.com"], each normalized; repeats are dropped.

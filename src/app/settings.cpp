@@ -222,6 +222,27 @@ constexpr Setting kSettings[] = {
      .help = "host names the --token just before may claim for http: and tls: services:\n"
              "app.example.com (that name), *.example.com (every name below example.com, at any depth)",
      .kind = Kind::kTokenHosts, .default_note = "none, no host names"},
+    {.flag = "--allow-from", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "CIDR[,CIDR...]",
+     .help = "client addresses that may connect to the public ports and hosts of the --token just before: IPv4 or\n"
+             "IPv6, ADDR or ADDR/BITS (10.0.0.0/8,2001:db8::/32); others are refused at accept",
+     .kind = Kind::kTokenAccess, .default_note = "every address"},
+    {.flag = "--deny-from", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "CIDR[,CIDR...]",
+     .help = "client addresses refused by the --token just before, even those --allow-from lets in",
+     .kind = Kind::kTokenAccess, .default_note = "none"},
+    {.flag = "--conn-rate", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "N",
+     .help = "new connections per second from one client address to the routes of the --token just before\n"
+             "(a burst of N, then N a second; each core keeps its share). HTTP clients get 429",
+     .kind = Kind::kTokenAccess, .default_note = "no limit"},
+    {.flag = "--max-conns", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "N", .help = "concurrent public connections per service of the --token just before",
+     .kind = Kind::kTokenAccess, .default_note = "no limit"},
+    {.flag = "--max-conns-per-client", .programs = kGateway, .section = Section::kTunnel,
+     .placeholder = "N",
+     .help = "concurrent public connections from one client address to the routes of the --token just before",
+     .kind = Kind::kTokenAccess, .default_note = "no limit"},
     {.flag = "--max-streams", .json_key = "max_streams", .programs = kGateway, .section = Section::kTunnel,
      .placeholder = "N", .help = "concurrent streams per agent connection",
      .kind = Kind::kInteger, .min = 1, .max = kMaxStreamsLimit,
@@ -407,7 +428,7 @@ constexpr bool shares_program(const Setting& a, const Setting& b) {
 
 constexpr bool flag_only(Kind kind) {
   return kind == Kind::kConfigFile || kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenPorts ||
-         kind == Kind::kTokenHosts || kind == Kind::kTokenFile;
+         kind == Kind::kTokenHosts || kind == Kind::kTokenAccess || kind == Kind::kTokenFile;
 }
 
 constexpr bool check_entry(const Setting& s) {

@@ -54,6 +54,8 @@ enum class Kind : std::uint8_t {
   kTokenPorts,   // gateway --allow-ports: refines the --token just before it. In JSON: tokens[].allow_ports
   kTokenHosts,   // gateway --allow-hosts: likewise. In JSON: tokens[].allow_hosts, an array of patterns
   kServiceList,  // agent --expose, repeatable; JSON "services": [{"name", "kind", "public_port" | "host", "local"}]
+  kTokenAccess,  // gateway --allow-from, --deny-from, --conn-rate, --max-conns, --max-conns-per-client: refine the
+                 // --token just before it, like --allow-ports. In JSON: tokens[].allow_from, ...
   kTokenFile,    // gateway --token-file, repeatable: one token per line of the file, each as if given by --token;
                  // --allow-ports / --allow-hosts after it refine all of them. Flag only (JSON has "tokens")
 };
@@ -61,7 +63,8 @@ enum class Kind : std::uint8_t {
 // May be given several times on one command line.
 constexpr bool repeatable(Kind kind) noexcept {
   return kind == Kind::kHelp || kind == Kind::kVersion || kind == Kind::kTokenList || kind == Kind::kTokenPorts ||
-         kind == Kind::kTokenHosts || kind == Kind::kServiceList || kind == Kind::kTokenFile;
+         kind == Kind::kTokenHosts || kind == Kind::kTokenAccess || kind == Kind::kServiceList ||
+         kind == Kind::kTokenFile;
 }
 
 // A value from a flag or the file, already checked against its entry's kind (and, for integers, range).
@@ -150,6 +153,13 @@ Status check_port_range(std::string_view where, std::string_view text, TokenRule
 Status check_host_pattern(std::string_view where, std::string_view text, std::string* out, std::string* error_text);
 // --allow-hosts: "PATTERN[,PATTERN...]", each as above; written to rule->hosts without repeats.
 Status check_host_patterns(std::string_view where, std::string_view text, TokenRule* rule, std::string* error_text);
+// A token's access policy, by JSON key ("allow_from", "deny_from": CIDR lists; "conn_rate", "max_conns",
+// "max_conns_per_client": integers). `text` as on the command line (a list "CIDR[,CIDR...]", an integer in
+// decimal). Sets that member of *rules; an unknown key is a bug (checked).
+Status apply_access_rule(std::string_view key, std::string_view where, std::string_view text,
+                         route::AccessRules* rules, std::string* error_text);
+// The JSON key of an access flag: "--allow-from" -> "allow_from".
+std::string access_key_of_flag(std::string_view flag);
 // Adds `pattern` (normalized) to rule->hosts unless it is there already.
 void add_host_pattern(TokenRule* rule, std::string pattern);
 // "tcp", "http", "tls" as --expose and "kind" spell them.

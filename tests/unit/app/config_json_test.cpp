@@ -215,7 +215,8 @@ TEST_CASE("json: gateway keys, types and ranges") {
       {R"({"tokens": "a"})", "tokens: expected an array [{\"token\": ...", Errc::kParse},
       {R"({"tokens": {"token": "a"}})", "tokens: expected an array", Errc::kParse},
       {R"({"tokens": ["a"]})",
-       "tokens[0]: expected an object {\"token\": ..., \"allow_ports\": ..., \"allow_hosts\": [...]}, got a string",
+       "tokens[0]: expected an object {\"token\": ..., \"allow_ports\": ..., \"allow_hosts\": [...], \"allow_from\": "
+       "[...], ...}, got a string",
        Errc::kParse},
       {R"({"tokens": [{"token": "a", "allow_port": "1-2"}]})", "unknown key \"allow_port\" in tokens[0]", Errc::kParse},
       {R"({"tokens": [{"token": "a"}, {"token": "b", "token": "c"}]})", "duplicate key \"token\" in tokens[1]",

@@ -141,7 +141,8 @@ TEST_CASE("every flag has a JSON key or is flag-only by design, and each finds i
     CAPTURE(setting.flag);
     const bool flag_only = setting.kind == Kind::kConfigFile || setting.kind == Kind::kHelp ||
                            setting.kind == Kind::kVersion || setting.kind == Kind::kTokenPorts ||
-                           setting.kind == Kind::kTokenHosts || setting.kind == Kind::kTokenFile;
+                           setting.kind == Kind::kTokenHosts || setting.kind == Kind::kTokenAccess ||
+                           setting.kind == Kind::kTokenFile;
     CHECK(setting.json_key.empty() == flag_only);
     for (Program program : kPrograms) {
       if (!table::serves(setting, program)) continue;

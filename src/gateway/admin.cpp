@@ -298,7 +298,8 @@ std::string GatewayAdmin::render_metrics() const {
 
   // Refusals and handshake failures, summed over cores.
   std::uint64_t no_route = 0, no_tunnel = 0, stream_limit = 0, tls_unknown = 0, tls_malformed = 0, tls_timeout = 0,
-                tls_over = 0, tls_no_tunnel = 0, http_errors = 0;
+                tls_over = 0, tls_no_tunnel = 0, http_errors = 0, denied = 0, rate_limited = 0, max_conns = 0,
+                max_conns_per_client = 0;
   std::uint64_t http_class[6] = {};
   std::uint64_t failures[static_cast<int>(HandshakeFailure::kCount)] = {};
   ops::HistogramSum first_byte;
@@ -309,6 +310,11 @@ std::string GatewayAdmin::render_metrics() const {
     no_route += r.refused_no_route.get();
     no_tunnel += r.refused_no_tunnel.get();
     stream_limit += r.refused_stream_limit.get();
+    const AccessGate::Stats& g = c->routing().gate().stats();
+    denied += g.denied.get();
+    rate_limited += g.rate_limited.get();
+    max_conns += g.service_full.get();
+    max_conns_per_client += g.client_full.get();
     if (const TlsStats* t = c->tls_stats()) {
       tls_unknown += t->unknown_name.get();
       tls_malformed += t->malformed.get();
@@ -330,7 +336,8 @@ std::string GatewayAdmin::render_metrics() const {
   const std::pair<const char*, std::uint64_t> refused[] = {
       {"no_route", no_route},          {"no_tunnel", no_tunnel},       {"stream_limit", stream_limit},
       {"tls_unknown_name", tls_unknown}, {"tls_malformed", tls_malformed}, {"tls_timeout", tls_timeout},
-      {"tls_over_limit", tls_over},    {"tls_no_tunnel", tls_no_tunnel}};
+      {"tls_over_limit", tls_over},    {"tls_no_tunnel", tls_no_tunnel}, {"denied", denied},
+      {"rate_limited", rate_limited},  {"max_conns", max_conns},       {"max_conns_per_client", max_conns_per_client}};
   for (const auto& [reason, value] : refused) {
     m.sample("ringtun_public_connections_refused_total", {{"reason", reason}}, value);
   }

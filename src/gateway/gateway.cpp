@@ -39,6 +39,7 @@ GatewayCore::GatewayCore(Gateway& gateway, ring::Loop& loop)
     access_log_ = std::make_unique<ops::AccessLog>(loop, gateway.access_log);
     routing_.set_access_log(access_log_.get());
   }
+  routing_.set_access(gateway.access.get());
   if (!gateway.admin_listener_fds.empty()) routing_.set_refusal_sink(&GatewayCore::on_refusal, this);
   watchdog_timer_.set_callback([](void* self) { static_cast<GatewayCore*>(self)->on_watchdog_timer(); }, this);
   drain_deadline_.set_callback(
@@ -474,6 +475,27 @@ void close_all(std::vector<int>& fds) {
   }
 }
 
+// One line per token with a policy, at start: what the operator set is what runs.
+void log_access_policies(const app::GatewayConfig& config) {
+  for (std::size_t i = 0; i < config.tokens.size(); ++i) {
+    const route::AccessRules& r = config.tokens[i].access;
+    if (r.empty()) continue;
+    std::string text;
+    auto part = [&text](const std::string& item) { text += (text.empty() ? "" : ", ") + item; };
+    auto cidrs = [](const std::vector<route::Cidr>& list) {
+      std::string joined;
+      for (const route::Cidr& c : list) joined += (joined.empty() ? "" : ",") + c.to_string();
+      return joined;
+    };
+    part("allow " + (r.allow.empty() ? std::string("all") : cidrs(r.allow)));
+    if (!r.deny.empty()) part("deny " + cidrs(r.deny));
+    if (r.conn_rate > 0) part("conn-rate " + std::to_string(r.conn_rate) + "/s per client");
+    if (r.max_conns > 0) part("max-conns " + std::to_string(r.max_conns) + " per service");
+    if (r.max_conns_per_client > 0) part("max-conns-per-client " + std::to_string(r.max_conns_per_client));
+    LOG_INFO("token%zu access policy: %s", i + 1, text.c_str());
+  }
+}
+
 }  // namespace
 
 int run_gateway(const app::GatewayConfig& config) {
@@ -505,6 +527,12 @@ int run_gateway(const app::GatewayConfig& config) {
   ring::Runtime runtime(runtime_options);
   gateway.core_count = runtime.thread_count();
   gateway.cores.assign(gateway.core_count, nullptr);
+  if (std::any_of(config.tokens.begin(), config.tokens.end(), [](const app::TokenRule& t) { return !t.access.empty(); })) {
+    std::vector<route::AccessRules> rules;
+    for (const app::TokenRule& token : config.tokens) rules.push_back(token.access);
+    gateway.access = std::make_unique<AccessPolicies>(std::move(rules), gateway.core_count);
+    log_access_policies(config);
+  }
 
   // The gateway's own listeners: the tunnel port, then the shared ports that are configured. Each becomes a reserved
   // port (never a service's).

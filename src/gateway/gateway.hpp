@@ -54,6 +54,7 @@ struct Gateway {
   std::vector<int> tls_listener_fds;       // one per core with --tls-listen
   std::vector<int> admin_listener_fds;     // one, served by the registry core, with --admin-listen
   std::shared_ptr<ops::AccessLogSink> access_log;  // with --access-log
+  std::unique_ptr<AccessPolicies> access;          // with an access policy on some token; read by every core
   std::atomic<unsigned> cores_started{0};  // every core's start() done: listeners adopted (/ready, READY=1)
   std::atomic<bool> draining{false};       // a stop began (/ready answers 503)
   unsigned core_count = 1;

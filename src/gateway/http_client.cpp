@@ -152,6 +152,10 @@ void HttpClient::process_input() noexcept {
   }
 }
 
+HttpClient::Exchange::~Exchange() {
+  if (routing != nullptr) routing->release(pass);
+}
+
 void HttpClient::start_request() noexcept {
   ++front_.stats().requests;
   loop_.timers().cancel(timer_);
@@ -172,8 +176,21 @@ void HttpClient::start_request() noexcept {
     reject(404, "no service for this host", std::string(request.host));
     return;
   }
+  // The access policy of the route's token, per request (a keep-alive connection may reach several services):
+  // 403 for the address lists, 429 for the rate and the connection caps.
+  AccessPass pass;
+  const route::Verdict verdict = front_.routing().admit(*route, route::Kind::kHttp, 0, peer_, &pass);
+  if (verdict == route::Verdict::kDenied || verdict == route::Verdict::kNotAllowed) {
+    reject(403, "refused by the access policy", std::string(request.host), route);
+    return;
+  }
+  if (verdict != route::Verdict::kAllowed) {
+    reject(429, route::verdict_name(verdict), std::string(request.host), route, 1);
+    return;
+  }
   tunnel::TunnelConn* conn = front_.routing().conn_for(*route);
   if (conn == nullptr) {
+    front_.routing().release(pass);
     front_.routing().refused(route, &peer_, route::Kind::kHttp, 0, "no_tunnel");
     reject(502, "the service's agent is not connected", std::string(request.host), route);
     return;
@@ -185,11 +202,14 @@ void HttpClient::start_request() noexcept {
   std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
   const auto meta = encode_route_meta(*route, front_.port(), peer_, flags, meta_bytes);
   if (meta.empty() || !conn->open_stream(*this, meta, tunnel::Tracking{&entry.traffic, true, nullptr})) {
+    front_.routing().release(pass);
     front_.routing().refused(route, &peer_, route::Kind::kHttp, 0, "stream_limit");
     reject(503, "the agent's connection has no free stream", std::string(request.host), route);
     return;
   }
   exchange_ = std::make_unique<Exchange>();
+  exchange_->routing = &front_.routing();
+  exchange_->pass = pass;
   exchange_->entry = &entry;
   if (front_.routing().access_log() != nullptr) {
     exchange_->start_ms = wall_clock_ms();
@@ -508,7 +528,8 @@ void HttpClient::log_request(std::string_view host, int status, const char* outc
   log->write(line);
 }
 
-void HttpClient::reject(int status, const char* reason, const std::string& host, const route::Route* route) noexcept {
+void HttpClient::reject(int status, const char* reason, const std::string& host, const route::Route* route,
+                        std::uint32_t retry_after_s) noexcept {
   ++front_.stats().gateway_errors;
   TrafficEntry* entry = nullptr;  // the service answered for, when one was found
   if (route != nullptr) {
@@ -519,14 +540,15 @@ void HttpClient::reject(int status, const char* reason, const std::string& host,
   count_status(status, entry);
   front_.log_problem("http %s %s: %d %s", peer_ip_, host.empty() ? "-" : host.c_str(), status, reason);
   char page[1024];
-  const std::size_t length = http::write_error_response(status, reason, true, page);
+  const std::size_t length = http::write_error_response(status, reason, true, page, retry_after_s);
   // The access line: an exchange counts its own bytes; a request refused before one began read its head (what is
   // buffered). Both get the page.
   const std::uint64_t bytes_in = exchange_ != nullptr ? exchange_->client_in : input_.size();
   const std::uint64_t bytes_out = (exchange_ != nullptr ? exchange_->client_out : 0) + length;
   // refused: no service or no agent for the host (404, 502, 503); timeout: 408, 504; error: the request itself.
   const char* outcome = status == 504 || status == 408                  ? "timeout"
-                        : status == 404 || status == 502 || status == 503 ? "refused"
+                        : status == 404 || status == 502 || status == 503 || status == 403 || status == 429
+                            ? "refused"
                                                                           : "error";
   log_request(host, status, outcome, reason, bytes_in, bytes_out);
   if (exchange_ != nullptr) {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "gateway/access_gate.hpp"
 #include "gateway/http_front.hpp"
 #include "gateway/traffic_table.hpp"
 #include "http/body.hpp"
@@ -61,6 +62,13 @@ class HttpClient final : public ring::SocketHandler, public tunnel::StreamEnd {
     std::uint64_t start_ms = 0;
     std::string method;
     std::string target;
+    // What the access policy let this request hold (a per-client and a per-service count), given back with it.
+    Routing* routing = nullptr;
+    AccessPass pass;
+    Exchange() = default;
+    Exchange(const Exchange&) = delete;
+    Exchange& operator=(const Exchange&) = delete;
+    ~Exchange();
   };
 
   ~HttpClient() override;
@@ -88,7 +96,7 @@ class HttpClient final : public ring::SocketHandler, public tunnel::StreamEnd {
   void finish_exchange() noexcept;
   void maybe_finish_exchange() noexcept;
   void reject(int status, const char* reason, const std::string& host = {},
-              const route::Route* route = nullptr) noexcept;
+              const route::Route* route = nullptr, std::uint32_t retry_after_s = 0) noexcept;
   // One access log line for the request that ends now (with the access log on); the exchange, if any, gives the
   // service, the request line and the duration.
   void log_request(std::string_view host, int status, const char* outcome, const char* reason, std::uint64_t bytes_in,

@@ -32,13 +32,37 @@ void Routing::set_table(std::shared_ptr<const route::Table> table) {
   };
   for (Parked& p : parked_) {
     if (gone(p)) {
-      ::close(p.fd);
-      p.fd = -1;
+      close_parked(p);
       ++stats_.refused_no_route;
     }
   }
   parked_.erase(std::remove_if(parked_.begin(), parked_.end(), [](const Parked& p) { return p.fd < 0; }),
                 parked_.end());
+}
+
+void Routing::set_access(const AccessPolicies* policies) { gate_ = AccessGate(policies); }
+
+route::Verdict Routing::admit(const route::Route& route, route::Kind kind, std::uint16_t port,
+                              const ring::net::Address& client, AccessPass* pass) {
+  const route::AccessRules* rules = gate_.rules_for(route);
+  if (rules == nullptr) return route::Verdict::kAllowed;
+  const route::Verdict verdict = gate_.admit(*rules, route, client, loop_.now_ms(), pass);
+  if (verdict == route::Verdict::kAllowed) return verdict;
+  refused(&route, &client, kind, port, route::verdict_name(verdict));
+  std::uint64_t dropped = 0;
+  // The shared HTTP port logs its refused requests itself, with the status it answered.
+  if (kind != route::Kind::kHttp && policy_log_budget_.take(loop_.now_ms(), &dropped)) {
+    LOG_WARN("%s: client %s refused by the access policy of service '%s' (%s)%s", route.key.describe().c_str(),
+             client.to_string().c_str(), route.service.c_str(), route::verdict_name(verdict),
+             dropped > 0 ? (" (and " + std::to_string(dropped) + " more since the last line)").c_str() : "");
+  }
+  return verdict;
+}
+
+void Routing::close_parked(Parked& parked) noexcept {
+  gate_.release(parked.pass);
+  ::close(parked.fd);
+  parked.fd = -1;
 }
 
 tunnel::TunnelConn* Routing::conn_of(route::SessionRef session) const noexcept {
@@ -76,6 +100,7 @@ struct StreamRecord {
   std::uint64_t start_ms = 0;  // wall clock
   const TrafficEntry* entry = nullptr;
   std::uint16_t port = 0;
+  AccessPass pass;  // released when the stream ends
 };
 
 void listener_name(route::Kind kind, std::uint16_t port, char* out, std::size_t size) {
@@ -85,22 +110,27 @@ void listener_name(route::Kind kind, std::uint16_t port, char* out, std::size_t 
 
 }  // namespace
 
-tunnel::Tracking Routing::tracking(const route::Route& route, const ring::net::Address& client, std::uint16_t port) {
+tunnel::Tracking Routing::tracking(const route::Route& route, const ring::net::Address& client, std::uint16_t port,
+                                   AccessPass& pass) {
   TrafficEntry& entry = traffic_.entry(*table_, route);
   tunnel::Tracking tracking{&entry.traffic, true, nullptr};
-  if (access_log_ != nullptr) {
-    tracking.app_record = new StreamRecord{client, wall_clock_ms(), &entry, port};
+  if (access_log_ != nullptr || pass.holds()) {
+    tracking.app_record = new StreamRecord{client, wall_clock_ms(), &entry, port, pass};
+    pass = AccessPass{};
   }
   return tracking;
 }
 
 void Routing::drop(const tunnel::Tracking& tracking) noexcept {
-  delete static_cast<StreamRecord*>(tracking.app_record);
+  std::unique_ptr<StreamRecord> record(static_cast<StreamRecord*>(tracking.app_record));
+  if (record != nullptr) gate_.release(record->pass);
 }
 
 void Routing::stream_finished(tunnel::StreamEnd& end) noexcept {
   std::unique_ptr<StreamRecord> record(static_cast<StreamRecord*>(end.app_record));
-  if (record == nullptr || access_log_ == nullptr) return;
+  if (record == nullptr) return;
+  gate_.release(record->pass);
+  if (access_log_ == nullptr) return;
   const std::uint64_t now = wall_clock_ms();
   char listener[16];
   listener_name(record->entry->kind, record->port, listener, sizeof listener);
@@ -183,7 +213,16 @@ void Routing::tcp_client(std::uint16_t port, int fd) {
     ::close(fd);
     return;
   }
-  route_client(*route, port, fd);
+  AccessPass pass;
+  if (gate_.rules_for(*route) != nullptr) {
+    ring::net::Address client;
+    if (auto peer = ring::net::peer_address(fd)) client = *peer;
+    if (admit(*route, route::Kind::kTcp, port, client, &pass) != route::Verdict::kAllowed) {
+      ::close(fd);
+      return;
+    }
+  }
+  route_client(*route, port, fd, pass);
 }
 
 tunnel::TunnelConn* Routing::conn_for(const route::Route& route) const noexcept {
@@ -193,12 +232,12 @@ tunnel::TunnelConn* Routing::conn_for(const route::Route& route) const noexcept 
   return nullptr;
 }
 
-void Routing::route_client(const route::Route& route, std::uint16_t port, int fd) {
+void Routing::route_client(const route::Route& route, std::uint16_t port, int fd, AccessPass pass) {
   if (tunnel::TunnelConn* conn = conn_for(route)) {
-    open_stream(*conn, route, port, fd);
+    open_stream(*conn, route, port, fd, pass);
     return;
   }
-  park(route.sessions.front(), route.key, fd);
+  park(route.sessions.front(), route.key, fd, pass);
 }
 
 std::span<const std::byte> encode_route_meta(const route::Route& route, std::uint16_t port,
@@ -215,16 +254,18 @@ std::span<const std::byte> encode_route_meta(const route::Route& route, std::uin
   return out.first(*length);
 }
 
-void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd) {
+void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd,
+                          AccessPass pass) {
   ring::net::Address client;
   if (auto peer = ring::net::peer_address(fd)) client = *peer;
   std::array<std::byte, tunnel::kMaxStreamMeta> buffer;
   const auto meta = encode_route_meta(route, port, client, 0, buffer);
   if (meta.empty()) {  // a service name the registry accepted always fits; this would be a bug
+    gate_.release(pass);
     ::close(fd);
     return;
   }
-  const tunnel::Tracking tracked = tracking(route, client, port);
+  const tunnel::Tracking tracked = tracking(route, client, port, pass);
   if (auto status = conn.open_stream(fd, meta, tracked); !status) {
     drop(tracked);
     ++stats_.refused_stream_limit;
@@ -245,14 +286,15 @@ void Routing::note_refusal(std::uint16_t port, const char* agent, const char* wh
   refused_since_log_ = 0;
 }
 
-void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd) {
+void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd, AccessPass pass) {
   if (stopped_ || parked_.size() >= kMaxParked) {
     ++stats_.refused_no_tunnel;
     if (!stopped_) refused_fd(table_->find(key), key.kind, key.port, fd, "no_tunnel");
+    gate_.release(pass);
     ::close(fd);
     return;
   }
-  parked_.push_back(Parked{fd, session, key, loop_.now_ms()});
+  parked_.push_back(Parked{fd, session, key, loop_.now_ms(), pass});
   ++stats_.parked;
   if (!sweep_timer_.armed()) loop_.timers().schedule(sweep_timer_, kParkSweepMs);
 }
@@ -267,10 +309,11 @@ void Routing::release_parked(route::SessionRef session) {
     const route::Route* route = table_->find(p.key);
     if (route == nullptr) {
       ++stats_.refused_no_route;
-      ::close(p.fd);
+      Parked gone = p;
+      close_parked(gone);
       continue;
     }
-    route_client(*route, p.key.port, p.fd);
+    route_client(*route, p.key.port, p.fd, p.pass);
   }
 }
 
@@ -280,8 +323,7 @@ void Routing::sweep_parked(bool all) {
   for (Parked& p : parked_) {
     if (all || now - p.since_ms >= kParkMs) {
       if (!all) refused_fd(table_->find(p.key), p.key.kind, p.key.port, p.fd, "no_tunnel");
-      ::close(p.fd);
-      p.fd = -1;
+      close_parked(p);
       ++expired;
     }
   }

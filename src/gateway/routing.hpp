@@ -21,6 +21,7 @@
 
 #include "common/counter.hpp"
 #include "common/log.hpp"
+#include "gateway/access_gate.hpp"
 #include "gateway/traffic_table.hpp"
 #include "ops/access_log.hpp"
 #include "ops/histogram.hpp"
@@ -51,6 +52,14 @@ class Routing {
   Routing& operator=(const Routing&) = delete;
 
   void set_table(std::shared_ptr<const route::Table> table);
+  // The gateway's access policies (null: none), before the first client.
+  void set_access(const AccessPolicies* policies);
+  const AccessGate& gate() const noexcept { return gate_; }
+  // The policy check for a client of `route` at `client` (a no-op without rules for its token). Not kAllowed: the
+  // refusal is counted, logged at a bounded rate and reported (as refused()); the caller closes the client.
+  route::Verdict admit(const route::Route& route, route::Kind kind, std::uint16_t port,
+                       const ring::net::Address& client, AccessPass* pass);
+  void release(AccessPass& pass) noexcept { gate_.release(pass); }
   const route::Table& table() const noexcept { return *table_; }
 
   // The session's connection on this core is up; returns the connection it replaces (to be closed), if any.
@@ -86,9 +95,11 @@ class Routing {
   const ops::LatencyHistogram& first_byte() const noexcept { return first_byte_; }
   // How a stream for `route` from `client` (public port `port`; 0 for the shared ports) is counted: its service's
   // entry, timed to its first byte, and with the access log on, a record that stream_finished() writes and frees.
-  tunnel::Tracking tracking(const route::Route& route, const ring::net::Address& client, std::uint16_t port);
-  // The open failed: frees what tracking() made.
-  static void drop(const tunnel::Tracking& tracking) noexcept;
+  // `pass` (what the access policy let the client hold) moves into the record and is released when the stream ends.
+  tunnel::Tracking tracking(const route::Route& route, const ring::net::Address& client, std::uint16_t port,
+                            AccessPass& pass);
+  // The open failed: frees what tracking() made and releases its pass.
+  void drop(const tunnel::Tracking& tracking) noexcept;
   void stream_finished(tunnel::StreamEnd& end) noexcept;
   // Counts a public connection that got no stream (for its service when known), writes its access line (not for
   // kHttp: the HTTP port logs its requests itself) and reports it to the sink. The listener is `kind`, and for kTcp
@@ -119,12 +130,14 @@ class Routing {
     route::SessionRef session;
     route::RouteKey key;
     std::uint64_t since_ms = 0;
+    AccessPass pass;
   };
 
   tunnel::TunnelConn* conn_of(route::SessionRef session) const noexcept;
-  void route_client(const route::Route& route, std::uint16_t port, int fd);
-  void open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd);
-  void park(route::SessionRef session, const route::RouteKey& key, int fd);
+  void route_client(const route::Route& route, std::uint16_t port, int fd, AccessPass pass);
+  void open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd, AccessPass pass);
+  void park(route::SessionRef session, const route::RouteKey& key, int fd, AccessPass pass);
+  void close_parked(Parked& parked) noexcept;
   void release_parked(route::SessionRef session);
   void sweep_parked(bool all);
   void note_refusal(std::uint16_t port, const char* agent, const char* why);
@@ -145,12 +158,14 @@ class Routing {
   TrafficTable traffic_;
   ops::LatencyHistogram first_byte_;
   ops::AccessLog* access_log_ = nullptr;
+  AccessGate gate_{nullptr};
   RefusalSink refusal_sink_ = nullptr;
   void* refusal_context_ = nullptr;
   log::LineBudget refusal_budget_{20};  // refusals reported to the sink, per second
   // Refused clients are logged at most once a second, with a count: a burst must not become a burst of log lines.
   std::uint64_t refused_log_ms_ = 0;
   std::uint64_t refused_since_log_ = 0;
+  log::LineBudget policy_log_budget_{1};  // "refused by the access policy" lines, per second
 };
 
 }  // namespace ringtun::gateway

@@ -126,19 +126,26 @@ void TlsClient::route(std::string_view name) {
     refuse_name("no service for this name", name);
     return;
   }
+  AccessPass pass;
+  if (front_.routing_.admit(*route, route::Kind::kTls, 0, peer_, &pass) != route::Verdict::kAllowed) {
+    log("refused by the access policy", name);
+    close(true);
+    return;
+  }
   tunnel::TunnelConn* conn = front_.routing_.conn_for(*route);
   std::array<std::byte, tunnel::kMaxStreamMeta> meta_bytes;
   const auto meta = encode_route_meta(*route, front_.port_, peer_, 0, meta_bytes);
   if (conn == nullptr || meta.empty()) {
+    front_.routing_.release(pass);
     ++front_.stats_.no_tunnel;
     front_.routing_.refused(route, &peer_, route::Kind::kTls, 0, "no_tunnel");
     log("the service's agent is not connected", name);
     close(true);
     return;
   }
-  const tunnel::Tracking tracked = front_.routing_.tracking(*route, peer_, 0);
+  const tunnel::Tracking tracked = front_.routing_.tracking(*route, peer_, 0, pass);
   if (!conn->open_stream(socket_, meta, prefix_, tracked)) {
-    Routing::drop(tracked);
+    front_.routing_.drop(tracked);
     ++front_.stats_.no_tunnel;
     front_.routing_.refused(route, &peer_, route::Kind::kTls, 0, "stream_limit");
     log("the agent's connection has no free stream", name);

@@ -152,7 +152,8 @@ std::size_t write_client_response(const ResponseHead& head, bool close_after, st
   return w.finish();
 }
 
-std::size_t write_error_response(int status, std::string_view detail, bool close_after, std::span<char> out) noexcept {
+std::size_t write_error_response(int status, std::string_view detail, bool close_after, std::span<char> out,
+                                 std::uint32_t retry_after_s) noexcept {
   constexpr std::size_t kMaxDetail = 200;
   // The body is built first: the head states its length.
   char body[kMaxDetail + 64];
@@ -178,6 +179,11 @@ std::size_t write_error_response(int status, std::string_view detail, bool close
   w.put("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
   w.put_uint(body_len);
   w.put("\r\n");
+  if (retry_after_s > 0) {
+    w.put("Retry-After: ");
+    w.put_uint(retry_after_s);
+    w.put("\r\n");
+  }
   if (close_after) w.put("Connection: close\r\n");
   w.put("\r\n");
   w.put(std::string_view(body, body_len));

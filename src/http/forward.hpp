@@ -34,8 +34,10 @@ std::size_t write_client_response(const ResponseHead& head, bool close_after, st
 
 // A complete small answer from the gateway itself: status line, Content-Type: text/plain, Content-Length,
 // "Connection: close" when `close_after`, then a one-line body "<status> <reason phrase>: <detail>\n". `detail` is
-// sanitised (printable ASCII, at most 200 bytes). 0 when `out` is too small (1 KiB always suffices).
-std::size_t write_error_response(int status, std::string_view detail, bool close_after, std::span<char> out) noexcept;
+// sanitised (printable ASCII, at most 200 bytes). `retry_after_s` > 0 adds "Retry-After: N" (429, 503). 0 when `out`
+// is too small (1 KiB always suffices).
+std::size_t write_error_response(int status, std::string_view detail, bool close_after, std::span<char> out,
+                                 std::uint32_t retry_after_s = 0) noexcept;
 // "Not Found", "Bad Gateway"... ("Unknown" for a status without one).
 std::string_view reason_phrase(int status) noexcept;
 

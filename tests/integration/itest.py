@@ -469,12 +469,13 @@ class Harness:
 
     # ---- the programs under test
 
-    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),), http=False, tls=False, env=None):
+    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),), http=False, tls=False, env=None, host=HOST):
         """tokens: (secret, --allow-ports or None[, --allow-hosts or None]) each. http / tls: also serve the shared
         HTTP / TLS port (--http-listen / --tls-listen on a port the kernel picks: g.http_port / g.tls_port). With
         --admin-listen in `extra`, returns once the admin endpoint is up (g.admin_port, g.admin_url). env: the whole
-        environment of the gateway (None: this process's)."""
-        argv = [self.gateway_bin, '--listen', '%s:%d' % (HOST, port), '--threads', str(GATEWAY_THREADS)]
+        environment of the gateway (None: this process's). host: the --listen address ('::1' for IPv6)."""
+        listen = '[%s]:%d' % (host, port) if ':' in host else '%s:%d' % (host, port)
+        argv = [self.gateway_bin, '--listen', listen, '--threads', str(GATEWAY_THREADS)]
         if http:
             argv += ['--http-listen', '%s:0' % HOST]
         if tls:

@@ -1,0 +1,82 @@
+// AccessGate: one core's check of a public client against the access policy of the token whose route it reached
+// (route/access_policy.hpp), at accept for raw TCP ports, once the name is known for the shared HTTP and TLS ports.
+//
+// The policies and the concurrent-connection counts are the gateway's (AccessPolicies, built once from the config,
+// shared by every core: immutable rules, atomic counts). Each core keeps its own rate buckets and gives each client
+// address its share of a token's --conn-rate (rate / cores), so that the cores together allow about the rate
+// without talking to each other. A route whose token has no policy costs one branch: no address lookup, no count.
+// What an admitted connection holds (a per-client and a per-service count) is an AccessPass; whoever ends the
+// connection releases it, exactly once.
+// Thread rules: AccessPolicies is read by every core (its counts are atomics); an AccessGate is one core's.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/counter.hpp"
+#include "ring/net.hpp"
+#include "route/access_policy.hpp"
+#include "route/route.hpp"
+
+namespace ringtun::gateway {
+
+struct AccessPolicies {
+  // `rules` by token index (the config's order). Counts are made only if some token needs them.
+  AccessPolicies(std::vector<route::AccessRules> rules, unsigned cores);
+
+  const route::AccessRules* rules_of(std::uint32_t token) const noexcept {
+    return token < rules.size() && !rules[token].empty() ? &rules[token] : nullptr;
+  }
+
+  std::vector<route::AccessRules> rules;
+  unsigned cores = 1;
+  std::uint64_t seed = 0;  // random per process: hash slots a client cannot predict
+  std::unique_ptr<route::ClientCounts> clients;
+  std::unique_ptr<route::ServiceCounts> services;
+};
+
+// What an admitted connection holds; release it once when the connection ends.
+struct AccessPass {
+  static constexpr std::uint32_t kNone = UINT32_MAX;
+  std::uint32_t client_slot = kNone;
+  std::uint32_t service_slot = kNone;
+  bool holds() const noexcept { return client_slot != kNone || service_slot != kNone; }
+};
+
+// The client's address in the policy's form; false for a family the policy does not know (AF_UNSPEC, AF_UNIX).
+bool policy_address(const ring::net::Address& address, route::IpAddress* out) noexcept;
+
+class AccessGate {
+ public:
+  static constexpr std::size_t kRateSlots = 16'384;  // per core: 384 KiB, only with a --conn-rate
+
+  explicit AccessGate(const AccessPolicies* policies);
+
+  // The rules that apply to `route`'s clients, or null when there are none (then admit() is not needed).
+  const route::AccessRules* rules_for(const route::Route& route) const noexcept {
+    return policies_ != nullptr ? policies_->rules_of(route.owner.token) : nullptr;
+  }
+  // Checks `client` against `rules` (of `route`'s token) in the order: deny list, allow list, rate, per-client
+  // count, per-service count. kAllowed: *pass holds the counts taken. Otherwise nothing is held, and the refusal
+  // is counted here by verdict.
+  route::Verdict admit(const route::AccessRules& rules, const route::Route& route, const ring::net::Address& client,
+                       std::uint64_t now_ms, AccessPass* pass) noexcept;
+  // Gives back what `pass` holds, and empties it.
+  void release(AccessPass& pass) noexcept;
+
+  struct Stats {
+    Counter denied;        // deny list, or not in the allow list
+    Counter rate_limited;
+    Counter service_full;  // --max-conns
+    Counter client_full;   // --max-conns-per-client
+  };
+  const Stats& stats() const noexcept { return stats_; }
+
+ private:
+  const AccessPolicies* policies_;
+  std::unique_ptr<route::RateTable> rates_;  // with a --conn-rate on some token
+  Stats stats_;
+};
+
+}  // namespace ringtun::gateway

@@ -499,6 +499,27 @@ Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_tex
   }
   std::string_view public_part = text.substr(colon + 1, eq - colon - 1);
   std::string_view local_part = text.substr(eq + 1);
+  // Options after the local address: ",proxy-protocol=v1|v2".
+  if (const std::size_t comma = local_part.find(','); comma != std::string_view::npos) {
+    std::string_view options = local_part.substr(comma + 1);
+    local_part = local_part.substr(0, comma);
+    while (true) {
+      const std::size_t next = options.find(',');
+      const std::string_view option = options.substr(0, next);
+      constexpr std::string_view kProxy = "proxy-protocol=";
+      if (option.substr(0, kProxy.size()) == kProxy) {
+        if (!tunnel::parse_proxy_protocol(option.substr(kProxy.size()), &service.proxy_protocol)) {
+          return report(error_text, Errc::kInvalidArgument,
+                        where + ": " + detail::in_quotes(option) + ": the PROXY protocol version is v1 or v2");
+        }
+      } else {
+        return report(error_text, Errc::kInvalidArgument,
+                      where + ": unknown option " + detail::in_quotes(option) + " (known: proxy-protocol=v1|v2)");
+      }
+      if (next == std::string_view::npos) break;
+      options = options.substr(next + 1);
+    }
+  }
   std::size_t at = public_part.find('@');
   std::string_view public_text = public_part;
   if (at != std::string_view::npos) {

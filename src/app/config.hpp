@@ -21,6 +21,7 @@
 #include "ring/net.hpp"
 #include "route/access_policy.hpp"
 #include "route/route.hpp"
+#include "tunnel/proxy_header.hpp"
 
 namespace ringtun::app {
 
@@ -80,6 +81,9 @@ struct ServiceConfig {
   std::string host;               // http / tls: normalized name or "*.suffix"
   std::string local_text;    // "HOST:PORT" as given
   ring::net::Address local;  // numeric address of the local service
+  // A PROXY protocol header with the public client's address before each connection's first byte (",proxy-protocol=
+  // v1|v2" after --expose's local address; "proxy_protocol" in JSON).
+  tunnel::ProxyProtocol proxy_protocol = tunnel::ProxyProtocol::kNone;
 };
 
 struct AgentConfig {
@@ -120,7 +124,8 @@ std::string_view gateway_usage();
 std::string_view agent_usage();
 
 // Parses "tcp:[NAME@]PUBLIC_PORT=LOCAL_HOST:LOCAL_PORT", "http:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT" or
-// "tls:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT" (the --expose flag). HOST is a host name or "*.suffix", stored normalized.
+// "tls:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT" (the --expose flag), each optionally followed by ",proxy-protocol=v1|v2".
+// HOST is a host name or "*.suffix", stored normalized.
 Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_text);
 // Parses "LO-HI" or a single port (the --allow-ports flag).
 Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text);

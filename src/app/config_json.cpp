@@ -93,7 +93,7 @@ constexpr std::string_view kTokenKeys[] = {"token",     "allow_ports", "allow_ho
                                            "deny_from", "conn_rate",   "max_conns",           "max_conns_per_client"};
 constexpr std::size_t kFirstAccessKey = 3;  // allow_from and the rest: the token's access policy
 // "type" is the older name of "kind": files written before http and tls services keep working.
-constexpr std::string_view kServiceKeys[] = {"name", "kind", "type", "public_port", "host", "local"};
+constexpr std::string_view kServiceKeys[] = {"name", "kind", "type", "public_port", "host", "local", "proxy_protocol"};
 
 class Loader {
  public:
@@ -343,7 +343,7 @@ class Loader {
   }
 
   // One entry of "services": {"name", "kind" (or "type"), "public_port" (tcp) or "host" (http, tls), "local"}.
-  enum ServiceKey : std::size_t { kName, kKind, kType, kPublicPort, kHost, kLocal, kServiceKeyCount };
+  enum ServiceKey : std::size_t { kName, kKind, kType, kPublicPort, kHost, kLocal, kProxyProtocol, kServiceKeyCount };
   static_assert(kServiceKeyCount == std::size(kServiceKeys));
 
   // *named: the entry gives its name (else it has its default one).
@@ -407,6 +407,14 @@ class Loader {
     RINGTUN_TRY(read_string(fields[kLocal], entry_where + ".local", &local));
     RINGTUN_TRY(check_local_address(entry_where + ".local", local, &service->local, error_text_));
     service->local_text = std::string(local);
+    if (present[kProxyProtocol]) {
+      std::string_view version;
+      RINGTUN_TRY(read_string(fields[kProxyProtocol], entry_where + ".proxy_protocol", &version));
+      if (!tunnel::parse_proxy_protocol(version, &service->proxy_protocol)) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      entry_where + ".proxy_protocol: " + in_quotes(version) + " is not \"v1\" or \"v2\"");
+      }
+    }
     return {};
   }
 

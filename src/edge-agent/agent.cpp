@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "common/clock.hpp"
@@ -497,12 +498,16 @@ void AgentCore::on_stream_open(tunnel::TunnelConn& conn, frame::StreamHandle str
     }
     const auto index = static_cast<std::uint32_t>(service - agent_.config.services.data());
     const tunnel::Tracking tracking{&traffic_[index], false, nullptr};
+    // The public client's address for the service, ahead of the stream's bytes (empty without the option).
+    std::array<std::byte, tunnel::kMaxProxyHeader> header;
+    const std::span<const std::byte> prefix(
+        header.data(), tunnel::write_proxy_header(service->proxy_protocol, meta->client, meta->public_port, header));
     if (service->kind == route::Kind::kHttp) {
       conn.connect_http_stream(stream, service->local, upstream_, index,
-                               (meta->flags & tunnel::kStreamHeadRequest) != 0, tracking);
+                               (meta->flags & tunnel::kStreamHeadRequest) != 0, tracking, prefix);
       return;
     }
-    conn.connect_stream(stream, service->local, tracking);
+    conn.connect_stream(stream, service->local, tracking, prefix);
     return;
   }
   LOG_WARN("the gateway opened a stream for service '%.*s', which this agent does not serve",
@@ -603,7 +608,11 @@ int run_agent(const app::AgentConfig& config) {
   LOG_INFO("ringtun-agent '%s' (instance %.8s) connecting to %s with %zu service(s)", config.agent_id.c_str(),
            agent.instance.c_str(), config.gateway_text.c_str(), config.services.size());
   for (const auto& service : config.services) {
-    LOG_INFO("  %s: %s", service.name.c_str(), public_to_local(service).c_str());
+    LOG_INFO("  %s: %s%s%s", service.name.c_str(), public_to_local(service).c_str(),
+             service.proxy_protocol == tunnel::ProxyProtocol::kNone ? "" : ", PROXY protocol ",
+             service.proxy_protocol == tunnel::ProxyProtocol::kNone
+                 ? ""
+                 : tunnel::proxy_protocol_name(service.proxy_protocol));
   }
   auto result = runtime.run([&](ring::Loop& loop) -> Status {
     cores[loop.core()] = std::make_unique<AgentCore>(agent, loop);

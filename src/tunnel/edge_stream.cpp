@@ -15,6 +15,7 @@
 // alive while one of its own calls is on the stack (session callbacks can re-enter it synchronously).
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -62,6 +63,12 @@ void EdgeStream::start_reading() noexcept {
 
 // ---------------------------------------------------------------- tunnel -> edge
 
+bool EdgeStream::queue_local_prefix(std::span<const std::byte> bytes) noexcept {
+  if (!out_.append(bytes)) return false;
+  local_prefix_ += bytes.size();
+  return true;
+}
+
 void EdgeStream::deliver(std::span<const std::byte> bytes) noexcept {
   {
     DepthGuard guard(depth_);
@@ -99,7 +106,10 @@ void EdgeStream::on_send(ring::Loop&, ring::SocketId, int res) {
       const std::size_t sent = in_flight_;
       in_flight_ = 0;
       out_.consume(sent);
-      if (conn_ != nullptr) conn_->edge_delivered(*this, sent);
+      // Our own prefix went first: only the peer's bytes after it give credit back.
+      const std::size_t ours = std::min(sent, local_prefix_);
+      local_prefix_ -= ours;
+      if (conn_ != nullptr && sent > ours) conn_->edge_delivered(*this, sent - ours);
       if (!out_.empty()) {
         send_more();
       } else if (http_mode()) {

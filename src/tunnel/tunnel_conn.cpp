@@ -471,8 +471,18 @@ Status TunnelConn::open_stream(StreamEnd& end, std::span<const std::byte> metada
 }
 
 void TunnelConn::connect_http_stream(frame::StreamHandle h, const ring::net::Address& target, UpstreamPool& pool,
-                                     std::uint32_t key, bool head_request, const Tracking& tracking) noexcept {
+                                     std::uint32_t key, bool head_request, const Tracking& tracking,
+                                     std::span<const std::byte> local_prefix) noexcept {
   if (closing_) return;
+  if (!local_prefix.empty()) {
+    connect_stream(h, target, tracking, local_prefix);
+    if (StreamEnd* end = stream_of(h)) {
+      auto* stream = static_cast<EdgeStream*>(end);
+      stream->serve_http(pool, key, head_request);
+      stream->no_reuse();
+    }
+    return;
+  }
   if (auto idle = pool.take(key)) {
     auto* stream = new EdgeStream(*this, h);
     register_stream(stream, h);
@@ -488,8 +498,8 @@ void TunnelConn::connect_http_stream(frame::StreamHandle h, const ring::net::Add
   if (StreamEnd* end = stream_of(h)) static_cast<EdgeStream*>(end)->serve_http(pool, key, head_request);
 }
 
-void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address& target,
-                                const Tracking& tracking) noexcept {
+void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address& target, const Tracking& tracking,
+                                std::span<const std::byte> local_prefix) noexcept {
   if (closing_) return;
   auto* stream = new EdgeStream(*this, h);
   register_stream(stream, h);
@@ -503,6 +513,9 @@ void TunnelConn::connect_stream(frame::StreamHandle h, const ring::net::Address&
   }
   stream->attach_socket(*socket, true);
   track(*stream, tracking);
+  if (!local_prefix.empty() && !stream->queue_local_prefix(local_prefix)) {
+    edge_failed(*stream, frame::ErrorCode::kEnhanceYourCalm);
+  }
 }
 
 void TunnelConn::refuse_stream(frame::StreamHandle h, frame::ErrorCode code) noexcept {

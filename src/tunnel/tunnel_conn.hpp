@@ -187,13 +187,17 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   // through StreamEnd::deliver). Nothing is registered on failure.
   Status open_stream(StreamEnd& end, std::span<const std::byte> metadata, const Tracking& tracking = {}) noexcept;
   // Agent: answers on_stream_open by connecting to `target` and pumping the stream through it.
-  void connect_stream(frame::StreamHandle stream, const ring::net::Address& target,
-                      const Tracking& tracking = {}) noexcept;
+  // `local_prefix` (a PROXY protocol header) is written to the service before the stream's bytes.
+  void connect_stream(frame::StreamHandle stream, const ring::net::Address& target, const Tracking& tracking = {},
+                      std::span<const std::byte> local_prefix = {}) noexcept;
   // Agent: the same for one HTTP request: an idle connection to `target` from `pool` (filed under `key`) serves it
   // when there is one; the response is read so that the connection goes back to the pool once it is complete (and
   // the stream ends there), or becomes a byte pipe after 101. `head_request`: the request is HEAD.
+  // With a `local_prefix` the request gets a connection of its own (the prefix names one client), which is closed
+  // after the response instead of pooled.
   void connect_http_stream(frame::StreamHandle stream, const ring::net::Address& target, UpstreamPool& pool,
-                           std::uint32_t key, bool head_request, const Tracking& tracking = {}) noexcept;
+                           std::uint32_t key, bool head_request, const Tracking& tracking = {},
+                           std::span<const std::byte> local_prefix = {}) noexcept;
   void refuse_stream(frame::StreamHandle stream, frame::ErrorCode code) noexcept;
 
   // ---- connection ----
@@ -326,6 +330,13 @@ class EdgeStream final : public StreamEnd, public ring::SocketHandler {
   void reading_already() noexcept { reading_ = true; }
   // HTTP upstream mode (agent): see TunnelConn::connect_http_stream.
   void serve_http(UpstreamPool& pool, std::uint32_t key, bool head_request);
+  // Bytes of the agent's own (a PROXY protocol header) that go to the edge before the stream's: not the peer's, so
+  // writing them returns no credit. Before any data; false when the stream buffer budget is out.
+  bool queue_local_prefix(std::span<const std::byte> bytes) noexcept;
+  // HTTP upstream mode: the connection closes after this response instead of going back to the pool.
+  void no_reuse() noexcept {
+    if (http_) http_->reusable = false;
+  }
   ring::SocketId socket() const noexcept { return socket_; }
 
  private:
@@ -364,6 +375,7 @@ class EdgeStream final : public StreamEnd, public ring::SocketHandler {
   ByteQueue out_;              // tunnel -> edge bytes not yet written
   iovec iov_[kMaxIov];
   std::size_t in_flight_ = 0;  // bytes of the send in flight
+  std::size_t local_prefix_ = 0;  // bytes at the front of out_ that are ours, not the peer's (no credit for them)
   std::size_t ingress_pending_ = 0;
   std::uint32_t ingress_limit_;
   std::unique_ptr<HttpUpstream> http_;

@@ -130,10 +130,65 @@ def say(msg):
 # ---------------------------------------------------------------------------------------------------- local services
 # Run as child processes (`--serve MODE`) so that their work does not compete with the test client for the GIL.
 
+PROXY_V2_SIGNATURE = b'\r\n\r\n\x00\r\nQUIT\n'
+
+
+def read_proxy_header(c):
+    """Reads a PROXY protocol header (v1 or v2) from socket `c`; returns (description, bytes read past it).
+    description: "v1 TCP4 127.0.0.2:40001 -> 0.0.0.0:8080", "v2 TCP6 ...", "v1 UNKNOWN", "v2 LOCAL"."""
+    buf = b''
+    while len(buf) < 16:
+        data = c.recv(4096)
+        if not data:
+            raise ValueError('closed after %d bytes' % len(buf))
+        buf += data
+    if buf.startswith(PROXY_V2_SIGNATURE):
+        ver_cmd, fam, length = buf[12], buf[13], struct.unpack('>H', buf[14:16])[0]
+        while len(buf) < 16 + length:
+            data = c.recv(4096)
+            if not data:
+                raise ValueError('v2 header cut short')
+            buf += data
+        block, rest = buf[16:16 + length], buf[16 + length:]
+        if ver_cmd == 0x20:
+            return 'v2 LOCAL', rest
+        if ver_cmd != 0x21:
+            raise ValueError('v2 version/command byte 0x%02x' % ver_cmd)
+        if fam == 0x11 and length >= 12:
+            src, dst = socket.inet_ntop(socket.AF_INET, block[0:4]), socket.inet_ntop(socket.AF_INET, block[4:8])
+            sport, dport = struct.unpack('>HH', block[8:12])
+            return 'v2 TCP4 %s:%d -> %s:%d' % (src, sport, dst, dport), rest
+        if fam == 0x21 and length >= 36:
+            src, dst = socket.inet_ntop(socket.AF_INET6, block[0:16]), socket.inet_ntop(socket.AF_INET6, block[16:32])
+            sport, dport = struct.unpack('>HH', block[32:36])
+            return 'v2 TCP6 [%s]:%d -> [%s]:%d' % (src, sport, dst, dport), rest
+        raise ValueError('v2 family 0x%02x with %d address bytes' % (fam, length))
+    if not buf.startswith(b'PROXY '):
+        raise ValueError('starts with %r' % buf[:16])
+    while b'\r\n' not in buf:
+        if len(buf) > 107:
+            raise ValueError('v1 line longer than 107 bytes')
+        data = c.recv(4096)
+        if not data:
+            raise ValueError('v1 line cut short')
+        buf += data
+    line, rest = buf.split(b'\r\n', 1)
+    if len(line) + 2 > 107:
+        raise ValueError('v1 line longer than 107 bytes')
+    parts = line.decode('ascii').split(' ')
+    if parts[1] == 'UNKNOWN':
+        return 'v1 UNKNOWN', rest
+    if len(parts) != 6 or parts[1] not in ('TCP4', 'TCP6'):
+        raise ValueError('v1 line %r' % line)
+    fmt = '%s:%s' if parts[1] == 'TCP4' else '[%s]:%s'
+    return 'v1 %s %s -> %s' % (parts[1], fmt % (parts[2], parts[4]), fmt % (parts[3], parts[5])), rest
+
+
 def serve_main(argv):
     import argparse
     ap = argparse.ArgumentParser()
-    ap.add_argument('--serve', required=True, choices=['echo', 'source', 'halfclose', 'http', 'ws'])
+    ap.add_argument('--serve', required=True, choices=['echo', 'source', 'halfclose', 'http', 'ws', 'proxy',
+                                                            'proxy-http'])
     ap.add_argument('--port', type=int, required=True)
     ap.add_argument('--size', type=int, default=0, help='source: bytes sent to each connection; halfclose: reply size')
     ap.add_argument('--label', default='', help='http: what GET /whoami answers')
@@ -171,6 +226,56 @@ def serve_main(argv):
         c.close()
         log('echo %s: %d bytes sha256 %s (%s)' % (peer, n, h.hexdigest(), how))
 
+    def proxy(c, peer):
+        # A service behind a PROXY protocol header (v1 or v2, told apart by the first bytes): logs the client the
+        # header names, then echoes what follows it, as `echo` does.
+        try:
+            header, rest = read_proxy_header(c)
+        except (OSError, ValueError) as e:
+            log('proxy %s: no valid PROXY header: %s' % (peer, e))
+            c.close()
+            return
+        log('proxy %s: %s' % (peer, header))
+        h = hashlib.sha256()
+        n = 0
+        how = 'eof'
+        try:
+            data = rest
+            while True:
+                if data:
+                    h.update(data)
+                    c.sendall(data)
+                    n += len(data)
+                data = c.recv(256 * KIB)
+                if not data:
+                    break
+            c.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            how = 'error %s' % e
+        c.close()
+        log('proxy %s: echoed %d bytes after the header, sha256 %s (%s)' % (peer, n, h.hexdigest(), how))
+
+    def proxy_http(c, peer):
+        # An HTTP/1.1 service behind a PROXY header: every response body names the client the connection's header
+        # gave, and the connection stays open for more requests (so a reused connection would show the wrong client).
+        try:
+            header, buf = read_proxy_header(c)
+            log('proxy-http %s: %s' % (peer, header))
+            while True:
+                while b'\r\n\r\n' not in buf:
+                    data = c.recv(65536)
+                    if not data:
+                        c.close()
+                        return
+                    buf += data
+                head, buf = buf.split(b'\r\n\r\n', 1)
+                body = ('%s\n' % header).encode()
+                c.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n' % len(body) +
+                          body)
+        except (OSError, ValueError) as e:
+            log('proxy-http %s: %s' % (peer, e))
+        c.close()
+
     def source(c, peer):
         h = hashlib.sha256()
         n = 0
@@ -204,7 +309,8 @@ def serve_main(argv):
             log('halfclose %s: error %s' % (peer, e))
         c.close()
 
-    handler = {'echo': echo, 'source': source, 'halfclose': halfclose}[args.serve]
+    handler = {'echo': echo, 'source': source, 'halfclose': halfclose, 'proxy': proxy,
+               'proxy-http': proxy_http}[args.serve]
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((HOST, args.port))

@@ -97,5 +97,34 @@ TEST_CASE("gateway: tokens[] in the JSON config carry the access policy") {
   CHECK(contains(top_level.error, "unknown key \"allow_from\" at the top level (use \"tokens\""));
 }
 
+TEST_CASE("agent: --expose takes ,proxy-protocol=v1|v2; JSON has proxy_protocol") {
+  auto v1 = parse_expose("tcp:app@8080=127.0.0.1:80,proxy-protocol=v1", nullptr);
+  REQUIRE(v1.has_value());
+  CHECK(v1->proxy_protocol == tunnel::ProxyProtocol::kV1);
+  CHECK(v1->local_text == "127.0.0.1:80");
+  auto v2 = parse_expose("http:web.test=127.0.0.1:8080,proxy-protocol=v2", nullptr);
+  REQUIRE(v2.has_value());
+  CHECK(v2->proxy_protocol == tunnel::ProxyProtocol::kV2);
+  auto none = parse_expose("tcp:8080=127.0.0.1:80", nullptr);
+  REQUIRE(none.has_value());
+  CHECK(none->proxy_protocol == tunnel::ProxyProtocol::kNone);
+  std::string error;
+  CHECK_FALSE(parse_expose("tcp:8080=127.0.0.1:80,proxy-protocol=v3", &error).has_value());
+  CHECK(contains(error, "\"proxy-protocol=v3\": the PROXY protocol version is v1 or v2"));
+  CHECK_FALSE(parse_expose("tcp:8080=127.0.0.1:80,fast=yes", &error).has_value());
+  CHECK(contains(error, "unknown option \"fast=yes\" (known: proxy-protocol=v1|v2)"));
+
+  TempFile file(R"({"gateway": "127.0.0.1:7000", "token": "s3cret", "insecure_plaintext": true, "services": [
+      {"kind": "tcp", "public_port": 9000, "local": "127.0.0.1:9", "proxy_protocol": "v2"}]})");
+  auto r = agent({"--config", file.path()});
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(r.config().services.at(0).proxy_protocol == tunnel::ProxyProtocol::kV2);
+  TempFile bad(R"({"gateway": "127.0.0.1:7000", "token": "s3cret", "services": [
+      {"kind": "tcp", "public_port": 9000, "local": "127.0.0.1:9", "proxy_protocol": "v9"}]})");
+  auto wrong = agent({"--config", bad.path()});
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(contains(wrong.error, "services[0].proxy_protocol: \"v9\" is not \"v1\" or \"v2\""));
+}
+
 }  // namespace
 }  // namespace ringtun::app::test

@@ -84,6 +84,10 @@ struct ServiceConfig {
   // A PROXY protocol header with the public client's address before each connection's first byte (",proxy-protocol=
   // v1|v2" after --expose's local address; "proxy_protocol" in JSON).
   tunnel::ProxyProtocol proxy_protocol = tunnel::ProxyProtocol::kNone;
+  // The service's own client address lists (JSON only: services[].allow_from / deny_from, at most
+  // tunnel::kMaxServiceCidrs each): the gateway applies them after the token's, so they narrow, never widen.
+  std::vector<route::Cidr> allow_from;
+  std::vector<route::Cidr> deny_from;
 };
 
 struct AgentConfig {

@@ -19,6 +19,7 @@
 
 #include "app/secret_file.hpp"
 #include "app/settings.hpp"
+#include "tunnel/handshake.hpp"
 #include "common/assert.hpp"
 #include "common/json_error.hpp"
 
@@ -93,7 +94,8 @@ constexpr std::string_view kTokenKeys[] = {"token",     "allow_ports", "allow_ho
                                            "deny_from", "conn_rate",   "max_conns",           "max_conns_per_client"};
 constexpr std::size_t kFirstAccessKey = 3;  // allow_from and the rest: the token's access policy
 // "type" is the older name of "kind": files written before http and tls services keep working.
-constexpr std::string_view kServiceKeys[] = {"name", "kind", "type", "public_port", "host", "local", "proxy_protocol"};
+constexpr std::string_view kServiceKeys[] = {"name",  "kind",           "type",       "public_port", "host",
+                                             "local", "proxy_protocol", "allow_from", "deny_from"};
 
 class Loader {
  public:
@@ -343,7 +345,18 @@ class Loader {
   }
 
   // One entry of "services": {"name", "kind" (or "type"), "public_port" (tcp) or "host" (http, tls), "local"}.
-  enum ServiceKey : std::size_t { kName, kKind, kType, kPublicPort, kHost, kLocal, kProxyProtocol, kServiceKeyCount };
+  enum ServiceKey : std::size_t {
+    kName,
+    kKind,
+    kType,
+    kPublicPort,
+    kHost,
+    kLocal,
+    kProxyProtocol,
+    kAllowFrom,
+    kDenyFrom,
+    kServiceKeyCount
+  };
   static_assert(kServiceKeyCount == std::size(kServiceKeys));
 
   // *named: the entry gives its name (else it has its default one).
@@ -414,6 +427,18 @@ class Loader {
         return report(error_text_, Errc::kInvalidArgument,
                       entry_where + ".proxy_protocol: " + in_quotes(version) + " is not \"v1\" or \"v2\"");
       }
+    }
+    for (ServiceKey key : {kAllowFrom, kDenyFrom}) {
+      if (!present[key]) continue;
+      route::AccessRules lists;
+      RINGTUN_TRY(read_access_rule(fields[key], kServiceKeys[key], entry_where, &lists));
+      std::vector<route::Cidr>& list = key == kAllowFrom ? lists.allow : lists.deny;
+      if (list.size() > tunnel::kMaxServiceCidrs) {
+        return report(error_text_, Errc::kInvalidArgument,
+                      entry_where + "." + std::string(kServiceKeys[key]) + ": more than " +
+                          std::to_string(tunnel::kMaxServiceCidrs) + " networks for one service");
+      }
+      (key == kAllowFrom ? service->allow_from : service->deny_from) = std::move(list);
     }
     return {};
   }

@@ -562,8 +562,9 @@ int run_agent(const app::AgentConfig& config) {
   for (std::size_t i = 0; i < config.services.size(); ++i) {
     const app::ServiceConfig& service = config.services[i];
     const bool tcp = service.kind == route::Kind::kTcp;
-    agent.services.push_back(tunnel::ServiceDecl{
-        service.name, service.kind, tcp ? service.public_port : std::uint16_t{0}, tcp ? "" : service.host});
+    agent.services.push_back(tunnel::ServiceDecl{service.name, service.kind,
+                                                 tcp ? service.public_port : std::uint16_t{0}, tcp ? "" : service.host,
+                                                 service.allow_from, service.deny_from});
     agent.service_index.emplace_back(service.name, i);
   }
   std::sort(agent.service_index.begin(), agent.service_index.end());

@@ -65,19 +65,27 @@ AccessGate::AccessGate(const AccessPolicies* policies) : policies_(policies) {
   }
 }
 
-route::Verdict AccessGate::admit(const route::AccessRules& rules, const route::Route& route,
-                                 const ring::net::Address& client, std::uint64_t now_ms, AccessPass* pass) noexcept {
+route::Verdict AccessGate::admit(const route::Route& route, const ring::net::Address& client, std::uint64_t now_ms,
+                                 AccessPass* pass) noexcept {
   *pass = AccessPass{};
+  static const route::AccessRules kNone;
+  const route::AccessRules* token_rules = policies_ != nullptr ? policies_->rules_of(route.owner.token) : nullptr;
+  const route::AccessRules& rules = token_rules != nullptr ? *token_rules : kNone;
+  const route::AccessRules* service_rules = route.service_rules.get();
+  const bool lists = !rules.allow.empty() || !rules.deny.empty() || service_rules != nullptr;
   route::IpAddress address;
   if (!policy_address(client, &address)) {
     // An address we cannot read (the client already left): lists cannot vouch for it.
-    if (!rules.allow.empty() || !rules.deny.empty()) {
+    if (lists) {
       ++stats_.denied;
       return route::Verdict::kNotAllowed;
     }
     return route::Verdict::kAllowed;
   }
-  const route::Verdict listed = route::check_lists(rules, address);
+  // The token's lists first (the operator's), then the service's (its agent's): both must let the client in, so a
+  // service can narrow what its token allows but never widen it.
+  route::Verdict listed = route::check_lists(rules, address);
+  if (listed == route::Verdict::kAllowed && service_rules != nullptr) listed = route::check_lists(*service_rules, address);
   if (listed != route::Verdict::kAllowed) {
     ++stats_.denied;
     return listed;

@@ -53,15 +53,16 @@ class AccessGate {
 
   explicit AccessGate(const AccessPolicies* policies);
 
-  // The rules that apply to `route`'s clients, or null when there are none (then admit() is not needed).
-  const route::AccessRules* rules_for(const route::Route& route) const noexcept {
-    return policies_ != nullptr ? policies_->rules_of(route.owner.token) : nullptr;
+  // Whether `route`'s clients are checked at all: its token has a policy, or its service lists of its own. When
+  // not, admit() is not needed (and the client's address need not be read).
+  bool applies(const route::Route& route) const noexcept {
+    return route.service_rules != nullptr || (policies_ != nullptr && policies_->rules_of(route.owner.token));
   }
-  // Checks `client` against `rules` (of `route`'s token) in the order: deny list, allow list, rate, per-client
-  // count, per-service count. kAllowed: *pass holds the counts taken. Otherwise nothing is held, and the refusal
-  // is counted here by verdict.
-  route::Verdict admit(const route::AccessRules& rules, const route::Route& route, const ring::net::Address& client,
-                       std::uint64_t now_ms, AccessPass* pass) noexcept;
+  // Checks `client` against the policy of `route`'s token and the service's own lists, in the order: the token's
+  // deny and allow lists, the service's deny and allow lists, rate, per-client count, per-service count. kAllowed:
+  // *pass holds the counts taken. Otherwise nothing is held, and the refusal is counted here by verdict.
+  route::Verdict admit(const route::Route& route, const ring::net::Address& client, std::uint64_t now_ms,
+                       AccessPass* pass) noexcept;
   // Gives back what `pass` holds, and empties it.
   void release(AccessPass& pass) noexcept;
 

@@ -61,7 +61,7 @@ void LocalRegistry::claim(route::SessionRef session, std::vector<ClaimRequest> r
       results.push_back(route::ClaimResult{route::ClaimError::kInvalid, {}});
       continue;
     }
-    results.push_back(claims_.claim(slot->info.owner, session, request.key, request.service));
+    results.push_back(claims_.claim(slot->info.owner, session, request.key, request.service, request.service_rules));
   }
   if (claims_.version() != before) publish();
   done(std::move(results));

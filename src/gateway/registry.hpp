@@ -40,6 +40,7 @@ struct OpenResult {
 struct ClaimRequest {
   route::RouteKey key;
   std::string service;
+  std::shared_ptr<const route::AccessRules> service_rules;  // the service's own address lists, or null
 };
 
 class Registry {

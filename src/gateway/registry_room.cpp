@@ -296,7 +296,14 @@ void RegistryRoom::claim(ClaimRequestMsg& request) {
     }
     pending->statuses[i] = precheck(*session, service, claims.size());
     if (!pending->statuses[i].ok) continue;
-    claims.push_back(ClaimRequest{key_of(service), service.name});
+    std::shared_ptr<const route::AccessRules> lists;
+    if (!service.allow_from.empty() || !service.deny_from.empty()) {
+      auto rules = std::make_shared<route::AccessRules>();
+      rules->allow = service.allow_from;
+      rules->deny = service.deny_from;
+      lists = std::move(rules);
+    }
+    claims.push_back(ClaimRequest{key_of(service), service.name, std::move(lists)});
     pending->claimed.push_back(i);
   }
   if (session == nullptr || claims.empty()) {

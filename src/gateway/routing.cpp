@@ -44,9 +44,8 @@ void Routing::set_access(const AccessPolicies* policies) { gate_ = AccessGate(po
 
 route::Verdict Routing::admit(const route::Route& route, route::Kind kind, std::uint16_t port,
                               const ring::net::Address& client, AccessPass* pass) {
-  const route::AccessRules* rules = gate_.rules_for(route);
-  if (rules == nullptr) return route::Verdict::kAllowed;
-  const route::Verdict verdict = gate_.admit(*rules, route, client, loop_.now_ms(), pass);
+  if (!gate_.applies(route)) return route::Verdict::kAllowed;
+  const route::Verdict verdict = gate_.admit(route, client, loop_.now_ms(), pass);
   if (verdict == route::Verdict::kAllowed) return verdict;
   refused(&route, &client, kind, port, route::verdict_name(verdict));
   std::uint64_t dropped = 0;
@@ -214,7 +213,7 @@ void Routing::tcp_client(std::uint16_t port, int fd) {
     return;
   }
   AccessPass pass;
-  if (gate_.rules_for(*route) != nullptr) {
+  if (gate_.applies(*route)) {
     ring::net::Address client;
     if (auto peer = ring::net::peer_address(fd)) client = *peer;
     if (admit(*route, route::Kind::kTcp, port, client, &pass) != route::Verdict::kAllowed) {

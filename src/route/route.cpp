@@ -115,7 +115,20 @@ struct Claims::State {
 Claims::Claims() : state_(std::make_unique<State>()) {}
 Claims::~Claims() = default;
 
-ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service) {
+namespace {
+
+bool same_lists(const std::shared_ptr<const AccessRules>& a, const std::shared_ptr<const AccessRules>& b) noexcept {
+  if (a == b) return true;
+  const AccessRules none;
+  const AccessRules& x = a ? *a : none;
+  const AccessRules& y = b ? *b : none;
+  return x.allow == y.allow && x.deny == y.deny;
+}
+
+}  // namespace
+
+ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service,
+                          std::shared_ptr<const AccessRules> service_rules) {
   RINGTUN_CHECK(session.valid(), "Claims::claim: an invalid SessionRef");
   if (!key_is_valid(key) || service.empty() || service.size() > kMaxServiceNameLength) {
     return ClaimResult{ClaimError::kInvalid, {}};
@@ -124,7 +137,9 @@ ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey
   auto found = st.by_key.find(key);
   if (found == st.by_key.end()) {
     EntryIt entry =
-        st.entries.insert(st.entries.end(), Entry{Route{key, std::string(service), owner, {session}}, st.next_order++});
+        st.entries.insert(st.entries.end(), Entry{Route{key, std::string(service), owner, {session},
+                                                        std::move(service_rules)},
+                                                  st.next_order++});
     st.by_key.emplace(key, entry);
     st.attach(session, entry);
     ++st.version;
@@ -134,7 +149,9 @@ ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey
   Route& route = entry->route;
   if (route.owner != owner) return ClaimResult{ClaimError::kTaken, route.owner};
   const bool same_session = route.sessions.size() == 1 && route.sessions[0] == session;
-  if (same_session && route.service == service) return ClaimResult{};  // no change: no new snapshot needed
+  if (same_session && route.service == service && same_lists(route.service_rules, service_rules)) {
+    return ClaimResult{};  // no change: no new snapshot needed
+  }
   if (!same_session) {
     // The owner's new session replaces the old ones at once: a reconnecting agent does not wait for its previous
     // session to time out before its routes lead to it.
@@ -143,6 +160,7 @@ ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey
     st.attach(session, entry);
   }
   route.service.assign(service);
+  route.service_rules = std::move(service_rules);
   ++st.version;
   return ClaimResult{};
 }

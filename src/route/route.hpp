@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "route/access_policy.hpp"
 
 namespace ringtun::route {
 
@@ -89,6 +90,8 @@ struct Route {
   std::string service;                // the service's name, as its agent declared it
   Owner owner;
   std::vector<SessionRef> sessions;   // who serves it; never empty in a snapshot
+  // The service's own address lists (its agent's config): they narrow the token's, never widen them. Null: none.
+  std::shared_ptr<const AccessRules> service_rules;
 };
 
 // An immutable snapshot. Lookups are O(1) for tcp and exact names and O(labels) for wildcards.
@@ -152,8 +155,10 @@ class Claims {
   // the service name is updated; the route keeps its place in claim order). kTaken when another owner holds it.
   // A key must be in normal form (see RouteKey; host keys exactly as normalize_host writes them), else kInvalid.
   // `session` must be valid(): the registry numbers sessions itself, so an invalid one is a bug (checked, fatal).
-  // A re-claim that changes nothing (same session alone, same service) leaves the version as it is.
-  ClaimResult claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service);
+  // A re-claim that changes nothing (same session alone, same service, same lists) leaves the version as it is.
+  // `service_rules`: the service's own address lists (see Route), or null.
+  ClaimResult claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service,
+                    std::shared_ptr<const AccessRules> service_rules = nullptr);
   // Releases `key` if `owner` holds it; false otherwise.
   bool release(const Owner& owner, const RouteKey& key);
   // Removes `session` from every route; a route left without sessions is released. Returns the released keys, in

@@ -69,6 +69,17 @@ void append_service(std::string& out, const ServiceDecl& service) {
     out += ",\"host\":";
     append_json_string(out, service.host);
   }
+  auto append_list = [&out](const char* key, const std::vector<route::Cidr>& list) {
+    if (list.empty()) return;
+    std::string text;
+    for (const route::Cidr& cidr : list) text += (text.empty() ? "" : ",") + cidr.to_string();
+    out += ",\"";
+    out += key;
+    out += "\":";
+    append_json_string(out, text);
+  };
+  append_list("allow_from", service.allow_from);
+  append_list("deny_from", service.deny_from);
   out += "}";
 }
 
@@ -139,6 +150,27 @@ class Reader {
   simdjson::dom::object object_;
 };
 
+// A service's optional "allow_from" / "deny_from": "CIDR,CIDR..." with at most kMaxServiceCidrs networks.
+Status parse_service_list(simdjson::dom::object service, const char* key, const std::string& name,
+                          std::vector<route::Cidr>* out, std::string* error) {
+  simdjson::dom::element value;
+  if (service[key].get(value) != simdjson::SUCCESS) return {};  // absent
+  std::string_view text;
+  // Each network is at most 43 characters ("ffff:...:ffff/128") plus a comma.
+  if (value.get(text) != simdjson::SUCCESS || text.size() > kMaxServiceCidrs * 44) {
+    return bad(error, "claim: service \"" + name + "\": \"" + key + "\" must be a string of networks");
+  }
+  std::string problem;
+  auto list = route::parse_cidr_list(text, &problem);
+  if (!list) return bad(error, "claim: service \"" + name + "\": \"" + key + "\": " + problem);
+  if (list->size() > kMaxServiceCidrs) {
+    return bad(error, "claim: service \"" + name + "\": \"" + key + "\" has more than " +
+                          std::to_string(kMaxServiceCidrs) + " networks");
+  }
+  *out = std::move(*list);
+  return {};
+}
+
 Result<ServiceDecl> parse_service(simdjson::dom::element item, std::string* error) {
   simdjson::dom::object service;
   if (item.get(service) != simdjson::SUCCESS) return bad(error, "claim: each service must be an object");
@@ -146,6 +178,8 @@ Result<ServiceDecl> parse_service(simdjson::dom::element item, std::string* erro
   if (!Reader::get_string(service, "name", kMaxServiceNameLength, &s.name) || !valid_name(s.name)) {
     return bad(error, "claim: service \"name\" must be 1..64 of [A-Za-z0-9._-]");
   }
+  RINGTUN_TRY(parse_service_list(service, "allow_from", s.name, &s.allow_from, error));
+  RINGTUN_TRY(parse_service_list(service, "deny_from", s.name, &s.deny_from, error));
   std::string kind;
   if (!Reader::get_string(service, "kind", 8, &kind)) {
     return bad(error, "claim: service \"" + s.name + "\": \"kind\" must be \"tcp\", \"http\" or \"tls\"");

@@ -44,11 +44,18 @@ inline constexpr std::uint32_t kMaxConnections = 1024;
 
 // A service as the agent declares it: tcp services name a public port (host empty); http and tls services a host
 // name or "*.suffix" (port 0).
+// At most this many networks in each of a service's lists on the wire (the agent's config says so first).
+inline constexpr std::size_t kMaxServiceCidrs = 64;
+
 struct ServiceDecl {
   std::string name;
   route::Kind kind = route::Kind::kTcp;
   std::uint16_t port = 0;
   std::string host;
+  // The service's own client address lists ("allow_from" / "deny_from" in the claim: "CIDR,CIDR..."); they narrow
+  // the token's policy on the gateway. Empty: none.
+  std::vector<route::Cidr> allow_from;
+  std::vector<route::Cidr> deny_from;
 
   friend bool operator==(const ServiceDecl&, const ServiceDecl&) = default;
 };

@@ -119,6 +119,36 @@ def policy_allow_deny(h):
 
 
 @scenario(budget_s=40)
+def policy_service_lists(h):
+    """Per-service lists from the agent's JSON config narrow the token's, never widen them: the token allows
+    127.0.0.0/29 but 127.0.0.5; service A allows 127.0.0.2, .5 and .9 (only .2 gets in: .5 is denied and .9 outside
+    the token's); service B denies 127.0.0.3 (.2 and .4 get in)."""
+    echo = h.service('echo', free_port())
+    gw = h.gateway(extra=['--allow-from', '127.0.0.0/29', '--deny-from', '127.0.0.5'])
+    pub_a, pub_b = free_port(), free_port()
+    while pub_b == pub_a:
+        pub_b = free_port()
+    config = os.path.join(h.dir, 'agent.json')
+    with open(config, 'w') as f:
+        json.dump({'services': [
+            {'name': 'svc-a', 'kind': 'tcp', 'public_port': pub_a, 'local': '%s:%d' % (HOST, echo.port),
+             'allow_from': ['127.0.0.2', '127.0.0.5', '127.0.0.9']},
+            {'name': 'svc-b', 'kind': 'tcp', 'public_port': pub_b, 'local': '%s:%d' % (HOST, echo.port),
+             'deny_from': '127.0.0.3'}]}, f)
+    agent = h.agent(gw.port, [], agent_id='edge-lists', extra=['--config', config])
+    h.wait_agent_ready(agent)
+    expected = [(pub_a, '127.0.0.2', 'served'), (pub_a, '127.0.0.3', 'refused'), (pub_a, '127.0.0.5', 'refused'),
+                (pub_a, '127.0.0.9', 'refused'), (pub_b, '127.0.0.2', 'served'), (pub_b, '127.0.0.3', 'refused'),
+                (pub_b, '127.0.0.4', 'served'), (pub_b, '127.0.0.5', 'refused')]
+    for pub, source, want in expected:
+        for i in range(2):
+            got = attempt(pub, source)
+            assert got == want, 'service %s, client %s: %s, expected %s' % (
+                'A' if pub == pub_a else 'B', source, got, want)
+    say('service A: only 127.0.0.2; service B: all of 127.0.0.0/29 but .3 and .5')
+
+
+@scenario(budget_s=40)
 def policy_ipv6(h):
     """The lists hold IPv6 too: a gateway on [::1] with two tokens, one allowing ::1/128 and one denying ::/0: a
     client at ::1 is served by the first token's port and refused by the second's."""

@@ -69,6 +69,34 @@ TEST_CASE("instance nonces are 32 lower-case hex digits and differ") {
   CHECK(seen.size() == 100);
 }
 
+TEST_CASE("a service's own address lists travel in its claim; bad or oversized lists are refused") {
+  std::string error;
+  ServiceDecl web{"web", route::Kind::kHttp, 0, "app.test"};
+  web.allow_from = *route::parse_cidr_list("10.0.0.0/8,2001:db8::/32", &error);
+  web.deny_from = *route::parse_cidr_list("10.1.2.3", &error);
+  const auto messages = encode_claims(std::vector<ServiceDecl>{web});
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].find("\"allow_from\":\"10.0.0.0/8,2001:db8::/32\"") != std::string::npos);
+  auto parsed = parse(messages[0], &error);
+  REQUIRE_MESSAGE(parsed, error);
+  REQUIRE(parsed->claim.size() == 1);
+  CHECK(parsed->claim[0] == web);
+
+  auto refused = [&](const std::string& json, const char* says) {
+    std::string why;
+    CHECK_FALSE(parse(json, &why));
+    CHECK_MESSAGE(why.find(says) != std::string::npos, why);
+  };
+  refused(R"({"type":"claim","services":[{"name":"a","kind":"tcp","port":1,"allow_from":"10.0.0.1/8"}]})",
+          "claim: service \"a\": \"allow_from\": 10.0.0.1/8: host bits are set");
+  refused(R"({"type":"claim","services":[{"name":"a","kind":"tcp","port":1,"deny_from":7}]})",
+          "\"deny_from\" must be a string of networks");
+  std::string many;
+  for (int i = 0; i < 65; ++i) many += (many.empty() ? "" : ",") + std::string("10.0.0.") + std::to_string(i);
+  refused(R"({"type":"claim","services":[{"name":"a","kind":"tcp","port":1,"deny_from":")" + many + R"("}]})",
+          "has more than 64 networks");
+}
+
 TEST_CASE("claims of 1,024 services are split into messages that each fit one CONTROL frame, in order") {
   std::vector<ServiceDecl> services;
   for (int i = 0; i < 1024; ++i) {

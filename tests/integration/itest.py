@@ -206,13 +206,16 @@ def serve_main(argv):
             sys.stderr.write('%.3f %s\n' % (time.time(), msg))
             sys.stderr.flush()
 
-    def echo(c, peer):
+    def echo(c, peer, first=b'', label='echo'):
+        # Echoes `first` (bytes already read) and then everything until EOF; logs the count and SHA-256.
         buf = bytearray(256 * KIB)
         mv = memoryview(buf)
-        h = hashlib.sha256()
-        n = 0
+        h = hashlib.sha256(first)
+        n = len(first)
         how = 'eof'
         try:
+            if first:
+                c.sendall(first)
             while True:
                 k = c.recv_into(buf)
                 if k == 0:
@@ -224,11 +227,11 @@ def serve_main(argv):
         except OSError as e:
             how = 'error %s' % e
         c.close()
-        log('echo %s: %d bytes sha256 %s (%s)' % (peer, n, h.hexdigest(), how))
+        log('%s %s: %d bytes sha256 %s (%s)' % (label, peer, n, h.hexdigest(), how))
 
     def proxy(c, peer):
         # A service behind a PROXY protocol header (v1 or v2, told apart by the first bytes): logs the client the
-        # header names, then echoes what follows it, as `echo` does.
+        # header names, then echoes what follows it.
         try:
             header, rest = read_proxy_header(c)
         except (OSError, ValueError) as e:
@@ -236,24 +239,7 @@ def serve_main(argv):
             c.close()
             return
         log('proxy %s: %s' % (peer, header))
-        h = hashlib.sha256()
-        n = 0
-        how = 'eof'
-        try:
-            data = rest
-            while True:
-                if data:
-                    h.update(data)
-                    c.sendall(data)
-                    n += len(data)
-                data = c.recv(256 * KIB)
-                if not data:
-                    break
-            c.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            how = 'error %s' % e
-        c.close()
-        log('proxy %s: echoed %d bytes after the header, sha256 %s (%s)' % (peer, n, h.hexdigest(), how))
+        echo(c, peer, rest, 'proxy')
 
     def proxy_http(c, peer):
         # An HTTP/1.1 service behind a PROXY header: every response body names the client the connection's header

@@ -187,13 +187,14 @@ def _cert_fingerprint(path):
     return "sha256:" + hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest()
 
 
-def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False):
+def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, gateway_extra=()):
     bins = cfg["bins"][name]
     threads = str(threads or cfg["ringtun_threads"])
     state = os.path.join(workdir, "ringtun-state")
     security = ["--state-dir", state] if tls else ["--insecure-plaintext"]
     gateway = Process("ringtun-gateway", [bins["gateway"], "--listen", "127.0.0.1:0", "--token", TOKEN,
-                                          "--threads", threads, "--log-level", "warn"] + security, workdir)
+                                          "--threads", threads, "--log-level", "warn"] + security +
+                      list(gateway_extra), workdir)
     procs = [gateway]
     try:
         # The gateway prints its port at info level; ask for it once with a second, quiet start would race, so

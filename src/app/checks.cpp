@@ -234,6 +234,7 @@ Status apply_access_rule(std::string_view key, std::string_view where, std::stri
     auto list = route::parse_cidr_list(text, &problem);
     if (!list) return report(error_text, list.error().code(), std::string(where) + ": " + problem);
     (key == "allow_from" ? rules->allow : rules->deny) = std::move(*list);
+    rules->compile();
     return {};
   }
   for (const AccessLimit& limit : kAccessLimits) {

@@ -29,7 +29,8 @@ AccessPolicies::AccessPolicies(std::vector<route::AccessRules> rules_by_token, u
     : rules(std::move(rules_by_token)), cores(core_count == 0 ? 1 : core_count), seed(random_seed()) {
   bool per_client = false;
   bool per_service = false;
-  for (const route::AccessRules& r : rules) {
+  for (route::AccessRules& r : rules) {
+    r.compile();
     per_client = per_client || r.max_conns_per_client > 0;
     per_service = per_service || r.max_conns > 0;
   }

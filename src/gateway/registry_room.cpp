@@ -301,6 +301,7 @@ void RegistryRoom::claim(ClaimRequestMsg& request) {
       auto rules = std::make_shared<route::AccessRules>();
       rules->allow = service.allow_from;
       rules->deny = service.deny_from;
+      rules->compile();
       lists = std::move(rules);
     }
     claims.push_back(ClaimRequest{key_of(service), service.name, std::move(lists)});

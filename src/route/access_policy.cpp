@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <iterator>
 #include <numeric>
 #include <tuple>
 
@@ -284,10 +285,62 @@ const char* verdict_name(Verdict verdict) noexcept {
   return "unknown";  // a value cast from outside the enum
 }
 
+NetworkSet::U128 NetworkSet::value_of(const IpAddress& address) noexcept {
+  U128 v;
+  for (std::size_t i = 0; i < 8; ++i) v.high = (v.high << 8) | address.bytes[i];
+  for (std::size_t i = 8; i < 16; ++i) v.low = (v.low << 8) | address.bytes[i];
+  return v;
+}
+
+NetworkSet::NetworkSet(std::span<const Cidr> networks) {
+  ranges_.reserve(networks.size());
+  for (const Cidr& cidr : networks) {
+    const U128 first = value_of(cidr.prefix);
+    // The host part all ones: the last address of the network.
+    const std::size_t host_bits = 128 - std::min<std::size_t>(cidr.bits, 128);
+    U128 last = first;
+    if (host_bits >= 64) {
+      last.low = ~std::uint64_t{0};
+      last.high |= host_bits >= 128 ? ~std::uint64_t{0} : (std::uint64_t{1} << (host_bits - 64)) - 1;
+    } else if (host_bits > 0) {
+      last.low |= (std::uint64_t{1} << host_bits) - 1;
+    }
+    ranges_.push_back(Range{first, last});
+  }
+  std::sort(ranges_.begin(), ranges_.end(), [](const Range& a, const Range& b) { return a.first < b.first; });
+  // Merge overlapping and nested networks (and adjacent ones): the ranges left are disjoint and sorted.
+  std::size_t kept = 0;
+  for (const Range& r : ranges_) {
+    if (kept > 0) {
+      Range& prev = ranges_[kept - 1];
+      const bool touches = prev.last.low == ~std::uint64_t{0}
+                               ? (prev.last.high == ~std::uint64_t{0} || r.first <= U128{prev.last.high + 1, 0})
+                               : r.first <= U128{prev.last.high, prev.last.low + 1};
+      if (touches) {
+        if (r.last > prev.last) prev.last = r.last;
+        continue;
+      }
+    }
+    ranges_[kept++] = r;
+  }
+  ranges_.resize(kept);
+}
+
+bool NetworkSet::contains(const IpAddress& address) const noexcept {
+  const U128 v = value_of(address);
+  // The last range that starts at or before v.
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), v, [](const U128& x, const Range& r) { return x < r.first; });
+  if (it == ranges_.begin()) return false;
+  return v <= std::prev(it)->last;
+}
+
 Verdict check_lists(const AccessRules& rules, const IpAddress& address) noexcept {
-  if (any_contains(rules.deny, address)) return Verdict::kDenied;
-  if (!rules.allow.empty() && !any_contains(rules.allow, address)) return Verdict::kNotAllowed;
-  return Verdict::kAllowed;
+  const bool denied = rules.deny_set.empty() ? any_contains(rules.deny, address) : rules.deny_set.contains(address);
+  if (denied) return Verdict::kDenied;
+  if (rules.allow.empty()) return Verdict::kAllowed;
+  const bool allowed =
+      rules.allow_set.empty() ? any_contains(rules.allow, address) : rules.allow_set.contains(address);
+  return allowed ? Verdict::kAllowed : Verdict::kNotAllowed;
 }
 
 // ---- RateTable

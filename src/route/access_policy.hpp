@@ -19,6 +19,7 @@
 
 #include <array>
 #include <atomic>
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -72,6 +73,30 @@ Result<std::vector<Cidr>> parse_cidr_list(std::string_view text, std::string* er
 // Whether any of `list` contains `address`. O(list size).
 bool any_contains(std::span<const Cidr> list, const IpAddress& address) noexcept;
 
+// Networks compiled for lookup: the address ranges they cover, sorted and merged, searched in O(log n), so that a
+// list of thousands costs a public connection a dozen comparisons, not thousands.
+class NetworkSet {
+ public:
+  NetworkSet() = default;
+  explicit NetworkSet(std::span<const Cidr> networks);
+  bool contains(const IpAddress& address) const noexcept;
+  bool empty() const noexcept { return ranges_.empty(); }
+  std::size_t ranges() const noexcept { return ranges_.size(); }
+
+ private:
+  struct U128 {
+    std::uint64_t high = 0;
+    std::uint64_t low = 0;
+    friend auto operator<=>(const U128&, const U128&) = default;
+  };
+  struct Range {
+    U128 first;
+    U128 last;
+  };
+  static U128 value_of(const IpAddress& address) noexcept;
+  std::vector<Range> ranges_;
+};
+
 // The rules of one token (the operator's, from the gateway's config). A zero limit is no limit.
 struct AccessRules {
   std::vector<Cidr> allow;  // empty: every address not denied
@@ -79,6 +104,15 @@ struct AccessRules {
   std::uint32_t conn_rate = 0;             // new connections per second per client address
   std::uint32_t max_conns = 0;             // concurrent connections per service
   std::uint32_t max_conns_per_client = 0;  // concurrent connections per client address, over the token's routes
+  // allow and deny compiled (compile()); check_lists() searches these. Until compiled it walks the lists.
+  NetworkSet allow_set;
+  NetworkSet deny_set;
+
+  // Builds allow_set and deny_set from the lists: call it once the lists are final (not on the data path).
+  void compile() {
+    allow_set = NetworkSet(allow);
+    deny_set = NetworkSet(deny);
+  }
 
   // Nothing to check: the accept path skips the policy (and the peer address lookup) entirely.
   bool empty() const noexcept {
@@ -98,7 +132,7 @@ enum class Verdict : std::uint8_t {
 // "max_conns_per_client".
 const char* verdict_name(Verdict verdict) noexcept;
 
-// The address lists only: kDenied, kNotAllowed or kAllowed.
+// The address lists only: kDenied, kNotAllowed or kAllowed. O(log n) once the rules are compiled.
 Verdict check_lists(const AccessRules& rules, const IpAddress& address) noexcept;
 
 // Token buckets per client address for one core. `slots` (rounded up to a power of two, at least 64) entries, each

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -50,6 +51,75 @@ std::string list_error_of(std::string_view text) {
 IpAddress v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
   const std::uint8_t bytes[4] = {a, b, c, d};
   return IpAddress::from_v4(bytes);
+}
+
+TEST_CASE("NetworkSet: the same answers as walking the list, for random networks and addresses") {
+  std::mt19937_64 rng(20261202);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<Cidr> list;
+    const int count = static_cast<int>(rng() % 40);
+    for (int i = 0; i < count; ++i) {
+      IpAddress base;
+      const bool v4 = rng() % 2 == 0;
+      for (auto& b : base.bytes) b = static_cast<std::uint8_t>(rng() % 4);  // small alphabet: overlaps happen
+      if (v4) {
+        std::uint8_t four[4] = {static_cast<std::uint8_t>(rng() % 3), static_cast<std::uint8_t>(rng() % 3),
+                                static_cast<std::uint8_t>(rng() % 3), static_cast<std::uint8_t>(rng() % 3)};
+        base = IpAddress::from_v4(four);
+      }
+      const unsigned bits = v4 ? 96 + static_cast<unsigned>(rng() % 33) : static_cast<unsigned>(rng() % 129);
+      Cidr c;
+      c.bits = static_cast<std::uint8_t>(bits);
+      for (unsigned bit = 0; bit < 128; ++bit) {  // the prefix: base with the host bits cleared
+        if (bit < bits && (base.bytes[bit / 8] & (0x80u >> (bit % 8))) != 0) {
+          c.prefix.bytes[bit / 8] = static_cast<std::uint8_t>(c.prefix.bytes[bit / 8] | (0x80u >> (bit % 8)));
+        }
+      }
+      list.push_back(c);
+    }
+    const NetworkSet set(list);
+    CHECK(set.ranges() <= list.size());
+    for (int probe = 0; probe < 300; ++probe) {
+      IpAddress a;
+      if (rng() % 2 == 0) {
+        std::uint8_t four[4] = {static_cast<std::uint8_t>(rng() % 3), static_cast<std::uint8_t>(rng() % 3),
+                                static_cast<std::uint8_t>(rng() % 3), static_cast<std::uint8_t>(rng() % 3)};
+        a = IpAddress::from_v4(four);
+      } else {
+        for (auto& b : a.bytes) b = static_cast<std::uint8_t>(rng() % 4);
+      }
+      CAPTURE(round);
+      CAPTURE(a.to_string());
+      CHECK(set.contains(a) == any_contains(list, a));
+    }
+  }
+}
+
+TEST_CASE("NetworkSet: edges of the address space, nesting and adjacent networks merged") {
+  const std::vector<Cidr> everything = {cidr("::/0")};
+  CHECK(NetworkSet(everything).contains(ip("::")));
+  CHECK(NetworkSet(everything).contains(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
+  const std::vector<Cidr> adjacent = {cidr("10.0.0.0/25"), cidr("10.0.0.128/25"), cidr("10.0.0.7"),
+                                      cidr("255.255.255.255/32"), cidr("ffff:ffff:ffff:ffff::/64")};
+  const NetworkSet set(adjacent);
+  CHECK(set.ranges() == 3);  // 10.0.0.0/24 in one piece, the broadcast address, the top /64
+  CHECK(set.contains(ip("10.0.0.0")));
+  CHECK(set.contains(ip("10.0.0.255")));
+  CHECK_FALSE(set.contains(ip("10.0.1.0")));
+  CHECK(set.contains(ip("255.255.255.255")));
+  CHECK_FALSE(set.contains(ip("255.255.255.254")));
+  CHECK(set.contains(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
+  CHECK_FALSE(set.contains(ip("ffff:ffff:ffff:fffe:ffff:ffff:ffff:ffff")));
+  CHECK_FALSE(NetworkSet().contains(ip("1.2.3.4")));
+  // check_lists gives the same verdicts compiled and not.
+  AccessRules rules;
+  rules.allow = {cidr("10.0.0.0/8")};
+  rules.deny = {cidr("10.1.0.0/16")};
+  const Verdict before = check_lists(rules, ip("10.1.2.3"));
+  rules.compile();
+  CHECK(check_lists(rules, ip("10.1.2.3")) == before);
+  CHECK(check_lists(rules, ip("10.2.0.1")) == Verdict::kAllowed);
+  CHECK(check_lists(rules, ip("11.0.0.1")) == Verdict::kNotAllowed);
 }
 
 }  // namespace

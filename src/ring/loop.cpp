@@ -33,8 +33,29 @@ void SocketHandler::on_flush(Loop&, SocketId) {}
 namespace {
 constexpr std::uint32_t kMaxIovPerSend = IOV_MAX;  // sendmsg rejects more; the rest goes in the next submission
 constexpr std::uint64_t kAcceptRetryMs = 100;       // after EMFILE and friends, do not spin on accept
+constexpr std::uint64_t kAcceptQuietMs = 1000;      // a pause ends after this long accepting without a failure
+constexpr unsigned kAcceptLinesPerSecond = 4;       // pause and resume lines per loop (many listeners pause at once)
 constexpr std::uint32_t kMaxWaitMs = 1000;          // wake at least this often even with no timer armed
 constexpr unsigned kControlPerTurn = 1024;           // control messages run per turn (the rest next turn)
+
+// Accept errors that mean "not now" rather than "not this connection": the same accept would fail again at once
+// (the kernel checks for a free descriptor before it even looks at the queue), so the listener waits instead.
+bool out_of_resources(int res) noexcept {
+  return res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS;
+}
+
+const char* out_of_what(int res) noexcept {
+  switch (res) {
+    case -EMFILE:
+      return "out of file descriptors (EMFILE)";
+    case -ENFILE:
+      return "out of file descriptors system-wide (ENFILE)";
+    case -ENOMEM:
+      return "out of memory (ENOMEM)";
+    default:
+      return "out of buffer space (ENOBUFS)";
+  }
+}
 }  // namespace
 
 struct Loop::Slot {
@@ -47,6 +68,7 @@ struct Loop::Slot {
   bool closing = false;
   bool listening = false;      // accept wanted
   bool accept_armed = false;
+  bool accept_paused = false;  // listed in accept_paused_
   bool recv_wanted = false;
   bool recv_armed = false;
   bool send_busy = false;
@@ -71,7 +93,11 @@ struct Loop::Slot {
 // ---------------------------------------------------------------- set-up
 
 Loop::Loop(const LoopOptions& options, unsigned core, unsigned core_count)
-    : options_(options), core_(core), core_count_(core_count), timers_(monotonic_ms()) {
+    : options_(options),
+      core_(core),
+      core_count_(core_count),
+      timers_(monotonic_ms()),
+      accept_lines_(kAcceptLinesPerSecond) {
   now_ms_ = monotonic_ms();
   accept_retry_timer_.set_callback([](void* self) { static_cast<Loop*>(self)->retry_accepts(); }, this);
 }
@@ -540,6 +566,7 @@ void Loop::close(SocketId socket) noexcept {
   slot->closing = true;
   slot->listening = false;
   slot->recv_wanted = false;
+  if (slot->accept_paused) forget_accept_pause(*slot, socket.index);
   if (slot->in_flight > 0) {
     io_uring_sqe* sqe = get_sqe();
     if (features_.fixed_files) {
@@ -642,35 +669,125 @@ void Loop::on_op_done(Slot& slot, std::uint32_t) noexcept {
 
 void Loop::on_accept_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe) noexcept {
   const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  const int res = cqe->res;
   if (!more) {
     slot.accept_armed = false;
     on_op_done(slot, index);
   }
   if (slot.closing || !slot.listening) {
-    if (cqe->res >= 0) ::close(cqe->res);
-  } else {
-    slot.handler->on_accept(*this, SocketId{index, slot.generation}, cqe->res);
+    if (res >= 0) ::close(res);
+    return;
   }
-  if (!more && slot.listening && !slot.closing && !slot.accept_armed) {
-    if (cqe->res == -EMFILE || cqe->res == -ENFILE || cqe->res == -ENOMEM || cqe->res == -ENOBUFS) {
-      // Out of descriptors or memory: retry later instead of spinning on an error that repeats at once.
-      LOG_WARN("accept: %s; retrying in %llu ms", std::strerror(-cqe->res),
-               static_cast<unsigned long long>(kAcceptRetryMs));
-      accept_retry_.push_back(SocketId{index, slot.generation});
-      if (!accept_retry_timer_.armed()) timers_.schedule(accept_retry_timer_, kAcceptRetryMs);
-    } else {
-      arm_accept(slot, index);
+  if (out_of_resources(res)) {
+    // Not the handler's business: nothing it could do but log, and it would log on every retry.
+    if (!more) pause_accept(slot, index, res);
+    return;
+  }
+  if (res >= 0 && slot.accept_paused) accepted_while_paused(slot, index);
+  slot.handler->on_accept(*this, SocketId{index, slot.generation}, res);
+  if (!more && slot.listening && !slot.closing && !slot.accept_armed) arm_accept(slot, index);
+}
+
+// A descriptor shortage can last minutes and retries run ten times a second: a pause is logged when it starts and
+// when it ends, never per retry. It ends once the listener has been accepting for kAcceptQuietMs without a failure
+// (its retried accept armed, or a connection taken), not at the first connection accepted: at the limit, each
+// descriptor given back lets one queued connection in before the next accept fails, and that is one long pause, not
+// a pause per connection. The lines of all listeners share a per-loop budget, because a gateway with a thousand ports
+// sees them all pause together.
+// Kernel note: an accept takes a descriptor before it looks at the queue, so a retry fails at once while the process
+// is at its limit. Kernels that report whether the queue is empty (IORING_CQE_F_SOCK_NONEMPTY on accept) leave a
+// multishot accept whose queue drained waiting without trying again: a listener that took its last queued client
+// counts as accepting again even if the process is still at its limit (its next client would pause it again).
+void Loop::pause_accept(Slot& slot, std::uint32_t index, int error) noexcept {
+  if (AcceptPause* pause = find_accept_pause(SocketId{index, slot.generation})) {
+    pause->retry_due = true;
+    pause->accepting = false;
+  } else {
+    slot.accept_paused = true;
+    accept_paused_.push_back(AcceptPause{SocketId{index, slot.generation}, now_ms_});
+    char dropped[64];
+    if (take_accept_line(dropped, sizeof dropped)) {
+      auto local = net::local_address(slot.fd);
+      LOG_WARN("accept on %s: %s; pausing accepts, retrying every %llu ms%s",
+               local ? local->to_string().c_str() : "a listener", out_of_what(error),
+               static_cast<unsigned long long>(kAcceptRetryMs), dropped);
+    }
+  }
+  if (!accept_retry_timer_.armed()) timers_.schedule(accept_retry_timer_, kAcceptRetryMs);
+}
+
+// A connection taken by an accept that accept_start() armed during the pause (the retries mark their own start).
+void Loop::accepted_while_paused(Slot& slot, std::uint32_t index) noexcept {
+  AcceptPause* pause = find_accept_pause(SocketId{index, slot.generation});
+  RINGTUN_CHECK(pause != nullptr, "a paused listener without its pause");
+  if (pause->accepting) return;
+  pause->accepting = true;
+  pause->accepting_since_ms = now_ms_;
+  if (!accept_retry_timer_.armed()) timers_.schedule(accept_retry_timer_, kAcceptRetryMs);
+}
+
+void Loop::retry_accepts() noexcept {
+  bool again = false;
+  for (std::size_t i = 0; i < accept_paused_.size();) {
+    AcceptPause& pause = accept_paused_[i];
+    Slot* slot = lookup(pause.listener);
+    // close() takes a listener off the list, so a listed one is open and listening.
+    RINGTUN_CHECK(slot != nullptr && slot->listening && !slot->closing, "a paused listener was closed");
+    if (pause.retry_due) {
+      pause.retry_due = false;  // if armed already, accept_start() did it: its completion says how it went
+      if (!slot->accept_armed) {
+        ++pause.retries;
+        arm_accept(*slot, pause.listener.index);
+      }
+      pause.accepting = true;  // until its completion says otherwise
+      pause.accepting_since_ms = now_ms_;
+    } else if (pause.accepting && now_ms_ - pause.accepting_since_ms >= kAcceptQuietMs) {
+      char dropped[64];
+      if (take_accept_line(dropped, sizeof dropped)) {
+        auto local = net::local_address(slot->fd);
+        LOG_INFO("accept on %s: accepting again after %.1f s paused (%u retries)%s",
+                 local ? local->to_string().c_str() : "a listener",
+                 static_cast<double>(pause.accepting_since_ms - pause.since_ms) / 1000.0, pause.retries, dropped);
+      }
+      slot->accept_paused = false;
+      accept_paused_[i] = accept_paused_.back();
+      accept_paused_.pop_back();
+      continue;
+    }
+    again = again || pause.retry_due || pause.accepting;
+    ++i;
+  }
+  if (again && !accept_retry_timer_.armed()) timers_.schedule(accept_retry_timer_, kAcceptRetryMs);
+}
+
+void Loop::forget_accept_pause(Slot& slot, std::uint32_t index) noexcept {
+  slot.accept_paused = false;
+  const SocketId listener{index, slot.generation};
+  for (std::size_t i = 0; i < accept_paused_.size(); ++i) {
+    if (accept_paused_[i].listener == listener) {
+      accept_paused_[i] = accept_paused_.back();
+      accept_paused_.pop_back();
+      return;
     }
   }
 }
 
-void Loop::retry_accepts() noexcept {
-  std::vector<SocketId> retry;
-  retry.swap(accept_retry_);
-  for (SocketId listener : retry) {
-    Slot* slot = lookup(listener);
-    if (slot != nullptr && slot->listening && !slot->closing && !slot->accept_armed) arm_accept(*slot, listener.index);
+Loop::AcceptPause* Loop::find_accept_pause(SocketId listener) noexcept {
+  for (AcceptPause& pause : accept_paused_) {
+    if (pause.listener == listener) return &pause;
   }
+  return nullptr;
+}
+
+// True if a pause or resume line may be written now; `suffix` then says how many were left out before it.
+bool Loop::take_accept_line(char* suffix, std::size_t size) noexcept {
+  std::uint64_t dropped = 0;
+  if (!accept_lines_.take(now_ms_, &dropped)) return false;
+  suffix[0] = '\0';
+  if (dropped > 0) {
+    std::snprintf(suffix, size, " (%llu more pause/resume lines not logged)", static_cast<unsigned long long>(dropped));
+  }
+  return true;
 }
 
 void Loop::on_recv_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe) noexcept {

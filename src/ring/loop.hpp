@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "common/counter.hpp"
+#include "common/log.hpp"
 #include "common/result.hpp"
 #include "ring/buffer_pool.hpp"
 #include "ring/buffer_ring.hpp"
@@ -90,7 +91,9 @@ class SocketHandler {
  public:
   virtual ~SocketHandler() = default;
   // Multishot accept on a listener: res >= 0 is a new connected fd (non-blocking, close-on-exec) that the handler
-  // now owns (adopt() it or close it); res < 0 is -errno. The loop keeps accepting.
+  // now owns (adopt() it or close it); res < 0 is -errno. The loop keeps accepting. Running out of descriptors or
+  // memory (EMFILE, ENFILE, ENOMEM, ENOBUFS) never reaches the handler: the loop pauses that listener, logs one line
+  // when it pauses and one when it accepts again, and retries every 100 ms meanwhile.
   virtual void on_accept(Loop& loop, SocketId listener, int res);
   // 0 when connected; -errno otherwise, -ETIMEDOUT when the connect timeout fired.
   virtual void on_connect(Loop& loop, SocketId socket, int res);
@@ -264,6 +267,12 @@ class Loop {
   void arm_doorbell() noexcept;
   void ring_if_asleep() noexcept;  // producer side, after its push and a full fence
   void retry_accepts() noexcept;
+  void pause_accept(Slot& slot, std::uint32_t index, int error) noexcept;
+  void accepted_while_paused(Slot& slot, std::uint32_t index) noexcept;
+  void forget_accept_pause(Slot& slot, std::uint32_t index) noexcept;
+  struct AcceptPause;
+  AcceptPause* find_accept_pause(SocketId listener) noexcept;
+  bool take_accept_line(char* suffix, std::size_t size) noexcept;
 
   void dispatch(const io_uring_cqe* cqe) noexcept;
   void on_accept_cqe(Slot& slot, std::uint32_t index, const io_uring_cqe* cqe) noexcept;
@@ -307,7 +316,19 @@ class Loop {
 
   std::vector<std::uint32_t> flush_list_;
   std::vector<SocketId> starved_;          // recv parked on -ENOBUFS
-  std::vector<SocketId> accept_retry_;     // listeners waiting out EMFILE and friends
+  // A listener waiting out EMFILE and friends: listed from the failure that paused it until it has been accepting
+  // for kAcceptQuietMs without another failure (or until its close), so that one line says when the pause started
+  // and one when it ended, however long it lasted (see pause_accept in loop.cpp).
+  struct AcceptPause {
+    SocketId listener;
+    std::uint64_t since_ms = 0;            // the failure that started the pause
+    std::uint64_t accepting_since_ms = 0;  // if `accepting`: since when no accept has failed
+    std::uint32_t retries = 0;
+    bool retry_due = true;   // the retry timer re-arms it
+    bool accepting = false;  // armed again (or took a connection) and no failure since
+  };
+  std::vector<AcceptPause> accept_paused_;
+  log::LineBudget accept_lines_;
   Timer accept_retry_timer_;
   std::vector<std::uint32_t> closing_;     // closed, waiting for their last op
   std::vector<SocketId> direct_done_;      // sends finished by a direct sendmsg: on_send() runs from the loop

@@ -561,13 +561,21 @@ class Harness:
 
     # ---- the programs under test
 
-    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),), http=False, tls=False, env=None, host=HOST):
+    def gateway(self, port=0, extra=(), tokens=((TOKEN, None),), http=False, tls=False, env=None, host=HOST,
+                nofile=None):
         """tokens: (secret, --allow-ports or None[, --allow-hosts or None]) each. http / tls: also serve the shared
         HTTP / TLS port (--http-listen / --tls-listen on a port the kernel picks: g.http_port / g.tls_port). With
         --admin-listen in `extra`, returns once the admin endpoint is up (g.admin_port, g.admin_url). env: the whole
-        environment of the gateway (None: this process's). host: the --listen address ('::1' for IPv6)."""
+        environment of the gateway (None: this process's). host: the --listen address ('::1' for IPv6). nofile: run
+        it under `prlimit --nofile=N:N` (soft and hard, or the gateway raises its soft limit to the hard one)."""
         listen = '[%s]:%d' % (host, port) if ':' in host else '%s:%d' % (host, port)
         argv = [self.gateway_bin, '--listen', listen, '--threads', str(GATEWAY_THREADS)]
+        if nofile is not None:
+            prlimit = shutil.which('prlimit')
+            if prlimit is None:
+                raise AssertionError('prlimit (util-linux) not found: cannot cap the gateway\'s descriptors')
+            # prlimit sets its own limits and execs the gateway: same pid, same process group.
+            argv = [prlimit, '--nofile=%d:%d' % (nofile, nofile), '--'] + argv
         if http:
             argv += ['--http-listen', '%s:0' % HOST]
         if tls:

@@ -687,6 +687,32 @@ class Harness:
 
 # ---------------------------------------------------------------------------------------------------- client helpers
 
+class Relay:
+    """A TCP relay on a port of its own on 127.0.0.1: for each connection it accepts it dials `target_port` and hands
+    both sockets to the subclass's on_pair(client, target), on its accept thread. Subclasses set up their own state
+    before calling this constructor (the accept thread starts here)."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.bind((HOST, 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.ls.accept()
+                g = socket.create_connection((HOST, self.target_port))
+            except OSError:
+                return
+            self.on_pair(a, g)
+
+    def on_pair(self, client, target):
+        raise NotImplementedError
+
+
 def connect(port, timeout=5.0):
     s = socket.create_connection((HOST, port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_tunnel as tt  # noqa: E402  (the scenario registry and the runner)
-from itest import GATEWAY_THREADS, HOST, KIB, expect_closed, free_port, now, round_trip, say, sha, \
+from itest import GATEWAY_THREADS, HOST, KIB, Relay, expect_closed, free_port, now, round_trip, say, sha, \
     wait_round_trip  # noqa: E402
 
 scenario = tt.scenario
@@ -233,33 +233,22 @@ def tcp_state(s):
     return struct.unpack('B', s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1))[0]
 
 
-class FreezingRelay:
+class FreezingRelay(Relay):
     """A TCP relay for an agent's tunnel connections (agent -> relay -> gateway). freeze() blackholes every connection
     open at that moment: from then on nothing is forwarded on it either way, and it stays open (its sockets are held
     until close()). Connections opened after a freeze are forwarded normally."""
 
     def __init__(self, target_port):
-        self.target_port = target_port
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.bind((HOST, 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
         self.lock = threading.Lock()
         self.conns = []  # [{'agent': socket, 'gateway': socket, 'frozen': bool}]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port)
 
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-                g = socket.create_connection((HOST, self.target_port))
-            except OSError:
-                return
-            conn = {'agent': a, 'gateway': g, 'frozen': False}
-            with self.lock:
-                self.conns.append(conn)
-            threading.Thread(target=self._pump, args=(conn, a, g), daemon=True).start()
-            threading.Thread(target=self._pump, args=(conn, g, a), daemon=True).start()
+    def on_pair(self, a, g):
+        conn = {'agent': a, 'gateway': g, 'frozen': False}
+        with self.lock:
+            self.conns.append(conn)
+        threading.Thread(target=self._pump, args=(conn, a, g), daemon=True).start()
+        threading.Thread(target=self._pump, args=(conn, g, a), daemon=True).start()
 
     def _pump(self, conn, src, dst):
         try:

@@ -34,7 +34,7 @@ except ImportError as e:  # python3-cryptography (scripts/lib.sh installs it)
     sys.exit(77)
 import test_tunnel as tt  # noqa: E402
 from test_tunnel import HOST, KIB, MIB, TOKEN, free_port, now, round_trip, say, wait_round_trip  # noqa: E402
-from itest import chunks, connect, payload, recv_exactly, sha  # noqa: E402
+from itest import Relay, chunks, connect, payload, recv_exactly, sha  # noqa: E402
 
 # test_tunnel's main() runs the scenarios of its module-level table with its module-level Harness: point both here.
 SCENARIOS = tt.SCENARIOS = {}
@@ -161,7 +161,7 @@ def refused(h, gw, echo, tls, words, agent_id='edge-1', gateway_words=None):
 
 # ---------------------------------------------------------------------------------------------------- the relay
 
-class TlsRelay:
+class TlsRelay(Relay):
     """A TCP relay for agents' tunnel connections (agent -> relay -> gateway) that frame-parses the agent->gateway
     direction as TLS records (5-byte header: type u8, version u16, length u16). Armed, it damages the next
     application_data record (type 23) of any connection, once:
@@ -170,18 +170,13 @@ class TlsRelay:
     The gateway->agent direction is copied as is; when the gateway closes, the agent's side is closed too."""
 
     def __init__(self, target_port):
-        self.target_port = target_port
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.bind((HOST, 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
         self.lock = threading.Lock()
         self.mode = None
         self.damaged = threading.Event()
         self.damaged_conn = None  # (id, the relay's local port towards the gateway)
         self.gateway_closed = {}  # connection id -> time the gateway closed it
         self.next_id = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port)
 
     def arm(self, mode):
         with self.lock:
@@ -189,19 +184,13 @@ class TlsRelay:
             self.damaged.clear()
             self.damaged_conn = None
 
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-                g = socket.create_connection((HOST, self.target_port))
-            except OSError:
-                return
-            with self.lock:
-                self.next_id += 1
-                cid = self.next_id
-            gport = g.getsockname()[1]
-            threading.Thread(target=self._up, args=(a, g, cid, gport), daemon=True).start()
-            threading.Thread(target=self._down, args=(g, a, cid), daemon=True).start()
+    def on_pair(self, a, g):
+        with self.lock:
+            self.next_id += 1
+            cid = self.next_id
+        gport = g.getsockname()[1]
+        threading.Thread(target=self._up, args=(a, g, cid, gport), daemon=True).start()
+        threading.Thread(target=self._down, args=(g, a, cid), daemon=True).start()
 
     def _down(self, g, a, cid):
         try:

@@ -187,7 +187,7 @@ GATEWAY_FAMILIES = {
     'ringtun_build_info': ('gauge', {'version'}),
 }
 REFUSAL_REASONS = {'no_route', 'no_tunnel', 'stream_limit', 'tls_unknown_name', 'tls_malformed', 'tls_timeout',
-                   'tls_over_limit', 'tls_no_tunnel'}
+                   'tls_over_limit', 'tls_no_tunnel', 'denied', 'rate_limited', 'max_conns', 'max_conns_per_client'}
 
 
 def check_families(families, expected):

@@ -172,7 +172,7 @@ def policy_ipv6(h):
 @scenario(budget_s=40)
 def policy_conn_rate(h):
     """--conn-rate 4: a burst of 24 connections from 127.0.0.2 is cut to about the rate, while 127.0.0.3 is served
-    every time; 1.5 s later 127.0.0.2 is served again."""
+    (twice: the burst one core gives an address); 1.5 s later 127.0.0.2 is served again."""
     gw, pub = tcp_setup(h, ['--conn-rate', '4'])
     t0 = now()
     results = [attempt(pub, '127.0.0.2') for _ in range(24)]
@@ -183,7 +183,9 @@ def policy_conn_rate(h):
     say('burst from 127.0.0.2: %d of 24 served in %.2f s (bound %d)' % (served, took, bound))
     assert 1 <= served <= bound, '%d of 24 served in %.2f s: the rate 4/s allows at most %d' % (served, took, bound)
     assert results.count('refused') >= 24 - bound
-    for i in range(3):
+    # Each core allows an address a burst of rate/cores (2 here), and the kernel may send every connection of 127.0.0.3
+    # to one core: 2 are sure to be served.
+    for i in range(2):
         assert attempt(pub, '127.0.0.3') == 'served', '127.0.0.3 was refused: the limit is per client address'
     assert refused_count(gw, 'rate_limited') == results.count('refused')
     time.sleep(1.5)

@@ -212,16 +212,14 @@ void Routing::tcp_client(std::uint16_t port, int fd) {
     ::close(fd);
     return;
   }
+  ring::net::Address client;
+  if (auto peer = ring::net::peer_address(fd)) client = *peer;
   AccessPass pass;
-  if (gate_.applies(*route)) {
-    ring::net::Address client;
-    if (auto peer = ring::net::peer_address(fd)) client = *peer;
-    if (admit(*route, route::Kind::kTcp, port, client, &pass) != route::Verdict::kAllowed) {
-      ::close(fd);
-      return;
-    }
+  if (gate_.applies(*route) && admit(*route, route::Kind::kTcp, port, client, &pass) != route::Verdict::kAllowed) {
+    ::close(fd);
+    return;
   }
-  route_client(*route, port, fd, pass);
+  route_client(*route, port, fd, client, pass);
 }
 
 tunnel::TunnelConn* Routing::conn_for(const route::Route& route) const noexcept {
@@ -231,12 +229,13 @@ tunnel::TunnelConn* Routing::conn_for(const route::Route& route) const noexcept 
   return nullptr;
 }
 
-void Routing::route_client(const route::Route& route, std::uint16_t port, int fd, AccessPass pass) {
+void Routing::route_client(const route::Route& route, std::uint16_t port, int fd, const ring::net::Address& client,
+                           AccessPass pass) {
   if (tunnel::TunnelConn* conn = conn_for(route)) {
-    open_stream(*conn, route, port, fd, pass);
+    open_stream(*conn, route, port, fd, client, pass);
     return;
   }
-  park(route.sessions.front(), route.key, fd, pass);
+  park(route.sessions.front(), route.key, fd, client, pass);
 }
 
 std::span<const std::byte> encode_route_meta(const route::Route& route, std::uint16_t port,
@@ -254,9 +253,7 @@ std::span<const std::byte> encode_route_meta(const route::Route& route, std::uin
 }
 
 void Routing::open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd,
-                          AccessPass pass) {
-  ring::net::Address client;
-  if (auto peer = ring::net::peer_address(fd)) client = *peer;
+                          const ring::net::Address& client, AccessPass pass) {
   std::array<std::byte, tunnel::kMaxStreamMeta> buffer;
   const auto meta = encode_route_meta(route, port, client, 0, buffer);
   if (meta.empty()) {  // a service name the registry accepted always fits; this would be a bug
@@ -285,15 +282,16 @@ void Routing::note_refusal(std::uint16_t port, const char* agent, const char* wh
   refused_since_log_ = 0;
 }
 
-void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd, AccessPass pass) {
+void Routing::park(route::SessionRef session, const route::RouteKey& key, int fd, const ring::net::Address& client,
+                   AccessPass pass) {
   if (stopped_ || parked_.size() >= kMaxParked) {
     ++stats_.refused_no_tunnel;
-    if (!stopped_) refused_fd(table_->find(key), key.kind, key.port, fd, "no_tunnel");
+    if (!stopped_) refused(table_->find(key), &client, key.kind, key.port, "no_tunnel");
     gate_.release(pass);
     ::close(fd);
     return;
   }
-  parked_.push_back(Parked{fd, session, key, loop_.now_ms(), pass});
+  parked_.push_back(Parked{fd, session, key, loop_.now_ms(), pass, client});
   ++stats_.parked;
   if (!sweep_timer_.armed()) loop_.timers().schedule(sweep_timer_, kParkSweepMs);
 }
@@ -312,7 +310,7 @@ void Routing::release_parked(route::SessionRef session) {
       close_parked(gone);
       continue;
     }
-    route_client(*route, p.key.port, p.fd, p.pass);
+    route_client(*route, p.key.port, p.fd, p.client, p.pass);
   }
 }
 

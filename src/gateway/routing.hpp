@@ -131,12 +131,17 @@ class Routing {
     route::RouteKey key;
     std::uint64_t since_ms = 0;
     AccessPass pass;
+    ring::net::Address client;
   };
 
   tunnel::TunnelConn* conn_of(route::SessionRef session) const noexcept;
-  void route_client(const route::Route& route, std::uint16_t port, int fd, AccessPass pass);
-  void open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd, AccessPass pass);
-  void park(route::SessionRef session, const route::RouteKey& key, int fd, AccessPass pass);
+  // `client`: the peer address of `fd`, read once at accept (the policy and the stream metadata both need it).
+  void route_client(const route::Route& route, std::uint16_t port, int fd, const ring::net::Address& client,
+                    AccessPass pass);
+  void open_stream(tunnel::TunnelConn& conn, const route::Route& route, std::uint16_t port, int fd,
+                   const ring::net::Address& client, AccessPass pass);
+  void park(route::SessionRef session, const route::RouteKey& key, int fd, const ring::net::Address& client,
+            AccessPass pass);
   void close_parked(Parked& parked) noexcept;
   void release_parked(route::SessionRef session);
   void sweep_parked(bool all);

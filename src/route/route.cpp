@@ -71,9 +71,35 @@ struct SessionHash {
   }
 };
 
+struct Member {
+  Owner owner;
+  SessionRef session;
+  bool up = true;
+};
+
 struct Entry {
-  Route route;
-  std::uint64_t order = 0;  // claim order; release_session sorts what it returns by it
+  Route route;                  // route.sessions is derived from members (see sync)
+  std::vector<Member> members;  // claim order; never empty while the entry exists
+  std::uint64_t order = 0;      // claim order; release_session sorts what it returns by it
+
+  // Recomputes what the snapshot shows from the members: who takes traffic, who owns the route.
+  void sync() {
+    route.sessions.clear();
+    for (const Member& m : members) {
+      if (m.up) route.sessions.push_back(m.session);
+    }
+    if (route.sessions.empty()) {
+      for (const Member& m : members) route.sessions.push_back(m.session);
+    }
+    route.owner = members.front().owner;
+    route.members = static_cast<std::uint32_t>(members.size());
+  }
+  Member* member_of(const Owner& owner) noexcept {
+    for (Member& m : members) {
+      if (m.owner == owner) return &m;
+    }
+    return nullptr;
+  }
 };
 using EntryList = std::list<Entry>;
 using EntryIt = EntryList::iterator;
@@ -90,7 +116,6 @@ struct Claims::State {
   std::uint64_t next_order = 0;
 
   void attach(SessionRef session, EntryIt entry) { by_session[session].push_back(entry); }
-
   void detach(SessionRef session, EntryIt entry) {
     auto found = by_session.find(session);
     RINGTUN_CHECK(found != by_session.end(), "Claims: a route's session is missing from the session index");
@@ -101,10 +126,9 @@ struct Claims::State {
     routes.pop_back();
     if (routes.empty()) by_session.erase(found);
   }
-
   // Removes the entry from both indexes and the list; returns its key. The caller bumps the version.
   RouteKey take(EntryIt entry) {
-    for (SessionRef session : entry->route.sessions) detach(session, entry);
+    for (const Member& m : entry->members) detach(m.session, entry);
     by_key.erase(entry->route.key);
     RouteKey key = std::move(entry->route.key);
     entries.erase(entry);
@@ -128,18 +152,20 @@ bool same_lists(const std::shared_ptr<const AccessRules>& a, const std::shared_p
 }  // namespace
 
 ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service,
-                          std::shared_ptr<const AccessRules> service_rules) {
+                          std::shared_ptr<const AccessRules> service_rules, std::string_view group) {
   RINGTUN_CHECK(session.valid(), "Claims::claim: an invalid SessionRef");
   if (!key_is_valid(key) || service.empty() || service.size() > kMaxServiceNameLength) {
-    return ClaimResult{ClaimError::kInvalid, {}};
+    return ClaimResult{ClaimError::kInvalid, {}, {}, {}};
   }
   State& st = *state_;
   auto found = st.by_key.find(key);
   if (found == st.by_key.end()) {
-    EntryIt entry =
-        st.entries.insert(st.entries.end(), Entry{Route{key, std::string(service), owner, {session},
-                                                        std::move(service_rules)},
-                                                  st.next_order++});
+    Entry fresh;
+    fresh.route = Route{key, std::string(service), owner, {}, std::move(service_rules), std::string(group), 1};
+    fresh.members.push_back(Member{owner, session, true});
+    fresh.order = st.next_order++;
+    fresh.sync();
+    EntryIt entry = st.entries.insert(st.entries.end(), std::move(fresh));
     st.by_key.emplace(key, entry);
     st.attach(session, entry);
     ++st.version;
@@ -147,29 +173,72 @@ ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey
   }
   EntryIt entry = found->second;
   Route& route = entry->route;
-  if (route.owner != owner) return ClaimResult{ClaimError::kTaken, route.owner};
-  const bool same_session = route.sessions.size() == 1 && route.sessions[0] == session;
+  Member* member = entry->member_of(owner);
+  if (member == nullptr) {
+    const bool joinable = !group.empty() && group == route.group && owner.token == route.owner.token;
+    if (!joinable) return ClaimResult{ClaimError::kTaken, route.owner, route.group, {}};
+    if (service != route.service) return ClaimResult{ClaimError::kGroupMismatch, route.owner, route.group, route.service};
+    entry->members.push_back(Member{owner, session, true});
+    st.attach(session, entry);
+    route.service_rules = std::move(service_rules);
+    entry->sync();
+    ++st.version;
+    return ClaimResult{};
+  }
+  // A member of a group may not rename what the others serve; a lone owner may.
+  if (entry->members.size() > 1 && service != route.service) {
+    return ClaimResult{ClaimError::kGroupMismatch, route.owner, route.group, route.service};
+  }
+  const bool same_session = member->session == session;
   if (same_session && route.service == service && same_lists(route.service_rules, service_rules)) {
     return ClaimResult{};  // no change: no new snapshot needed
   }
   if (!same_session) {
-    // The owner's new session replaces the old ones at once: a reconnecting agent does not wait for its previous
-    // session to time out before its routes lead to it.
-    for (SessionRef old : route.sessions) st.detach(old, entry);
-    route.sessions.assign(1, session);
+    // The owner's new session replaces its old one at once: a reconnecting agent does not wait for its previous
+    // session to time out before its routes lead to it. It starts up; its health check says otherwise if need be.
+    st.detach(member->session, entry);
+    member->session = session;
+    member->up = true;
     st.attach(session, entry);
   }
   route.service.assign(service);
+  if (entry->members.size() == 1) route.group.assign(group);
   route.service_rules = std::move(service_rules);
+  entry->sync();
   ++st.version;
   return ClaimResult{};
+}
+
+bool Claims::set_health(SessionRef session, const RouteKey& key, bool up) {
+  State& st = *state_;
+  auto found = st.by_key.find(key);
+  if (found == st.by_key.end()) return false;
+  Entry& entry = *found->second;
+  for (Member& m : entry.members) {
+    if (m.session != session) continue;
+    if (m.up == up) return false;
+    m.up = up;
+    entry.sync();
+    ++st.version;
+    return true;
+  }
+  return false;
 }
 
 bool Claims::release(const Owner& owner, const RouteKey& key) {
   State& st = *state_;
   auto found = st.by_key.find(key);
-  if (found == st.by_key.end() || found->second->route.owner != owner) return false;
-  (void)st.take(found->second);
+  if (found == st.by_key.end()) return false;
+  EntryIt entry = found->second;
+  Member* member = entry->member_of(owner);
+  if (member == nullptr) return false;
+  if (entry->members.size() == 1) {
+    (void)st.take(entry);
+  } else {
+    st.detach(member->session, entry);
+    entry->members.erase(entry->members.begin() + (member - entry->members.data()));
+    entry->sync();
+  }
   ++st.version;
   return true;
 }
@@ -178,18 +247,22 @@ std::vector<RouteKey> Claims::release_session(SessionRef session) {
   State& st = *state_;
   auto found = st.by_session.find(session);
   if (found == st.by_session.end()) return {};
-  // Out of the index first: take() below detaches a route's remaining sessions, and this one is no longer among them.
+  // Out of the index first: take() below detaches a route's remaining members, and this one is no longer among them.
   std::vector<EntryIt> served = std::move(found->second);
   st.by_session.erase(found);
-
   std::vector<std::pair<std::uint64_t, RouteKey>> released;
   for (EntryIt entry : served) {
-    std::vector<SessionRef>& sessions = entry->route.sessions;
-    sessions.erase(std::remove(sessions.begin(), sessions.end(), session), sessions.end());
-    if (sessions.empty()) {
+    std::vector<Member>& members = entry->members;
+    members.erase(std::remove_if(members.begin(), members.end(), [&](const Member& m) { return m.session == session; }),
+                  members.end());
+    if (members.empty()) {
       const std::uint64_t order = entry->order;
-      released.emplace_back(order, st.take(entry));
+      st.by_key.erase(entry->route.key);
+      released.emplace_back(order, std::move(entry->route.key));
+      st.entries.erase(entry);
+      continue;
     }
+    entry->sync();
   }
   ++st.version;  // the session left at least one route, released or not
   std::sort(released.begin(), released.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -201,8 +274,8 @@ std::vector<RouteKey> Claims::release_session(SessionRef session) {
 
 std::vector<RouteKey> Claims::keys_of(const Owner& owner) const {
   std::vector<RouteKey> keys;
-  for (const Entry& entry : state_->entries) {
-    if (entry.route.owner == owner) keys.push_back(entry.route.key);
+  for (Entry& entry : state_->entries) {
+    if (entry.member_of(owner) != nullptr) keys.push_back(entry.route.key);
   }
   return keys;
 }

@@ -2,12 +2,14 @@
 //
 //   listener (kind tcp | http | tls, public port for tcp) -> route key (none for tcp; the Host name for http; the SNI
 //   name for tls: an exact name or a "*.suffix" wildcard) -> service (a name an agent declared) -> the agent
-//   sessions that serve it (a list: one today; load balancing adds more without changing the model).
+//   sessions that serve it (a list: one agent's, or, for a load-balancing group, every healthy member's).
 //
 // Two halves:
 //  * `Claims` is the mutable state the registry keeps: who claimed which key. A claim is owned by (token, agent id):
 //    an agent id lives inside its token's namespace, so one tenant can never name, take or receive another's routes.
-//    Claims decide conflicts and build snapshots.
+//    Agents that claim a key with the same non-empty group name, under the same token and service name, serve it
+//    together (members); each member is up or down (its agent's health check). Claims decide conflicts and build
+//    snapshots.
 //  * `Table` is an immutable snapshot built from the claims. Every gateway core holds one and reads it on the data
 //    path: a lookup takes no lock and allocates nothing (host names are lower-cased into a stack buffer).
 //
@@ -87,11 +89,17 @@ struct SessionRef {
 // One route in a snapshot.
 struct Route {
   RouteKey key;
-  std::string service;                // the service's name, as its agent declared it
-  Owner owner;
-  std::vector<SessionRef> sessions;   // who serves it; never empty in a snapshot
+  std::string service;                // the service's name, as its agents declared it
+  Owner owner;                        // the first member's owner (every member has the same token)
+  // Who takes new connections: the members that are up, in claim order; when none is up, every member (a health
+  // check that fails everywhere is more likely wrong than every replica down, and a connection attempt is the
+  // truer test: the "panic" rule of other balancers). Never empty in a snapshot.
+  std::vector<SessionRef> sessions;
   // The service's own address lists (its agent's config): they narrow the token's, never widen them. Null: none.
+  // For a group, the lists of the member that claimed last.
   std::shared_ptr<const AccessRules> service_rules;
+  std::string group;                  // the load-balancing group, or empty
+  std::uint32_t members = 1;          // members in all, up or down
 };
 
 // An immutable snapshot. Lookups are O(1) for tcp and exact names and O(labels) for wildcards.
@@ -134,11 +142,14 @@ enum class ClaimError : std::uint8_t {
   kTaken,    // another owner holds the key (`holder` says who)
   kInvalid,  // the key itself is malformed (a tcp key without a port, a host key with a bad name...), or the service
              // name is empty or longer than kMaxServiceNameLength
+  kGroupMismatch,  // the holder's group and token match, but it serves the key under another service name
 };
 
 struct ClaimResult {
   ClaimError error = ClaimError::kNone;
-  Owner holder;  // for kTaken
+  Owner holder;            // for kTaken and kGroupMismatch
+  std::string group;       // the holder's group (empty: none), for kTaken and kGroupMismatch
+  std::string service;     // the holder's service name, for kGroupMismatch
   bool ok() const noexcept { return error == ClaimError::kNone; }
 };
 
@@ -150,23 +161,28 @@ class Claims {
   Claims(const Claims&) = delete;
   Claims& operator=(const Claims&) = delete;
 
-  // Claims `key` for `owner`, served by `session`, under the name `service`. Granted when nobody holds the key or
-  // `owner` holds it already (the session list then becomes [session]: a reconnect takes its routes back at once;
-  // the service name is updated; the route keeps its place in claim order). kTaken when another owner holds it.
-  // A key must be in normal form (see RouteKey; host keys exactly as normalize_host writes them), else kInvalid.
-  // `session` must be valid(): the registry numbers sessions itself, so an invalid one is a bug (checked, fatal).
-  // A re-claim that changes nothing (same session alone, same service, same lists) leaves the version as it is.
-  // `service_rules`: the service's own address lists (see Route), or null.
+  // Claims `key` for `owner`, served by `session`, under the name `service`. Granted when nobody holds the key,
+  // when `owner` is a member already (its session then becomes `session`: a reconnect takes its routes back at once
+  // and starts up; the service name is updated; the route keeps its place in claim order), or when `group` is not
+  // empty and the route's group, token and service name are the same (`owner` joins as a member, up). kTaken when
+  // another owner holds it otherwise; kGroupMismatch when only the service name differs (a member's streams name
+  // the route's service). A key must be in normal form (see RouteKey; host keys exactly as normalize_host writes
+  // them), else kInvalid. `session` must be valid(): the registry numbers sessions itself, so an invalid one is a
+  // bug (checked, fatal). A re-claim that changes nothing leaves the version as it is. `service_rules`: the
+  // service's own address lists (see Route), or null. A member's `group` is the route's: it is set by the first.
   ClaimResult claim(const Owner& owner, SessionRef session, const RouteKey& key, std::string_view service,
-                    std::shared_ptr<const AccessRules> service_rules = nullptr);
-  // Releases `key` if `owner` holds it; false otherwise.
+                    std::shared_ptr<const AccessRules> service_rules = nullptr, std::string_view group = {});
+  // Marks `session`'s membership of `key` up or down (its health check). False when the session serves no such
+  // route or nothing changed (the version then stays).
+  bool set_health(SessionRef session, const RouteKey& key, bool up);
+  // Takes `owner` out of `key`'s members; the route is released with its last member. False if `owner` is none.
   bool release(const Owner& owner, const RouteKey& key);
-  // Removes `session` from every route; a route left without sessions is released. Returns the released keys, in
+  // Removes `session` from every route; a route left without members is released. Returns the released keys, in
   // claim order. O(routes of that session), not O(all routes).
   std::vector<RouteKey> release_session(SessionRef session);
-  // The keys `owner` holds, in claim order.
+  // The keys `owner` holds (alone or as a group member), in claim order.
   std::vector<RouteKey> keys_of(const Owner& owner) const;
-  // Who holds `key`, or null.
+  // Who holds `key` (its first member), or null.
   const Owner* holder(const RouteKey& key) const noexcept;
 
   std::size_t size() const noexcept;

@@ -329,6 +329,24 @@ void GatewayCore::send_claim(Link& link, std::uint64_t tag, std::vector<tunnel::
                                     });
 }
 
+void GatewayCore::send_health(Link& link, tunnel::TunnelConn& conn, std::vector<tunnel::ServiceHealth> services) {
+  std::uint64_t dropped = 0;
+  if (!link.health_budget.take(loop_.now_ms(), &dropped)) {
+    refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest,
+                                 "more than " + std::to_string(kMaxHealthPerSecond) + " health messages a second"});
+    return;
+  }
+  // Health says which of the session's granted services are up: before the session exists there are none.
+  if (!link.session.valid() || services.empty()) return;
+  auto message = std::make_unique<HealthReport>();
+  message->gateway = &gateway_;
+  message->session = link.session;
+  message->services = std::move(services);
+  ring::post_owned<HealthReport>(loop_, gateway_.registry_core, std::move(message), [](ring::Loop&, HealthReport& m) {
+    m.gateway->core(m.gateway->registry_core).registry().health(m);
+  });
+}
+
 void GatewayCore::claimed(ClaimReply& reply) {
   Link* link = link_of(reply.tag);
   if (link == nullptr || link->conn == nullptr || link->conn->closing()) return;  // the agent asks again on reconnect
@@ -355,6 +373,10 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
     LOG_WARN("agent '%s' at %s: bad control message: %s", conn.app_name.c_str(), conn.peer().to_string().c_str(),
              error.c_str());
     refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, error});
+    return;
+  }
+  if (message->type == tunnel::ControlMessage::Type::kHealth) {
+    send_health(*link, conn, std::move(message->health));
     return;
   }
   if (message->type != tunnel::ControlMessage::Type::kClaim) {

@@ -126,8 +126,12 @@ class GatewayCore final : public tunnel::TunnelEvents {
     std::uint32_t conn_count = 0;
     std::vector<std::vector<tunnel::ServiceDecl>> waiting_claims;  // before the attach answer, or behind a claim
     bool claim_in_flight = false;                                  // one claim at a time with the registry
+    // Health messages come only when a check changes its mind (at most once per --health-interval-ms per service):
+    // more than this a second is an agent flooding the registry core with snapshot rebuilds.
+    log::LineBudget health_budget{kMaxHealthPerSecond};
   };
   static constexpr std::size_t kMaxWaitingClaims = 16;  // claim messages (each up to 16 KiB) held per connection
+  static constexpr unsigned kMaxHealthPerSecond = 20;   // health messages per connection
 
   // tunnel::TunnelEvents
   void on_control(tunnel::TunnelConn& conn, std::span<const std::byte> json) override;
@@ -146,6 +150,7 @@ class GatewayCore final : public tunnel::TunnelEvents {
   void free_link(std::uint64_t tag) noexcept;
   void refuse(tunnel::TunnelConn& conn, const tunnel::Refusal& refusal);
   void send_claim(Link& link, std::uint64_t tag, std::vector<tunnel::ServiceDecl> services);
+  void send_health(Link& link, tunnel::TunnelConn& conn, std::vector<tunnel::ServiceHealth> services);
   void send_detach(route::SessionRef session, std::uint64_t tag);
   void begin_stop();
   void check_stopped();

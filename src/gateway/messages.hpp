@@ -57,6 +57,13 @@ struct ClaimRequestMsg {
   std::vector<tunnel::ServiceDecl> services;
 };
 
+// An agent's health checks changed (a "health" CONTROL message on one of its connections).
+struct HealthReport {
+  Gateway* gateway = nullptr;
+  route::SessionRef session;
+  std::vector<tunnel::ServiceHealth> services;
+};
+
 struct ClaimReply {
   Gateway* gateway = nullptr;
   std::uint64_t tag = 0;

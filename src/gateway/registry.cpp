@@ -47,7 +47,10 @@ void LocalRegistry::close_session(route::SessionRef session) {
   slot.in_use = false;
   slot.info = SessionInfo{};
   free_slots_.push_back(session.slot);
-  if (!claims_.release_session(session).empty()) publish();
+  // A group member leaving changes who serves a route without releasing it: publish on any change.
+  const std::uint64_t before = claims_.version();
+  (void)claims_.release_session(session);
+  if (claims_.version() != before) publish();
 }
 
 void LocalRegistry::claim(route::SessionRef session, std::vector<ClaimRequest> requests,
@@ -61,7 +64,8 @@ void LocalRegistry::claim(route::SessionRef session, std::vector<ClaimRequest> r
       results.push_back(route::ClaimResult{route::ClaimError::kInvalid, {}});
       continue;
     }
-    results.push_back(claims_.claim(slot->info.owner, session, request.key, request.service, request.service_rules));
+    results.push_back(
+        claims_.claim(slot->info.owner, session, request.key, request.service, request.service_rules, request.group));
   }
   if (claims_.version() != before) publish();
   done(std::move(results));
@@ -72,6 +76,13 @@ void LocalRegistry::release(route::SessionRef session, const std::vector<route::
   if (slot == nullptr) return;
   bool changed = false;
   for (const route::RouteKey& key : keys) changed |= claims_.release(slot->info.owner, key);
+  if (changed) publish();
+}
+
+void LocalRegistry::set_health(route::SessionRef session, const std::vector<HealthChange>& changes) {
+  if (live(session) == nullptr) return;
+  bool changed = false;
+  for (const HealthChange& change : changes) changed |= claims_.set_health(session, change.key, change.up);
   if (changed) publish();
 }
 

@@ -2,8 +2,8 @@
 //
 // A session is one running agent instance (its random instance nonce) under one owner (token, agent id). Within one
 // owner at most one session exists: a second instance is refused while the first is connected (it learns who holds
-// the id, from where, since when). Claims belong to the owner and are served by its session; when the session
-// closes, its claims are released. Every change produces a new route snapshot for the cores (watch()).
+// the id, from where, since when). Claims belong to the owner and are served by its session (with other owners'
+// sessions, for a load-balancing group); when the session closes, its claims are released. Every change produces a new route snapshot for the cores (watch()).
 //
 // Today's implementation, LocalRegistry, keeps all of it in this process. The interface answers through callbacks
 // so that a registry shared by several gateways (etcd: a lease per agent session, a key per route claimed in a
@@ -41,6 +41,12 @@ struct ClaimRequest {
   route::RouteKey key;
   std::string service;
   std::shared_ptr<const route::AccessRules> service_rules;  // the service's own address lists, or null
+  std::string group;  // the load-balancing group, or empty
+};
+
+struct HealthChange {
+  route::RouteKey key;
+  bool up = true;
 };
 
 class Registry {
@@ -56,6 +62,8 @@ class Registry {
                      std::function<void(std::vector<route::ClaimResult>)> done) = 0;
   // Releases keys the session's owner holds (e.g. a port that could not be opened after all).
   virtual void release(route::SessionRef session, const std::vector<route::RouteKey>& keys) = 0;
+  // The session's health checks changed: its memberships of these keys go up or down. Published as one change.
+  virtual void set_health(route::SessionRef session, const std::vector<HealthChange>& changes) = 0;
 
   // The current state, for listings (admin API, logs).
   virtual std::vector<SessionInfo> sessions() const = 0;
@@ -75,6 +83,7 @@ class LocalRegistry final : public Registry {
   void claim(route::SessionRef session, std::vector<ClaimRequest> requests,
              std::function<void(std::vector<route::ClaimResult>)> done) override;
   void release(route::SessionRef session, const std::vector<route::RouteKey>& keys) override;
+  void set_health(route::SessionRef session, const std::vector<HealthChange>& changes) override;
   std::vector<SessionInfo> sessions() const override;
   std::shared_ptr<const route::Table> table() const override;
   void watch(std::function<void(std::shared_ptr<const route::Table>)> on_change) override;

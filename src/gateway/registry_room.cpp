@@ -169,9 +169,12 @@ void RegistryRoom::end_session(Session& session) {
   const route::Owner owner = session.info.owner;
   const std::set<std::uint16_t> ports = std::move(session.ports);
   registry_->close_session(session.ref);  // publishes the snapshot without its routes before its ports close
+  std::size_t closed = 0;
   for (std::uint16_t port : ports) {
     PortState& state = ports_[port];
-    state.session = {};
+    std::erase(state.holders, session.ref);
+    if (!state.holders.empty()) continue;  // other members of its group still serve it
+    ++closed;
     state.closing = gateway_.core_count;
     for (unsigned core = 0; core < gateway_.core_count; ++core) {
       auto unbind = std::make_unique<UnbindPort>();
@@ -181,8 +184,9 @@ void RegistryRoom::end_session(Session& session) {
                                    [](ring::Loop& loop, UnbindPort& m) { m.gateway->core(loop.core()).unbind(m); });
     }
   }
-  if (!ports.empty()) {
-    LOG_INFO("agent '%s' is gone: its %zu port(s) are closed", owner.agent_id.c_str(), ports.size());
+  if (closed > 0) LOG_INFO("agent '%s' is gone: its %zu port(s) are closed", owner.agent_id.c_str(), closed);
+  if (closed < ports.size()) {
+    LOG_INFO("agent '%s' is gone: its group serves %zu port(s) on", owner.agent_id.c_str(), ports.size() - closed);
   }
   const std::uint32_t slot = session.ref.slot;
   by_owner_.erase({owner.token, owner.agent_id});
@@ -217,6 +221,22 @@ void RegistryRoom::expire_waiting() {
     const std::uint64_t next = waiting_.front().deadline_ms;
     loop_.timers().schedule(waiting_timer_, static_cast<std::uint32_t>(next > now ? next - now : 1));
   }
+}
+
+// ---------------------------------------------------------------- health
+
+void RegistryRoom::health(const HealthReport& report) {
+  Session* session = find(report.session);
+  if (session == nullptr) return;
+  std::vector<HealthChange> changes;
+  for (const tunnel::ServiceHealth& service : report.services) {
+    auto granted = session->services.find(service.name);
+    if (granted == session->services.end()) continue;  // not (or no longer) its: nothing to change
+    changes.push_back(HealthChange{granted->second, service.up});
+    LOG_INFO("agent '%s': service '%s' is %s (its health check)", session->info.owner.agent_id.c_str(),
+             service.name.c_str(), service.up ? "up" : "down");
+  }
+  if (!changes.empty()) registry_->set_health(session->ref, changes);
 }
 
 // ---------------------------------------------------------------- claims
@@ -304,7 +324,7 @@ void RegistryRoom::claim(ClaimRequestMsg& request) {
       rules->compile();
       lists = std::move(rules);
     }
-    claims.push_back(ClaimRequest{key_of(service), service.name, std::move(lists)});
+    claims.push_back(ClaimRequest{key_of(service), service.name, std::move(lists), service.group});
     pending->claimed.push_back(i);
   }
   if (session == nullptr || claims.empty()) {
@@ -332,10 +352,18 @@ void RegistryRoom::claim(ClaimRequestMsg& request) {
         }
         continue;
       }
-      if (result.error == route::ClaimError::kTaken) {
+      if (result.error == route::ClaimError::kGroupMismatch) {
+        pending->statuses[i] = refused(service.name, tunnel::RefusalCode::kGroupMismatch,
+                                       "group '" + result.group + "' serves " + key_of(service).describe() +
+                                           " as service '" + result.service + "': its members must use that name");
+      } else if (result.error == route::ClaimError::kTaken) {
         // Another tenant's agent is not named: an agent id is its token's business.
         const bool same_token = owner != nullptr && result.holder.token == owner->info.owner.token;
-        const std::string holder = same_token ? "agent '" + result.holder.agent_id + "'" : "another agent";
+        std::string holder = same_token ? "agent '" + result.holder.agent_id + "'" : "another agent";
+        // Why a group member could not join: the holder is in no group, or another one.
+        if (same_token && !service.group.empty()) {
+          holder += result.group.empty() ? " (in no group)" : " (in group '" + result.group + "')";
+        }
         pending->statuses[i] = service.kind == route::Kind::kTcp
                                    ? refused(service.name, tunnel::RefusalCode::kPortTaken,
                                              "port " + std::to_string(service.port) + " is taken by " + holder)
@@ -367,6 +395,15 @@ void RegistryRoom::open_port_now(PendingClaim& pending, std::size_t index) {
   Session* session = find(pending.session);
   if (session == nullptr) return;  // gone while the port was closing: its claims went with it
   if (session->ports.count(port) != 0) return;  // the same port twice in one claim: opened already
+  if (auto held = ports_.find(port); held != ports_.end() && !held->second.holders.empty()) {
+    // Another member of the service's group opened it: its listeners serve this member's route too.
+    held->second.holders.push_back(session->ref);
+    session->ports.insert(port);
+    session->services[service.name] = key_of(service);
+    LOG_INFO("port %u: agent '%s' joins group '%s' serving '%s'", port, session->info.owner.agent_id.c_str(),
+             service.group.c_str(), service.name.c_str());
+    return;
+  }
   PortGroup group = open_port_group(gateway_.public_bind, port, gateway_.core_count, gateway_.reserved_ports);
   if (group.problem != PortProblem::kNone) {
     pending.statuses[index] =
@@ -382,7 +419,7 @@ void RegistryRoom::open_port_now(PendingClaim& pending, std::size_t index) {
   }
   session->ports.insert(port);
   session->services[service.name] = key_of(service);
-  ports_[port] = PortState{session->ref, 0, {}};
+  ports_[port] = PortState{{session->ref}, 0, {}};
   for (unsigned core = 0; core < gateway_.core_count; ++core) {
     auto bind = std::make_unique<BindPort>();
     bind->gateway = &gateway_;

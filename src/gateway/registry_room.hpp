@@ -11,7 +11,8 @@
 // Claims: each service is checked on its own (kind served, the token's port range, the gateway's own ports, the
 // per-agent count), claimed in the registry, and, for a new TCP port, opened: a port another program holds is given
 // back and refused as unavailable. One answer per claim message, one status per service.
-// Ports: a port whose session ended is closed on every core, and only once every core reports its listener closed is
+// Ports: a port served by a group opens with its first member and stays open while any member holds it. A port whose
+// last session ended is closed on every core, and only once every core reports its listener closed is
 // it free of our own sockets; a claim for it meanwhile (the agent back at once, or another agent) waits for that
 // instead of finding the port "held by another program".
 // Thread rules: the registry core's loop thread only.
@@ -45,6 +46,8 @@ class RegistryRoom {
   void attach(const AttachRequest& request);
   void detach(const DetachRequest& request);
   void claim(ClaimRequestMsg& request);
+  // The agent's health checks changed: its services (by name, only those it was granted) go up or down.
+  void health(const HealthReport& report);
   // A core closed its listener of a port that was unbound.
   void port_closed(std::uint16_t port);
 
@@ -91,7 +94,8 @@ class RegistryRoom {
     std::size_t index = 0;  // into claim->services
   };
   struct PortState {
-    route::SessionRef session;      // whose route the listeners serve; invalid while closing
+    std::vector<route::SessionRef> holders;  // the sessions whose route the listeners serve (a group: several);
+                                             // empty while closing
     unsigned closing = 0;           // cores yet to report their listener closed
     std::vector<PortOpen> waiting;  // claims granted meanwhile, opened once the port is free
   };

@@ -222,11 +222,25 @@ void Routing::tcp_client(std::uint16_t port, int fd) {
   route_client(*route, port, fd, client, pass);
 }
 
-tunnel::TunnelConn* Routing::conn_for(const route::Route& route) const noexcept {
-  for (route::SessionRef session : route.sessions) {
-    if (tunnel::TunnelConn* conn = conn_of(session)) return conn;
+tunnel::TunnelConn* Routing::conn_for(const route::Route& route) noexcept {
+  const std::vector<route::SessionRef>& sessions = route.sessions;
+  if (sessions.size() == 1) return conn_of(sessions[0]);
+  // A group: the member whose connection on this core carries the fewest streams now, and among equals the next in
+  // turn (the scan starts one further each time). Each core balances its own connections: no shared counter.
+  const std::size_t count = sessions.size();
+  const std::size_t start = next_turn_++ % count;
+  tunnel::TunnelConn* best = nullptr;
+  std::uint32_t best_load = UINT32_MAX;
+  for (std::size_t i = 0; i < count; ++i) {
+    tunnel::TunnelConn* conn = conn_of(sessions[(start + i) % count]);
+    if (conn == nullptr) continue;
+    const std::uint32_t load = conn->session().live_streams();
+    if (load < best_load) {
+      best = conn;
+      best_load = load;
+    }
   }
-  return nullptr;
+  return best;
 }
 
 void Routing::route_client(const route::Route& route, std::uint16_t port, int fd, const ring::net::Address& client,

@@ -1,10 +1,10 @@
 // Routing: one core's way from a public connection to the agent that serves it.
 //
 // The core keeps the latest route snapshot the registry sent (immutable, shared by every core) and, by session slot,
-// its own tunnel connection of each agent session. A public client is routed by its listener (and, for http/tls
-// later, the name it asks for) to a service, then to the first of the service's sessions whose connection on this
-// core is up, and a stream is opened on that connection with the service and client address as metadata. Nothing on
-// this path locks or allocates (the lookup is a hash probe into the snapshot, the metadata is built on the stack).
+// its own tunnel connection of each agent session. A public client is routed by its listener (and, for http/tls, the
+// name it asks for) to a service, then to one of the service's sessions whose connection on this core is up (for a
+// load-balancing group: the one with the fewest streams), and a stream is opened on that connection with the service
+// and client address as metadata. Nothing on this path locks or allocates (the lookup is a hash probe into the snapshot, the metadata is built on the stack).
 //
 // A client whose agent has no connection on this core yet (the agent opens them one after another, or one is
 // reconnecting) waits for it, a bounded number (kMaxParked per core) for a bounded time (kParkMs), rather than
@@ -68,9 +68,10 @@ class Routing {
   void conn_down(route::SessionRef session, const tunnel::TunnelConn& conn);
   std::size_t connections() const noexcept { return connections_; }
 
-  // The connection on this core of the first of `route`'s sessions that has one up, or null (http and tls clients
-  // are answered at once then: their protocols have an error to say so).
-  tunnel::TunnelConn* conn_for(const route::Route& route) const noexcept;
+  // The connection on this core of one of `route`'s sessions that has one up, or null (http and tls clients are
+  // answered at once then: their protocols have an error to say so). For a group: the member with the fewest open
+  // streams on its connection on this core, ties broken in turn.
+  tunnel::TunnelConn* conn_for(const route::Route& route) noexcept;
 
   // ---- accounting: metrics, the access log, the admin's list of recent refusals ----
   // A public connection that got no stream, for the admin endpoint's recent list: at most 20 a second per core are
@@ -156,6 +157,7 @@ class Routing {
   std::shared_ptr<const route::Table> table_;
   std::vector<SessionConn> by_slot_;
   std::size_t connections_ = 0;
+  std::size_t next_turn_ = 0;  // conn_for's round-robin among a group's least-loaded members
   std::vector<Parked> parked_;
   ring::Timer sweep_timer_;
   bool stopped_ = false;

@@ -30,6 +30,7 @@ constexpr CodeName kCodeNames[] = {
     {RefusalCode::kTooManyServices, "too_many_services"},
     {RefusalCode::kHostNotAllowed, "host_not_allowed"},
     {RefusalCode::kHostTaken, "host_taken"},
+    {RefusalCode::kGroupMismatch, "group_mismatch"},
 };
 
 Unexpected bad(std::string* error, const std::string& what) {
@@ -80,7 +81,17 @@ void append_service(std::string& out, const ServiceDecl& service) {
   };
   append_list("allow_from", service.allow_from);
   append_list("deny_from", service.deny_from);
+  if (!service.group.empty()) {
+    out += ",\"group\":";
+    append_json_string(out, service.group);
+  }
   out += "}";
+}
+
+void append_health(std::string& out, const ServiceHealth& health) {
+  out += "{\"name\":";
+  append_json_string(out, health.name);
+  out += health.up ? ",\"up\":true}" : ",\"up\":false}";
 }
 
 void append_status(std::string& out, const ServiceStatus& status) {
@@ -180,6 +191,11 @@ Result<ServiceDecl> parse_service(simdjson::dom::element item, std::string* erro
   }
   RINGTUN_TRY(parse_service_list(service, "allow_from", s.name, &s.allow_from, error));
   RINGTUN_TRY(parse_service_list(service, "deny_from", s.name, &s.deny_from, error));
+  if (simdjson::dom::element group; service["group"].get(group) == simdjson::SUCCESS) {
+    if (!Reader::get_string(service, "group", kMaxServiceNameLength, &s.group) || !valid_name(s.group)) {
+      return bad(error, "claim: service \"" + s.name + "\": \"group\" must be 1..64 of [A-Za-z0-9._-]");
+    }
+  }
   std::string kind;
   if (!Reader::get_string(service, "kind", 8, &kind)) {
     return bad(error, "claim: service \"" + s.name + "\": \"kind\" must be \"tcp\", \"http\" or \"tls\"");
@@ -203,6 +219,17 @@ Result<ServiceDecl> parse_service(simdjson::dom::element item, std::string* erro
     return s;
   }
   return bad(error, "claim: service \"" + s.name + "\": \"kind\" must be \"tcp\", \"http\" or \"tls\"");
+}
+
+Result<ServiceHealth> parse_health(simdjson::dom::element item, std::string* error) {
+  simdjson::dom::object object;
+  if (item.get(object) != simdjson::SUCCESS) return bad(error, "health: each entry must be an object");
+  ServiceHealth health;
+  if (!Reader::get_string(object, "name", kMaxServiceNameLength, &health.name) || !valid_name(health.name)) {
+    return bad(error, "health: \"name\" must be 1..64 of [A-Za-z0-9._-]");
+  }
+  if (object["up"].get(health.up) != simdjson::SUCCESS) return bad(error, "health: \"up\" must be true or false");
+  return health;
 }
 
 Result<ServiceStatus> parse_status(simdjson::dom::element item, std::string* error) {
@@ -282,6 +309,10 @@ std::vector<std::string> encode_claims(std::span<const ServiceDecl> services) {
 
 std::vector<std::string> encode_claimed(std::span<const ServiceStatus> statuses) {
   return pack<ServiceStatus>("{\"type\":\"claimed\",\"services\":", statuses, append_status);
+}
+
+std::vector<std::string> encode_health(std::span<const ServiceHealth> health) {
+  return pack<ServiceHealth>("{\"type\":\"health\",\"services\":", health, append_health);
 }
 
 std::string make_instance_nonce() {
@@ -367,6 +398,18 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
       auto status = parse_status(item, error);
       if (!status) return Unexpected{status.error()};
       message.claimed.push_back(std::move(*status));
+    }
+    return message;
+  }
+  if (type == "health") {
+    message.type = ControlMessage::Type::kHealth;
+    simdjson::dom::array entries;
+    if (object["services"].get(entries) != simdjson::SUCCESS) return bad(error, "health: \"services\" must be an array");
+    if (entries.size() > kMaxServices) return bad(error, "health: more than 1024 services");
+    for (simdjson::dom::element item : entries) {
+      auto health = parse_health(item, error);
+      if (!health) return Unexpected{health.error()};
+      message.health.push_back(std::move(*health));
     }
     return message;
   }

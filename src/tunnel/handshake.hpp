@@ -8,6 +8,7 @@
 //   agent   -> gateway  {"type":"claim","services":[{"name":"web","kind":"tcp","port":8080}, ...]}
 //   gateway -> agent    {"type":"claimed","services":[{"name":"web","ok":true},
 //                                                     {"name":"db","ok":false,"code":"port_taken","message":"..."}]}
+//   agent   -> gateway  {"type":"health","services":[{"name":"web","up":false}]}   (its health checks changed)
 //
 // The hello is identity only; services are claimed by "claim" messages (each within one CONTROL frame, so an agent
 // with many services sends several), which the agent sends right behind its hello without waiting for the welcome,
@@ -56,8 +57,19 @@ struct ServiceDecl {
   // the token's policy on the gateway. Empty: none.
   std::vector<route::Cidr> allow_from;
   std::vector<route::Cidr> deny_from;
+  // The load-balancing group ("group": 1..64 of [A-Za-z0-9._-]): agents of one token that claim the same key and
+  // service name with the same group serve it together. Empty: none (the key is this agent's alone).
+  std::string group;
 
   friend bool operator==(const ServiceDecl&, const ServiceDecl&) = default;
+};
+
+// What the agent's health check says of one of its services.
+struct ServiceHealth {
+  std::string name;
+  bool up = true;
+
+  friend bool operator==(const ServiceHealth&, const ServiceHealth&) = default;
 };
 
 struct Hello {
@@ -86,6 +98,7 @@ enum class RefusalCode : std::uint8_t {
   kTooManyServices, // beyond kMaxServices for one agent
   kHostNotAllowed,  // the token may not claim that host name (its --allow-hosts patterns do not cover it)
   kHostTaken,       // another agent holds the host name
+  kGroupMismatch,   // the key's group serves it under another service name
 };
 const char* refusal_code_name(RefusalCode code) noexcept;
 // Connection refusals after which retrying cannot help: the agent exits (code 3) instead of reconnecting.
@@ -112,13 +125,14 @@ struct Welcome {
 };
 
 struct ControlMessage {
-  enum class Type : std::uint8_t { kHello, kWelcome, kRefused, kClaim, kClaimed };
+  enum class Type : std::uint8_t { kHello, kWelcome, kRefused, kClaim, kClaimed, kHealth };
   Type type = Type::kHello;
   Hello hello;
   Welcome welcome;
   Refusal refusal;
   std::vector<ServiceDecl> claim;        // kClaim
   std::vector<ServiceStatus> claimed;    // kClaimed
+  std::vector<ServiceHealth> health;     // kHealth
 };
 
 std::string encode_hello(const Hello& hello);
@@ -127,6 +141,7 @@ std::string encode_refusal(const Refusal& refusal);
 // Claims and their answers are split into as many messages as needed to keep each within kMaxControlJson, in order.
 std::vector<std::string> encode_claims(std::span<const ServiceDecl> services);
 std::vector<std::string> encode_claimed(std::span<const ServiceStatus> statuses);
+std::vector<std::string> encode_health(std::span<const ServiceHealth> health);
 
 // Parses one CONTROL payload. On failure, *error says what was wrong (one line, no secrets echoed).
 Result<ControlMessage> parse_control(std::span<const std::byte> json, std::string* error);

@@ -1,5 +1,5 @@
 // libFuzzer target: the gateway's parser of control messages (CONTROL JSON from peers that have not authenticated
-// yet: hellos, then claims) and the agent's parser of the gateway's answers.
+// yet: hellos, then claims and health reports) and the agent's parser of the gateway's answers.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -36,6 +36,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       count += again->claimed.size();
     }
     if (count != message->claimed.size()) __builtin_trap();
+  } else if (message->type == ControlMessage::Type::kHealth) {
+    std::vector<ServiceHealth> back;
+    for (const std::string& m : encode_health(message->health)) {
+      if (m.size() > kMaxControlJson) __builtin_trap();
+      auto again = parse_control(as_bytes(m), &error);
+      if (!again || again->type != ControlMessage::Type::kHealth) __builtin_trap();
+      back.insert(back.end(), again->health.begin(), again->health.end());
+    }
+    if (back != message->health) __builtin_trap();
   }
   return 0;
 }

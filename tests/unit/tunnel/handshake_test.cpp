@@ -235,3 +235,43 @@ TEST_CASE("the host refusal codes have their own names on the wire and come back
   CHECK(parsed->claimed[1].code == RefusalCode::kHostTaken);
   CHECK(parsed->claimed[1].message == statuses[1].message);
 }
+
+TEST_CASE("a service's group travels in its claim; health messages round-trip; bad ones are refused") {
+  ServiceDecl web{"web", route::Kind::kTcp, 8080, ""};
+  web.group = "blue";
+  const auto claims = encode_claims(std::vector<ServiceDecl>{web});
+  REQUIRE(claims.size() == 1);
+  CHECK(claims[0].find("\"group\":\"blue\"") != std::string::npos);
+  std::string error;
+  auto parsed = parse(claims[0], &error);
+  REQUIRE_MESSAGE(parsed, error);
+  REQUIRE(parsed->claim.size() == 1);
+  CHECK(parsed->claim[0] == web);
+  // Without a group nothing is sent: older gateways see the claim they know.
+  web.group.clear();
+  CHECK(encode_claims(std::vector<ServiceDecl>{web})[0].find("group") == std::string::npos);
+
+  const std::vector<ServiceHealth> health{{"web", false}, {"api", true}};
+  const auto messages = encode_health(health);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0] == R"({"type":"health","services":[{"name":"web","up":false},{"name":"api","up":true}]})");
+  parsed = parse(messages[0], &error);
+  REQUIRE_MESSAGE(parsed, error);
+  CHECK(parsed->type == ControlMessage::Type::kHealth);
+  CHECK(parsed->health == health);
+
+  auto refused = [&](const std::string& json, const char* says) {
+    std::string why;
+    CHECK_FALSE(parse(json, &why));
+    CHECK_MESSAGE(why.find(says) != std::string::npos, why);
+  };
+  refused(R"({"type":"claim","services":[{"name":"a","kind":"tcp","port":1,"group":"no spaces"}]})",
+          "claim: service \"a\": \"group\" must be 1..64 of [A-Za-z0-9._-]");
+  refused(R"({"type":"claim","services":[{"name":"a","kind":"tcp","port":1,"group":""}]})", "\"group\" must be");
+  refused(R"({"type":"claim","services":[{"name":"a","kind":"tcp","port":1,"group":7}]})", "\"group\" must be");
+  refused(R"({"type":"health","services":[{"name":"web","up":"yes"}]})", "health: \"up\" must be true or false");
+  refused(R"({"type":"health","services":[{"name":"a b","up":true}]})", "health: \"name\" must be");
+  refused(R"({"type":"health","services":{}})", "health: \"services\" must be an array");
+  CHECK(std::string(refusal_code_name(RefusalCode::kGroupMismatch)) == "group_mismatch");
+  CHECK_FALSE(service_refusal_is_retryable(RefusalCode::kGroupMismatch));
+}

@@ -464,6 +464,40 @@ Result<Parsed<AgentConfig>> parse_agent_args(int argc, const char* const* argv, 
   return parse_args_noexcept<AgentConfig>(Program::kAgent, argc, argv, error_text);
 }
 
+Result<HealthSpec> parse_health_spec(std::string_view text, std::string* error_text) {
+  HealthSpec spec;
+  if (text.empty()) return spec;
+  if (text == "tcp") {
+    spec.kind = HealthSpec::Kind::kTcp;
+    return spec;
+  }
+  const std::string where = "--health " + detail::in_quotes(text);
+  constexpr std::string_view kHttp = "http:";
+  if (text.substr(0, kHttp.size()) != kHttp) {
+    return report(error_text, Errc::kInvalidArgument, where + ": expected tcp or http:/PATH");
+  }
+  const std::string_view path = text.substr(kHttp.size());
+  if (path.empty() || path.front() != '/' || path.size() > kMaxHealthPath) {
+    return report(error_text, Errc::kInvalidArgument,
+                  where + ": the PATH of http:/PATH starts with '/' and has at most " + std::to_string(kMaxHealthPath) +
+                      " characters");
+  }
+  if (path.substr(0, 2) == "//") {
+    return report(error_text, Errc::kInvalidArgument,
+                  where + ": the PATH is a path on the local service (http:/healthz), not a URL");
+  }
+  // The path goes into a request line as it is.
+  for (char c : path) {
+    if (c <= 0x20 || c >= 0x7f) {
+      return report(error_text, Errc::kInvalidArgument,
+                    where + ": the PATH may hold no spaces, control or non-ASCII characters (percent-encode them)");
+    }
+  }
+  spec.kind = HealthSpec::Kind::kHttp;
+  spec.path = std::string(path);
+  return spec;
+}
+
 Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text) {
   TokenRule rule;
   RINGTUN_TRY(detail::check_port_range("--allow-ports", text, &rule, error_text));

@@ -90,6 +90,14 @@ struct ServiceConfig {
   std::vector<route::Cidr> deny_from;
 };
 
+// What the agent's --health asks for: "tcp" (a connect) or "http:/PATH" (a GET answered 2xx).
+struct HealthSpec {
+  enum class Kind : std::uint8_t { kNone, kTcp, kHttp };
+  Kind kind = Kind::kNone;
+  std::string path;  // kHttp: starts with '/', visible ASCII, at most kMaxHealthPath characters
+};
+inline constexpr std::size_t kMaxHealthPath = 256;
+
 struct AgentConfig {
   CommonConfig common;
   std::string gateway_host;  // required: a DNS name, localhost, or an IPv4 / IPv6 address (no brackets)
@@ -107,6 +115,12 @@ struct AgentConfig {
   std::string ca_file;              // verify the gateway against these CAs (and its name)
   std::string gateway_fingerprint;  // or pin its certificate: "sha256:<64 hex>", canonical
   std::string server_name;          // SNI and the name checked with ca_file (default: --gateway's host)
+  // Load balancing: every service is claimed in this group (empty: none), and checked by --health (empty: never).
+  std::string group;
+  std::string health;               // as given; parse_health_spec() reads it
+  std::uint32_t health_interval_ms = 2'000;
+  std::uint32_t health_timeout_ms = 1'000;
+  std::uint32_t health_fails = 3;
 };
 
 // What a parse produced: a config to run with, or a request to print help/version and exit 0.
@@ -131,6 +145,8 @@ std::string_view agent_usage();
 // "tls:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT" (the --expose flag), each optionally followed by ",proxy-protocol=v1|v2".
 // HOST is a host name or "*.suffix", stored normalized.
 Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_text);
+// Parses the --health value: "tcp" or "http:/PATH" (empty: HealthSpec::Kind::kNone).
+Result<HealthSpec> parse_health_spec(std::string_view text, std::string* error_text);
 // Parses "LO-HI" or a single port (the --allow-ports flag).
 Result<TokenRule> parse_port_range(std::string_view text, std::string* error_text);
 // Parses "PATTERN[,PATTERN...]" (the --allow-hosts flag): normalized, without repeats, in the order given.

@@ -108,6 +108,18 @@ Status accept_name(std::string_view where, std::string_view text, std::string* o
   return {};
 }
 
+Status accept_health(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
+  std::string why;
+  if (!parse_health_spec(text, &why)) {
+    // parse_health_spec names the flag; JSON names its key: keep the reason, say where.
+    const std::size_t colon = why.find(": ");
+    return report(error_text, Errc::kInvalidArgument,
+                  std::string(where) + ": " + (colon == std::string::npos ? why : why.substr(colon + 2)));
+  }
+  *out = std::string(text);
+  return {};
+}
+
 Status accept_fingerprint(std::string_view where, std::string_view text, std::string* out, std::string* error_text) {
   std::string why;
   auto canonical = tls::parse_fingerprint(std::string(text), &why);
@@ -280,6 +292,28 @@ constexpr Setting kSettings[] = {
      .placeholder = "N", .help = "give up a connection attempt after this long",
      .kind = Kind::kInteger, .min = 1, .max = kMaxDurationMs,
      .field = integer_field<&AgentConfig::connect_timeout_ms>()},
+    {.flag = "--group", .json_key = "group", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "KEY",
+     .help = "serve each service together with the other agents of this token in group KEY (load balancing: new "
+             "connections go to the member with the fewest)",
+     .kind = Kind::kText, .default_note = "none",
+     .field = text_field<&AgentConfig::group, accept_name>()},
+    {.flag = "--health", .json_key = "health", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "CHECK",
+     .help = "check each local service: tcp (connects) or http:/PATH (GET answered 2xx); a service down gets no new "
+             "traffic while another member of its group is up",
+     .kind = Kind::kText, .default_note = "none", .field = text_field<&AgentConfig::health, accept_health>()},
+    {.flag = "--health-interval-ms", .json_key = "health_interval_ms", .programs = kAgent,
+     .section = Section::kTunnel, .placeholder = "N", .help = "time between two checks of a service",
+     .kind = Kind::kInteger, .min = 100, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::health_interval_ms>()},
+    {.flag = "--health-timeout-ms", .json_key = "health_timeout_ms", .programs = kAgent,
+     .section = Section::kTunnel, .placeholder = "N", .help = "a check not answered within this fails",
+     .kind = Kind::kInteger, .min = 10, .max = kMaxDurationMs,
+     .field = integer_field<&AgentConfig::health_timeout_ms>()},
+    {.flag = "--health-fails", .json_key = "health_fails", .programs = kAgent, .section = Section::kTunnel,
+     .placeholder = "N", .help = "failed checks in a row before a service is down (one success brings it back)",
+     .kind = Kind::kInteger, .min = 1, .max = 100, .field = integer_field<&AgentConfig::health_fails>()},
     {.flag = "--retry-refused-ms", .json_key = "retry_refused_ms", .programs = kAgent, .section = Section::kTunnel,
      .placeholder = "N",
      .help = "ask the gateway again this often for services it refused for now (port or host taken, port unavailable)",

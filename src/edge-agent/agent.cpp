@@ -3,6 +3,7 @@
 #include "edge-agent/agent.hpp"
 
 #include "edge-agent/admin.hpp"
+#include "edge-agent/health.hpp"
 #include "ops/sd_notify.hpp"
 
 #include <unistd.h>
@@ -201,6 +202,8 @@ void AgentConn::on_control(tunnel::TunnelConn& conn, std::span<const std::byte> 
     case tunnel::ControlMessage::Type::kClaimed:
       if (index_ != 0) break;
       core_.services().on_claimed(message->claimed);
+      // A claim granted (again) starts up on the gateway: what the checks found down is said again.
+      if (HealthChecks* health = core_.health()) health->report_down();
       return;
     case tunnel::ControlMessage::Type::kRefused: {
       const tunnel::Refusal& refusal = message->refusal;
@@ -402,6 +405,11 @@ AgentCore::~AgentCore() = default;
 Status AgentCore::start() {
   loop_.set_stop_handler([](ring::Loop&, void* self) { static_cast<AgentCore*>(self)->begin_stop(); }, this);
   if (loop_.core() == 0) ensure_connection(0);
+  if (loop_.core() == 0 && !agent_.config.health.empty()) {
+    // Checked when the config was read: it parses.
+    health_ = std::make_unique<HealthChecks>(*this, *app::parse_health_spec(agent_.config.health, nullptr));
+    health_->start();
+  }
   if (loop_.core() == 0 && agent_.admin_listener_fd >= 0) {
     admin_ = std::make_unique<AgentAdmin>(agent_, book_);
     ops::AdminOptions options;
@@ -457,14 +465,18 @@ void AgentCore::gateway_cores_known(std::uint32_t cores) {
 }
 
 bool AgentCore::send_claims(const std::vector<std::size_t>& services) {
-  AgentConn* zero = conn_at(0);
-  if (zero == nullptr || zero->conn() == nullptr || zero->conn()->closing()) return false;
   std::vector<tunnel::ServiceDecl> decls;
   decls.reserve(services.size());
   for (std::size_t i : services) decls.push_back(agent_.services[i]);
-  for (const std::string& message : tunnel::encode_claims(decls)) {
+  return send_on_first(tunnel::encode_claims(decls));
+}
+
+bool AgentCore::send_on_first(const std::vector<std::string>& messages) {
+  AgentConn* zero = conn_at(0);
+  if (zero == nullptr || zero->conn() == nullptr || zero->conn()->closing()) return false;
+  for (const std::string& message : messages) {
     if (!zero->conn()->send_control(message)) {
-      zero->conn()->close("could not send the service claims");
+      zero->conn()->close("could not send a control message");
       return false;
     }
   }
@@ -526,6 +538,7 @@ void AgentCore::begin_stop() {
     (void)ops::notify_systemd("STOPPING=1\nSTATUS=draining");
   }
   book_.stop();
+  if (health_) health_->stop();
   upstream_.close_all();
   for (auto& conn : conns_) conn->stop();
   loop_.timers().schedule(drain_deadline_, agent_.config.common.drain_timeout_ms);
@@ -564,7 +577,7 @@ int run_agent(const app::AgentConfig& config) {
     const bool tcp = service.kind == route::Kind::kTcp;
     agent.services.push_back(tunnel::ServiceDecl{service.name, service.kind,
                                                  tcp ? service.public_port : std::uint16_t{0}, tcp ? "" : service.host,
-                                                 service.allow_from, service.deny_from});
+                                                 service.allow_from, service.deny_from, config.group});
     agent.service_index.emplace_back(service.name, i);
   }
   std::sort(agent.service_index.begin(), agent.service_index.end());

@@ -38,6 +38,7 @@ namespace ringtun::agent {
 
 class AgentCore;
 class AgentAdmin;
+class HealthChecks;
 
 struct Agent {
   app::AgentConfig config;
@@ -147,6 +148,8 @@ class AgentCore final : public tunnel::TunnelEvents {
   void gateway_cores_known(std::uint32_t cores);
   // Connection 0 (on this core) claims `services` (indexes into Agent::services); false if it is not up.
   bool send_claims(const std::vector<std::size_t>& services);
+  // Sends CONTROL messages on connection 0 (on this core); false if it is not up (or the send failed: it closes).
+  bool send_on_first(const std::vector<std::string>& messages);
   // Stops the agent with exit code 3 (a refusal retrying cannot cure).
   void give_up();
 
@@ -154,6 +157,7 @@ class AgentCore final : public tunnel::TunnelEvents {
   ring::Loop& loop() noexcept { return loop_; }
   tunnel::TunnelCore& tunnel_core() noexcept { return tcore_; }
   ServiceBook& services() noexcept { return book_; }
+  HealthChecks* health() noexcept { return health_.get(); }  // core 0 with --health, else null
   std::uint32_t jitter(std::uint32_t ms) noexcept;
   void connection_stopped();
 
@@ -181,6 +185,7 @@ class AgentCore final : public tunnel::TunnelEvents {
   bool stopping_ = false;
   ring::Timer drain_deadline_;
   std::vector<tunnel::StreamTraffic> traffic_;    // sized once at start: never reallocated (other cores read it)
+  std::unique_ptr<HealthChecks> health_;           // core 0, with --health
   std::unique_ptr<AgentAdmin> admin_;              // core 0, with --admin-listen
   std::unique_ptr<ops::AdminServer> admin_server_;
 };

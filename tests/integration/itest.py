@@ -307,6 +307,11 @@ def serve_main(argv):
         threading.Thread(target=handler, args=(c, '%s:%d' % peer), daemon=True).start()
 
 
+def unhealthy_path(port):
+    """While this file exists, the http service on `port` answers GET /health with 503."""
+    return os.path.join(tempfile.gettempdir(), 'ringtun-itest-unhealthy-%d' % port)
+
+
 def serve_http(port, label):
     """`--serve http`: a threaded HTTP/1.1 keep-alive server (http.server), every response with a Content-Length.
       GET /bytes/N     N bytes of the test stream (stream_chunks)
@@ -314,6 +319,7 @@ def serve_http(port, label):
       GET /headers     the request head's fields as JSON [[name, value], ...], in order
       GET /whoami      the --label
       GET /connections how many TCP connections this service has accepted
+      GET /health      200, or 503 while the file unhealthy_path(port) exists (health checks)
     Every response carries X-Service: LABEL. Each accepted connection is logged ('http connection N from PEER')."""
     import http.server
     import json
@@ -370,6 +376,11 @@ def serve_http(port, label):
                 self.reply(200, label.encode())
             elif path == '/connections':
                 self.reply(200, str(accepted[0]).encode())
+            elif path == '/health':
+                if os.path.exists(unhealthy_path(port)):
+                    self.reply(503, b'unhealthy\n')
+                else:
+                    self.reply(200, b'ok\n')
             else:
                 self.reply(404, b'no such path here\n')
 

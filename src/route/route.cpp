@@ -93,6 +93,8 @@ struct Entry {
     }
     route.owner = members.front().owner;
     route.members = static_cast<std::uint32_t>(members.size());
+    route.members_up = static_cast<std::uint32_t>(std::count_if(members.begin(), members.end(),
+                                                                [](const Member& m) { return m.up; }));
   }
   Member* member_of(const Owner& owner) noexcept {
     for (Member& m : members) {
@@ -161,7 +163,7 @@ ClaimResult Claims::claim(const Owner& owner, SessionRef session, const RouteKey
   auto found = st.by_key.find(key);
   if (found == st.by_key.end()) {
     Entry fresh;
-    fresh.route = Route{key, std::string(service), owner, {}, std::move(service_rules), std::string(group), 1};
+    fresh.route = Route{key, std::string(service), owner, {}, std::move(service_rules), std::string(group), 1, 1};
     fresh.members.push_back(Member{owner, session, true});
     fresh.order = st.next_order++;
     fresh.sync();

@@ -100,6 +100,7 @@ struct Route {
   std::shared_ptr<const AccessRules> service_rules;
   std::string group;                  // the load-balancing group, or empty
   std::uint32_t members = 1;          // members in all, up or down
+  std::uint32_t members_up = 1;       // of which up
 };
 
 // An immutable snapshot. Lookups are O(1) for tcp and exact names and O(labels) for wildcards.

@@ -91,6 +91,7 @@ TEST_CASE("members down take no traffic; when every member is down, all of them 
   CHECK(claims.set_health(kSA, tcp(8080), false));
   CHECK(claims.set_health(kSC, tcp(8080), false));
   CHECK(serving(claims, tcp(8080)) == std::vector<SessionRef>{kSA, kSB, kSC});  // all down: all serve
+  CHECK(claims.build()->find(tcp(8080))->members_up == 0);
   CHECK(claims.set_health(kSB, tcp(8080), true));
   CHECK(serving(claims, tcp(8080)) == std::vector<SessionRef>{kSB});
   // A lone owner that is down still serves (nobody else would).

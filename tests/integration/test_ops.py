@@ -424,13 +424,14 @@ def ops_admin_api(h):
     assert isinstance(err.get('error'), str), err
     say('status and agents: %s' % a)
 
-    svc_keys = {'name', 'kind', 'port', 'host', 'agent', 'token', 'streams_open', 'streams_total', 'bytes_in',
-                'bytes_out', 'refused_total'}
+    svc_keys = {'name', 'kind', 'port', 'host', 'agent', 'token', 'group', 'members', 'members_up', 'streams_open',
+                'streams_total', 'bytes_in', 'bytes_out', 'refused_total'}
     s = admin_json(port, '/api/v1/services', SECRET)
     assert s['total'] == 3 and s['offset'] == 0 and [x['name'] for x in s['services']] == ['alpha', 'beta', 'gamma'], s
     for x in s['services']:
         assert set(x) == svc_keys, 'service keys: %s' % sorted(x)
         assert x['kind'] == 'tcp' and x['host'] == '' and x['agent'] == AGENT_ID and x['token'] == 'token1', x
+        assert x['group'] == '' and x['members'] == 1 and x['members_up'] == 1, x
     gamma = s['services'][2]
     assert gamma['port'] == pub and gamma['streams_total'] >= 1 and gamma['bytes_in'] >= 16 * KIB, gamma
     for query, total, names in (('?offset=1&limit=1', 3, ['beta']), ('?offset=3', 3, []), ('?limit=2', 3,

@@ -464,6 +464,51 @@ Result<Parsed<AgentConfig>> parse_agent_args(int argc, const char* const* argv, 
   return parse_args_noexcept<AgentConfig>(Program::kAgent, argc, argv, error_text);
 }
 
+Result<std::vector<unsigned>> parse_cpu_list(std::string_view text, std::string* error_text) {
+  constexpr unsigned kMaxCpu = 1023;  // CPU_SETSIZE - 1
+  const std::string where = detail::in_quotes(text);
+  std::vector<unsigned> cpus;
+  auto number = [&](std::string_view digits, unsigned* out) {
+    if (digits.empty() || digits.size() > 4) return false;
+    unsigned value = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    *out = value;
+    return value <= kMaxCpu;
+  };
+  std::string_view rest = text;
+  while (true) {
+    const std::size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    const std::size_t dash = item.find('-');
+    unsigned low = 0;
+    unsigned high = 0;
+    const bool ok = dash == std::string_view::npos
+                        ? number(item, &low) && (high = low, true)
+                        : number(item.substr(0, dash), &low) && number(item.substr(dash + 1), &high);
+    if (!ok) {
+      return report(error_text, Errc::kInvalidArgument,
+                    where + ": expected CPU numbers 0..1023 and ranges, like 0-3,6 (" + detail::in_quotes(item) +
+                        " is not one)");
+    }
+    if (high < low) {
+      return report(error_text, Errc::kInvalidArgument,
+                    where + ": the range " + detail::in_quotes(item) + " runs backwards");
+    }
+    for (unsigned cpu = low; cpu <= high; ++cpu) {
+      if (std::find(cpus.begin(), cpus.end(), cpu) != cpus.end()) {
+        return report(error_text, Errc::kInvalidArgument, where + ": CPU " + std::to_string(cpu) + " is listed twice");
+      }
+      cpus.push_back(cpu);
+    }
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return cpus;
+}
+
 Result<HealthSpec> parse_health_spec(std::string_view text, std::string* error_text) {
   HealthSpec spec;
   if (text.empty()) return spec;

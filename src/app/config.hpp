@@ -38,7 +38,10 @@ struct TokenRule {
 
 // Settings both programs share.
 struct CommonConfig {
-  unsigned threads = 0;  // 0 = the CPUs this process may use
+  unsigned threads = 0;  // 0 = the CPUs this process may use (or the --cpus given)
+  // --cpus: pin loop i to cpus[i % size] (each within this process's affinity). Empty: the gateway pins to the CPUs
+  // it may use, in order; the agent does not pin (it shares its box with the services it serves).
+  std::vector<unsigned> cpus;
   log::Level log_level = log::Level::kInfo;
   std::uint32_t heartbeat_ms = 5'000;       // PING interval on an idle tunnel connection
   std::uint32_t dead_peer_ms = 15'000;      // no bytes at all for this long: the peer is gone
@@ -145,6 +148,10 @@ std::string_view agent_usage();
 // "tls:[NAME@]HOST=LOCAL_HOST:LOCAL_PORT" (the --expose flag), each optionally followed by ",proxy-protocol=v1|v2".
 // HOST is a host name or "*.suffix", stored normalized.
 Result<ServiceConfig> parse_expose(std::string_view text, std::string* error_text);
+// Parses a CPU list ("0-3,6"): each CPU once, below CPU_SETSIZE, in the order given, ranges ascending. Whether the
+// process may run on them is the caller's check (the --cpus setting checks it).
+Result<std::vector<unsigned>> parse_cpu_list(std::string_view text, std::string* error_text = nullptr);
+
 // Parses the --health value: "tcp" or "http:/PATH" (empty: HealthSpec::Kind::kNone).
 Result<HealthSpec> parse_health_spec(std::string_view text, std::string* error_text);
 // Parses "LO-HI" or a single port (the --allow-ports flag).

@@ -5,9 +5,11 @@
 
 namespace ringtun::app {
 
-ring::RuntimeOptions runtime_options(const CommonConfig& config) {
+ring::RuntimeOptions runtime_options(const CommonConfig& config, bool pin_by_default) {
   ring::RuntimeOptions options;
-  options.threads = config.threads;
+  options.threads = config.threads != 0 ? config.threads : static_cast<unsigned>(config.cpus.size());
+  options.cpus = config.cpus;
+  options.pin_threads = pin_by_default || !config.cpus.empty();
   options.loop.recv_pools[tunnel::kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed
   options.loop.recv_pools[tunnel::kEdgePool] = {1024, 16384};   // 16 MiB per core at most, resident as used
   options.on_thread_exit = tls::release_thread_state;

@@ -13,7 +13,10 @@
 
 namespace ringtun::app {
 
-ring::RuntimeOptions runtime_options(const CommonConfig& config);
+// `pin_by_default`: pin the loops to the CPUs the process may use when --cpus is not given (the gateway: it owns its
+// box); the agent passes false (it shares its box with the services it serves, which the scheduler should be free
+// to place beside it). With --cpus both pin to the CPUs given.
+ring::RuntimeOptions runtime_options(const CommonConfig& config, bool pin_by_default);
 // `max_streams`: both directions of the per-connection stream limit (the gateway's --max-streams; the agent's own
 // bound).
 tunnel::TunnelOptions tunnel_options(const CommonConfig& config, std::uint32_t max_streams);

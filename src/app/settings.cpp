@@ -2,10 +2,12 @@
 // them. To add a setting: a member (with its default) in config.hpp, and one entry below.
 #include "app/settings.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <type_traits>
 
 #include "app/secret_file.hpp"
+#include "ring/runtime.hpp"
 #include "common/assert.hpp"
 #include "tls/tls.hpp"
 
@@ -174,6 +176,31 @@ Status store_log_level(const Target& target, const Value& value, std::string_vie
   }
   return {};
 }
+// --cpus: the list, and every CPU in it one this process may run on (a pin outside its affinity would fail later,
+// on a loop thread, with a warning nobody reads).
+Status store_cpus(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
+  std::string why;
+  auto cpus = parse_cpu_list(value.text, &why);
+  if (!cpus) return report(error_text, Errc::kInvalidArgument, std::string(where) + ": " + why);
+  const std::vector<unsigned> allowed = ring::Runtime::allowed_cpus();
+  for (unsigned cpu : *cpus) {
+    if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
+      std::string list;
+      for (unsigned a : allowed) list += (list.empty() ? "" : ",") + std::to_string(a);
+      return report(error_text, Errc::kInvalidArgument,
+                    std::string(where) + ": CPU " + std::to_string(cpu) +
+                        " is not one this process may run on (its affinity allows " + list + ")");
+    }
+  }
+  member<&CommonConfig::cpus>(target) = std::move(*cpus);
+  return {};
+}
+std::string show_cpus(const Target& target) {
+  std::string text;
+  for (unsigned cpu : member<&CommonConfig::cpus>(target)) text += (text.empty() ? "" : ",") + std::to_string(cpu);
+  return text;
+}
+
 std::string show_log_level(const Target& target) {
   std::string_view names = kLevelChoices;
   for (int i = 0; i < static_cast<int>(member<&CommonConfig::log_level>(target)); ++i) {
@@ -422,6 +449,11 @@ constexpr Setting kSettings[] = {
      .kind = Kind::kInteger, .min = 0, .max = kMaxThreads, .range_text = "1..1024 (or 0 for all CPUs)",
      .default_note = "all CPUs this process may use",
      .field = integer_field<&CommonConfig::threads>()},
+    {.flag = "--cpus", .json_key = "cpus", .programs = kBoth, .section = Section::kCommon,
+     .placeholder = "LIST",
+     .help = "pin the loops to these CPUs (0-3,6), loop i to the i-th; --threads defaults to their count",
+     .kind = Kind::kText, .default_note = "gateway: every CPU it may use, in order; agent: not pinned",
+     .field = custom_text(&store_cpus, &show_cpus)},
     {.flag = "--log-level", .json_key = "log_level", .programs = kBoth, .section = Section::kCommon,
      .placeholder = "LEVEL", .help = kLevelChoices,
      .kind = Kind::kText, .field = custom_text(&store_log_level, &show_log_level)},

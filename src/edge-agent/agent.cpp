@@ -614,7 +614,7 @@ int run_agent(const app::AgentConfig& config) {
       LOG_INFO("admin endpoint: http://%s/", local->to_string().c_str());
     }
   }
-  ring::Runtime runtime(app::runtime_options(config.common));
+  ring::Runtime runtime(app::runtime_options(config.common, /*pin_by_default=*/false));
   agent.runtime = &runtime;
   agent.threads = runtime.thread_count();
   agent.cores.assign(agent.threads, nullptr);

@@ -541,7 +541,7 @@ int run_gateway(const app::GatewayConfig& config) {
   gateway.tls.store(std::move(*tls));
 
   (void)ring::net::raise_fd_limit();
-  ring::RuntimeOptions runtime_options = app::runtime_options(config.common);
+  ring::RuntimeOptions runtime_options = app::runtime_options(config.common, /*pin_by_default=*/true);
   runtime_options.on_reload = [&gateway] {
     reload_gateway_tls(gateway);
     if (gateway.access_log) gateway.access_log->reopen();

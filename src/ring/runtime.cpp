@@ -26,7 +26,9 @@ std::vector<unsigned> Runtime::allowed_cpus() {
 }
 
 Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
-  thread_count_ = options_.threads != 0 ? options_.threads : static_cast<unsigned>(allowed_cpus().size());
+  thread_count_ = options_.threads != 0 ? options_.threads
+                  : options_.cpus.empty() ? static_cast<unsigned>(allowed_cpus().size())
+                                          : static_cast<unsigned>(options_.cpus.size());
 }
 
 Runtime::~Runtime() {
@@ -57,7 +59,7 @@ Result<int> Runtime::run(const LoopInit& init) {
   if (options_.handle_signals) pthread_sigmask(SIG_BLOCK, &signals, &previous);
   signal(SIGPIPE, SIG_IGN);  // MSG_NOSIGNAL covers sends; this covers everything else
 
-  const std::vector<unsigned> cpus = allowed_cpus();
+  const std::vector<unsigned> cpus = options_.cpus.empty() ? allowed_cpus() : options_.cpus;
   const unsigned n = thread_count_;
   std::vector<std::unique_ptr<Loop>> created(n);
   std::vector<Error> errors(n);
@@ -73,6 +75,9 @@ Result<int> Runtime::run(const LoopInit& init) {
       static thread_local char tag[24];
       std::snprintf(tag, sizeof tag, "core %u", i);
       log::set_thread_tag(tag);
+      char name[16];  // the kernel keeps 15 characters: what top -H, perf and /proc show
+      std::snprintf(name, sizeof name, "ringtun-loop%u", i);
+      pthread_setname_np(pthread_self(), name);
       if (options_.pin_threads) {
         cpu_set_t set;
         CPU_ZERO(&set);

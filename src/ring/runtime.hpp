@@ -1,4 +1,4 @@
-// Runtime: N loops, one per core, each on its own thread pinned to that core; clean stop on SIGINT/SIGTERM.
+// Runtime: N loops, one per core, each on its own thread (pinned to a CPU unless told not to); clean stop on SIGINT/SIGTERM.
 //
 // run() blocks SIGINT/SIGTERM in every thread, starts the loop threads, and waits in the calling thread for a
 // signal or for stop(). Each thread creates its own Loop (io_uring rings with SINGLE_ISSUER belong to their
@@ -23,7 +23,8 @@ namespace ringtun::ring {
 
 struct RuntimeOptions {
   unsigned threads = 0;     // 0 = the CPUs this process may run on
-  bool pin_threads = true;  // pin loop i to the i-th allowed CPU
+  bool pin_threads = true;  // pin loop i to cpus[i % size], or without cpus to the i-th allowed CPU
+  std::vector<unsigned> cpus;  // where to pin (each one the process may run on: the caller checks)
   bool handle_signals = true;
   LoopOptions loop;
   // Runs on each loop's thread after its loop stopped: frees per-thread state of libraries (e.g. wolfSSL's ECC cache).

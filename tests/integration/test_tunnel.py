@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -439,6 +440,63 @@ def bad_token(h):
     h.wait_agent_ready(good2)
     round_trip(pub2)
     say('the gateway keeps serving correct agents')
+
+
+def _thread_cpus(proc):
+    """{thread name: Cpus_allowed_list} of every thread of a running program."""
+    out = {}
+    task_dir = '/proc/%d/task' % proc.p.pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, 'status')) as f:
+                fields = dict(line.split(':', 1) for line in f if ':' in line)
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        out['%s/%s' % (fields['Name'].strip(), tid)] = fields['Cpus_allowed_list'].strip()
+    return out
+
+
+@scenario(budget_s=40)
+def cpus(h):
+    """--cpus pins the loops where told (gateway and agent); the agent is unpinned without it; bad lists exit 2."""
+    allowed = sorted(os.sched_getaffinity(0))
+    with open('/proc/self/status') as f:  # this process's own list, as the kernel writes it
+        whole = next(line.split(':', 1)[1].strip() for line in f if line.startswith('Cpus_allowed_list:'))
+    last = allowed[-1]
+    # Mistakes: exit 2 with the flag and the reason, before anything listens.
+    for argv, message in (
+            (['--cpus', '2-1'], 'the range "2-1" runs backwards'),
+            (['--cpus', '0,x'], '"x" is not one'),
+            (['--cpus', '1023'] if 1023 not in allowed else ['--cpus', '0,0'],
+             'is not one this process may run on' if 1023 not in allowed else 'listed twice')):
+        for program in ('gateway', 'agent'):
+            binary = h.gateway_bin if program == 'gateway' else h.agent_bin
+            base = (['--listen', '%s:0' % HOST, '--token', TOKEN, '--insecure-plaintext'] if program == 'gateway' else
+                    ['--gateway', '%s:1' % HOST, '--token', TOKEN, '--expose', 'tcp:9=%s:1' % HOST,
+                     '--insecure-plaintext'])
+            r = subprocess.run([binary] + base + argv, capture_output=True, text=True, timeout=10)
+            assert r.returncode == 2 and ('--cpus: ' in r.stderr and message in r.stderr), \
+                '%s %s: status %d, stderr %r' % (program, argv, r.returncode, r.stderr)
+            say('%s %s: exit 2, %s' % (program, ' '.join(argv), r.stderr.strip()))
+    # Pinned where told: both loops of the gateway on the last allowed CPU; the agent's on it too when asked.
+    echo = h.service('echo', free_port())
+    gw = h.gateway(extra=['--cpus', str(last)])
+    pub = free_port()
+    pinned = h.agent(gw.port, [(pub, echo.port)], agent_id='pinned', extra=['--cpus', str(last)])
+    h.wait_agent_ready(pinned)
+    round_trip(pub, size=256 * KIB)
+    for proc in (gw, pinned):
+        loops = {k: v for k, v in _thread_cpus(proc).items() if k.startswith('ringtun-loop')}
+        assert len(loops) == 2 and set(loops.values()) == {str(last)}, '%s loops: %s' % (proc.label, loops)
+        say('%s: loops on CPU %s: %s' % (proc.label, last, sorted(loops)))
+    # Without --cpus the agent's loops may run on any CPU the process may (the services share its box).
+    pub2 = free_port()
+    free = h.agent(gw.port, [(pub2, echo.port)], agent_id='free')
+    h.wait_agent_ready(free)
+    round_trip(pub2, size=256 * KIB)
+    loops = {k: v for k, v in _thread_cpus(free).items() if k.startswith('ringtun-loop')}
+    assert loops and set(loops.values()) == {whole}, 'unpinned agent loops: %s (process: %s)' % (loops, whole)
+    say('agent without --cpus: loops on %s, as the process' % whole)
 
 
 def _frame(ftype, stream, payload_bytes, flags=0, arg=0, length=None):

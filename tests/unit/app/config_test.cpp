@@ -4,12 +4,14 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <string>
 #include <vector>
 
 #include "config_test_support.hpp"
 #include "app/config.hpp"
+#include "ring/runtime.hpp"
 #include "tunnel/handshake.hpp"
 
 using namespace ringtun;
@@ -240,6 +242,54 @@ TEST_CASE("gateway: --log-level accepts the six levels and nothing else") {
     CHECK(r.code() == Errc::kParse);
     CHECK(contains(r.error, "is not one of trace|debug|info|warn|error|off"));
   }
+}
+
+TEST_CASE("--cpus: lists and ranges of CPUs this process may use; every mistake named") {
+  const std::vector<unsigned> allowed = ring::Runtime::allowed_cpus();
+  REQUIRE_FALSE(allowed.empty());
+  // Unset: the gateway pins to every allowed CPU, the agent does not pin (runtime_options decides; see options.cpp).
+  CHECK(gateway(kGatewayBase).config().common.cpus.empty());
+  auto one = gateway(plus(kGatewayBase, {"--cpus", std::to_string(allowed.front())}));
+  REQUIRE_MESSAGE(one.ok(), one.error);
+  CHECK(one.config().common.cpus == std::vector<unsigned>{allowed.front()});
+  auto listed = agent(plus(kAgentBase, {"--cpus=" + std::to_string(allowed.back()) + "," +
+                                        std::to_string(allowed.front())}));
+  REQUIRE_MESSAGE(listed.ok(), listed.error);
+  if (allowed.size() > 1) CHECK(listed.config().common.cpus == std::vector<unsigned>{allowed.back(), allowed.front()});
+
+  CHECK(parse_cpu_list("0-3,6").value() == std::vector<unsigned>{0, 1, 2, 3, 6});
+  CHECK(parse_cpu_list("5").value() == std::vector<unsigned>{5});
+  CHECK(parse_cpu_list("2-2,0").value() == std::vector<unsigned>{2, 0});
+  const std::pair<const char*, const char*> mistakes[] = {
+      {"", "\"\": expected CPU numbers 0..1023 and ranges, like 0-3,6"},
+      {"0,,1", "(\"\" is not one)"},
+      {"a", "(\"a\" is not one)"},
+      {"-1", "(\"-1\" is not one)"},
+      {"1024", "(\"1024\" is not one)"},
+      {"0-", "(\"0-\" is not one)"},
+      {"0-1-2", "(\"0-1-2\" is not one)"},
+      {" 1", "(\" 1\" is not one)"},
+      {"3-1", "the range \"3-1\" runs backwards"},
+      {"0,0", "CPU 0 is listed twice"},
+      {"0-2,1", "CPU 1 is listed twice"},
+  };
+  for (const auto& [text, message] : mistakes) {
+    std::string why;
+    CHECK_FALSE(parse_cpu_list(text, &why));
+    CHECK_MESSAGE(contains(why, message), text, " -> ", why);
+    auto r = gateway(plus(kGatewayBase, {"--cpus", text}));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.code() == Errc::kInvalidArgument);
+    CHECK_MESSAGE(contains(r.error, "--cpus: "), r.error);
+  }
+  // A CPU outside the affinity mask is refused at start-up, naming what the mask allows.
+  unsigned outside = 0;
+  while (std::find(allowed.begin(), allowed.end(), outside) != allowed.end()) ++outside;
+  auto r = agent(plus(kAgentBase, {"--cpus", std::to_string(outside)}));
+  REQUIRE_FALSE(r.ok());
+  CHECK_MESSAGE(contains(r.error, "--cpus: CPU " + std::to_string(outside) +
+                                      " is not one this process may run on (its affinity allows "),
+                r.error);
 }
 
 TEST_CASE("gateway: --dead-peer-ms must exceed --heartbeat-ms") {

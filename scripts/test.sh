@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite: installs what it needs from Debian, builds, and runs
 #   1. every unit and integration test in the normal build (warnings are errors),
-#   2. the unit tests and the 'asan' integration scenarios again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   2. every unit and integration test again under AddressSanitizer + UndefinedBehaviorSanitizer (suite 'asan': each
+#      integration scenario fails on a sanitizer report in any of its processes' logs),
 #   3. the libFuzzer targets (clang) for a bounded time each.
 # Ends with one line "N passed, N failed, N skipped" and exits non-zero if anything failed.
 #   bash scripts/test.sh [--fast]   --fast: only step 1
@@ -20,7 +21,8 @@ if [ $fast = 0 ]; then
   # Debian's wolfSSL in the sanitizer and fuzz builds: the bundled one (if fetched) is built once, for `build`.
   configure_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
     -Dmimalloc=disabled -Dwerror=true -Dwolfssl=system
-  build build-asan $(suite_targets build-asan unit) src/gateway/ringtun-gateway src/edge-agent/ringtun-agent
+  build build-asan $(suite_targets build-asan unit) src/gateway/ringtun-gateway src/edge-agent/ringtun-agent \
+    src/app/ringtun-gateway.1 src/app/ringtun-agent.1  # test_dist.py installs the programs and their man pages
   if [ ! -f "$RINGTUN_ROOT/build-fuzz/build.ninja" ]; then
     CXX=clang++ CC=clang configure_build build-fuzz -Dbuildtype=debugoptimized -Dfuzz=true -Dtests=false \
       -Db_sanitize=address,undefined -Db_lundef=false -Dmimalloc=disabled -Dwolfssl=system

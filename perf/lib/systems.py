@@ -22,7 +22,6 @@ frp       frps + frpc (FRPS_BIN / FRPC_BIN or PATH), tcp_mux on (frp's default);
 A peer that is not installed is reported and skipped, never faked.
 """
 import os
-import re
 import shutil
 import signal
 import socket
@@ -187,19 +186,20 @@ def _cert_fingerprint(path):
     return "sha256:" + hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest()
 
 
-def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, gateway_extra=()):
+def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, gateway_extra=(), agent_extra=()):
     bins = cfg["bins"][name]
     threads = str(threads or cfg["ringtun_threads"])
     state = os.path.join(workdir, "ringtun-state")
     security = ["--state-dir", state] if tls else ["--insecure-plaintext"]
-    gateway = Process("ringtun-gateway", [bins["gateway"], "--listen", "127.0.0.1:0", "--token", TOKEN,
+    # A port of our choosing, not 0: with --http-listen or --tls-listen in gateway_extra the gateway listens on more
+    # than one, and which of them /proc lists first is not the tunnel port's business.
+    port = free_port()
+    gateway = Process("ringtun-gateway", [bins["gateway"], "--listen", f"127.0.0.1:{port}", "--token", TOKEN,
                                           "--threads", threads, "--log-level", "warn"] + security +
                       list(gateway_extra), workdir)
     procs = [gateway]
     try:
-        # The gateway prints its port at info level; ask for it once with a second, quiet start would race, so
-        # read the port from /proc instead when the log is quiet.
-        port = wait_for(lambda: _listening_port(gateway), 10, "ringtun-gateway to listen")
+        wait_for(lambda: (gateway.alive() or _exited(gateway)) and port_open(port), 10, "ringtun-gateway to listen")
         if tls:
             security = ["--gateway-fingerprint", _cert_fingerprint(os.path.join(state, "gateway-cert.pem"))]
         public = {s: free_port() for s in SERVICES}
@@ -207,7 +207,7 @@ def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, 
                 "--agent-id", "bench", "--log-level", "warn"] + security
         for s in SERVICES:
             argv += ["--expose", f"tcp:{s}@{public[s]}=127.0.0.1:{local[s]}"]
-        procs.append(Process("ringtun-agent", argv, workdir))
+        procs.append(Process("ringtun-agent", argv + list(agent_extra), workdir))
     except Exception:
         for p in procs:
             p.stop()
@@ -216,26 +216,8 @@ def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, 
     return _ready(Running(name, public, procs, version))
 
 
-def _listening_port(process):
-    """The TCP port a process listens on (from /proc/net/tcp and its fds), or None."""
-    match = re.search(r"\(port (\d+)\)", process.text())
-    if match:
-        return int(match.group(1))
-    try:
-        inodes = set()
-        fd_dir = f"/proc/{process.pid}/fd"
-        for fd in os.listdir(fd_dir):
-            target = os.readlink(os.path.join(fd_dir, fd))
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        with open("/proc/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                parts = line.split()
-                if parts[3] == "0A" and parts[9] in inodes:  # LISTEN
-                    return int(parts[1].split(":")[1], 16)
-    except OSError:
-        return None
-    return None
+def _exited(process):
+    raise RuntimeError(f"{process.name} exited: {process.text()[-2000:]}")
 
 
 # ---- haproxy2 ----

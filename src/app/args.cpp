@@ -86,7 +86,7 @@ Status apply_list_flag(GatewayConfig* config, ListState* state, const FlagArg& a
     if (kind == Kind::kTokenList) return add_token(config, state, arg.value, "--token", error_text);
     auto content = read_secret_file(arg.value, "--token-file", error_text, kMaxTokenListFileBytes);
     if (!content) return Unexpected{content.error()};
-    const std::string where = "--token-file: " + detail::printable(arg.value);
+    const std::string where = "--token-file: " + printable(arg.value);
     const std::vector<SecretLine> lines = secret_lines(*content);
     if (lines.empty()) {
       return report(error_text, Errc::kInvalidArgument,
@@ -333,7 +333,7 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
       }
     } else if (arg.size() > 1 && arg.front() == '-' && arg != "--") {
       if (detail::find_flag(program, arg) == nullptr) {  // a short form: -h, -V
-        note_error(Errc::kParse, "unknown flag " + detail::printable(arg) + " (see --help)");
+        note_error(Errc::kParse, "unknown flag " + printable(arg) + " (see --help)");
         continue;
       }
     } else {
@@ -342,7 +342,7 @@ Result<Parsed<Config>> parse_args(Program program, int argc, const char* const* 
     }
     const Setting* setting = detail::find_flag(program, name);
     if (setting == nullptr) {
-      std::string shown = detail::printable(name);
+      std::string shown = printable(name);
       if (detail::find_flag(other, name) != nullptr) {
         note_error(Errc::kParse,
                    "unknown flag " + shown + " (it is a " + detail::program_name(other) + " flag; see --help)");

@@ -1,11 +1,10 @@
 // The value checks the settings table's fields, the list parsers and the JSON loader share, and the message helpers
-// (printable, in_quotes, report). See settings.hpp for the message scheme.
+// (in_quotes, report; printable is common/printable.hpp's). See settings.hpp for the message scheme.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <cstring>
 
 #include "app/settings.hpp"
@@ -106,30 +105,6 @@ Status check_path(std::string_view where, std::string_view text, std::string* ou
   }
   *out = std::string(text);
   return {};
-}
-
-std::string printable(std::string_view text) {
-  constexpr std::size_t kMaxShown = 80;
-  std::string out;
-  std::size_t shown = 0;
-  for (char ch : text) {
-    if (shown++ == kMaxShown) {
-      out += "...";
-      break;
-    }
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out;
 }
 
 std::string in_quotes(std::string_view text) {

@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "app/config.hpp"
+#include "common/printable.hpp"
 
 namespace ringtun::app::detail {
 
@@ -189,9 +190,7 @@ Status check_local_address(std::string_view where, std::string_view text, ring::
 Status check_gateway_address(std::string_view where, std::string_view text, std::string* host, std::uint16_t* port,
                              std::string* error_text);
 
-// `text` with control characters, '"' and '\\' escaped, cut at 80 bytes: safe in a one-line message.
-std::string printable(std::string_view text);
-// printable(text) in double quotes.
+// printable(text) (common/printable.hpp: escaped, at most 80 characters) in double quotes.
 std::string in_quotes(std::string_view text);
 
 // Remembers which entry first used each key (a public port, a service name, a token secret).

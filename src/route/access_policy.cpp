@@ -13,24 +13,12 @@
 
 #include "common/assert.hpp"
 #include "common/mix64.hpp"
+#include "common/printable.hpp"
 
 namespace ringtun::route {
 namespace {
 
 constexpr std::size_t kV4MappedPrefixBits = 96;  // ::ffff:0:0/96 holds every IPv4 address
-constexpr std::size_t kMaxQuoted = 80;           // bytes of the user's text a message repeats
-
-// The user's text as it may appear in a log line: printable ASCII, bounded.
-std::string printable(std::string_view text) {
-  std::string out;
-  const std::size_t shown = std::min(text.size(), kMaxQuoted);
-  for (std::size_t i = 0; i < shown; ++i) {
-    const char c = text[i];
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (shown < text.size()) out += "...";
-  return out;
-}
 
 // Stores `message` in *error_text (when given) and returns the error to propagate.
 Unexpected report(std::string* error_text, std::string message) {

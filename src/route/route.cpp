@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/mix64.hpp"
+#include "common/printable.hpp"
 #include "route/host_name.hpp"
 
 namespace ringtun::route {
@@ -33,12 +34,7 @@ std::string RouteKey::describe() const {
   }
   text += " host ";
   // The key may be an agent's refused claim on its way into a log line: no control bytes, no unbounded length.
-  const std::size_t shown = std::min(host.size(), kMaxHostLength);
-  for (std::size_t i = 0; i < shown; ++i) {
-    const char c = host[i];
-    text += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (shown < host.size()) text += "...";
+  text += printable(host, kMaxHostLength);
   return text;
 }
 

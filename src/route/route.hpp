@@ -49,7 +49,8 @@ struct RouteKey {
 
   friend bool operator==(const RouteKey&, const RouteKey&) = default;
   // "tcp port 8080", "http host app.example.com": for log lines and refusal messages. A key from an agent may be
-  // malformed: bytes outside printable ASCII come out as '?' and a host longer than kMaxHostLength is cut ("...").
+  // malformed: it is quoted through printable() (common/printable.hpp: bytes outside printable ASCII as \xNN), cut
+  // at kMaxHostLength characters ("...").
   std::string describe() const;
 };
 

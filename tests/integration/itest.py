@@ -36,6 +36,11 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 BLOCK = 64 * KIB
 
+# RINGTUN_ITEST_SANITIZED=1 (meson sets it for a -Db_sanitize build): the programs run several times slower under
+# ASan+UBSan, so each scenario's watchdog budget stretches (meson's timeout too, in tests/integration/meson.build).
+SANITIZED = os.environ.get('RINGTUN_ITEST_SANITIZED', '') == '1'
+SANITIZER_SLOWDOWN = 3
+
 
 # ---------------------------------------------------------------------------------------------------- data
 
@@ -466,6 +471,11 @@ except OSError:
     _libc = None
 
 
+# The first line of a sanitizer's report: "==PID==ERROR: AddressSanitizer: ...", "ERROR: LeakSanitizer: ...",
+# "file.cpp:12:3: runtime error: ..." (UBSan).
+SANITIZER_REPORT = re.compile(r'^.*(?:ERROR: (?:Address|Leak|Thread|Memory)Sanitizer|: runtime error: ).*$', re.M)
+
+
 def _set_pdeathsig():
     # Runs in the child before exec: if the test process dies (even by SIGKILL), the kernel kills this child too.
     try:
@@ -681,6 +691,20 @@ class Harness:
     def cleanup(self):
         for p in reversed(self.procs):
             p.kill_group()
+
+    def sanitizer_reports(self):
+        """[(label, report excerpt)]: every process log holding an ASan, LSan or UBSan report. A report fails the
+        scenario even when the process went on (UBSan without halt_on_error) or its exit was expected."""
+        found = []
+        for p in self.procs:
+            try:
+                text = p.text()
+            except OSError:
+                continue
+            m = SANITIZER_REPORT.search(text)
+            if m:
+                found.append((p.label, '\n'.join(text[m.start():].splitlines()[:30])))
+        return found
 
     def dump_logs(self, lines=40):
         for p in self.procs:

@@ -30,8 +30,8 @@ if sys.version_info < (3, 9):  # random.randbytes, str.removeprefix...
 # The harness (processes, services, data, client helpers) is itest.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from itest import (  # noqa: E402
-    GIB, HOST, KIB, MIB, TOKEN, Harness, connect, expect_closed, free_port, now, payload, pool, raise_nofile,
-    recv_all, round_trip, say, sha, stream_chunks, stream_sha, wait_round_trip)
+    GIB, HOST, KIB, MIB, SANITIZED, SANITIZER_SLOWDOWN, TOKEN, Harness, connect, expect_closed, free_port, now,
+    payload, pool, raise_nofile, recv_all, round_trip, say, sha, stream_chunks, stream_sha, wait_round_trip)
 
 SCENARIOS = {}
 
@@ -694,6 +694,8 @@ def main(argv):
         return 0
     name = argv[0]
     fn, budget = SCENARIOS[name]
+    if SANITIZED:
+        budget *= SANITIZER_SLOWDOWN
 
     def on_alarm(signum, frame):
         raise ScenarioTimeout('scenario %s exceeded its %d s budget' % (name, budget))
@@ -727,6 +729,13 @@ def main(argv):
             if status == 1:
                 h.dump_logs()
             h.cleanup()
+            # After cleanup: every process has ended and written all it will (a report may come at exit).
+            reports = h.sanitizer_reports()
+            for label, report in reports:
+                print('FAIL: scenario %s: a sanitizer report in the log of %s:\n%s' % (name, label, report))
+            if reports and status != 1:
+                status = 1
+                h.dump_logs()
     if status == 0:
         print('PASS: scenario %s in %.1f s' % (name, now() - t0))
     sys.stdout.flush()

@@ -1,0 +1,21 @@
+// printable(): someone else's text (a flag's value, a path, a CIDR entry, a host name an agent claims) made safe to
+// quote in a one-line message or a log line.
+//
+// Every byte outside printable ASCII (control bytes, DEL, and bytes >= 0x80, so a terminal or the journal never gets
+// an escape sequence or invalid UTF-8) comes out as \xNN; '"' and '\' get a backslash, so the text can sit inside
+// double quotes unambiguously. The result is at most `max_chars` characters plus "..." when the text was cut; an
+// escape is never cut in half. Not for the data path: it allocates.
+// Thread rules: a pure function; any thread.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace ringtun {
+
+inline constexpr std::size_t kPrintableMaxChars = 80;  // what a message quotes of a user's text by default
+
+std::string printable(std::string_view text, std::size_t max_chars = kPrintableMaxChars);
+
+}  // namespace ringtun

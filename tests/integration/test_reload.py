@@ -188,8 +188,9 @@ def reload_gateway(h):
     line = gw.wait_log(r'^.*reload: tokens \+0 -0 ~1, policies changed 0, agents released 0, routes released 1.*$',
                        10, since=since)
     say('gateway: %s' % line.group(0))
-    line = agent_c.wait_log(r'^.*service \S*svc%d\S* .*refused \(port_not_allowed\): released by the gateway.*$' % pub_c1,
-                            10, since=since_c)
+    line = agent_c.wait_log(
+        r'^.*service \S*svc%d\S* .*refused \(port_not_allowed\): released by the gateway.*$' % pub_c1, 10,
+        since=since_c)
     say('agent C: %s' % line.group(0))
     deadline = now() + 5
     while True:

@@ -16,7 +16,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_tunnel as tt  # noqa: E402  (the scenario registry and the runner)
 from itest import GIB, HOST, MIB, connect, free_port, now, say, stream_chunks, wait_round_trip  # noqa: E402
-from test_policy import attempt  # noqa: E402
+from test_policy import Client, attempt  # noqa: E402
 
 scenario = tt.scenario
 
@@ -207,6 +207,76 @@ def reload_gateway(h):
     m = echo.wait_log(r'echo \S+: %d bytes sha256 ([0-9a-f]{64})' % GIB, 10)
     assert m.group(1) == digest, 'the service received sha256 %s, the client sent %s' % (m.group(1), digest)
     assert agent_a.alive() and gw.alive(), 'token A\'s agent or the gateway exited'
+
+
+def wait_served(port, source, what, timeout=5):
+    """A count is given back when the stream ends, a tunnel round trip after the close: poll until served."""
+    deadline = now() + timeout
+    while attempt(port, source) != 'served':
+        assert now() < deadline, '%s: %s still refused after %.0f s' % (what, source, timeout)
+        threading.Event().wait(0.1)
+
+
+@scenario(budget_s=60)
+def reload_policy_counts(h):
+    """Connection caps across reloads: the counts live on. A reload gives a token --max-conns 3 and
+    --max-conns-per-client 2 (the counters are made then); raising --max-conns to 4 admits exactly one more (the
+    held connections still count); connections closed after their policy was removed give their counts back, so a
+    later --max-conns 1 admits one. Held connections keep working throughout."""
+    echo = h.service('echo', free_port())
+    path = os.path.join(h.dir, 'gateway.json')
+    write_config(path, {'tokens': [{'token': TOKEN_A}]})
+    gw = h.gateway(tokens=(), extra=['--config', path])
+    pub = free_port()
+    agent = h.agent(gw.port, [(pub, echo.port)], agent_id='edge-a', token=TOKEN_A)
+    h.wait_agent_ready(agent)
+    wait_round_trip(pub, 5, 'token A up')
+
+    def policy(**limits):
+        entry = {'token': TOKEN_A}
+        entry.update(limits)
+        since = reload(gw, path, {'tokens': [entry]})
+        gw.wait_log(r'reload: tokens \+0 -0 ~1, policies changed 1, agents released 0', 10, since=since)
+
+    policy(max_conns=3, max_conns_per_client=2)
+    held = [Client(pub, '127.0.0.3'), Client(pub, '127.0.0.3'), Client(pub, '127.0.0.4')]
+    for i, c in enumerate(held):
+        assert c.echo(seed=i) == 'served', 'held connection %d (%s) not served' % (i, c.source)
+    assert attempt(pub, '127.0.0.3') == 'refused', 'a third connection from 127.0.0.3 was served (2 per client)'
+    assert attempt(pub, '127.0.0.5') == 'refused', 'a fourth connection was served (max_conns 3)'
+    say('max_conns 3 and 2 per client in effect after the reload')
+
+    policy(max_conns=4, max_conns_per_client=2)
+    held.append(Client(pub, '127.0.0.5'))
+    assert held[-1].echo(seed=3) == 'served', 'max_conns raised to 4 but a fourth connection was refused'
+    assert attempt(pub, '127.0.0.6') == 'refused', \
+        'a fifth connection was served: the held connections were not counted after the reload'
+    held.pop(0).close()
+    wait_served(pub, '127.0.0.6', 'after a held connection closed')
+    say('max_conns 4: the held connections still counted; a close under the new policy made room')
+
+    policy()  # no policy at all: the gateway checks nothing, the held connections' counts wait for their close
+    for i, c in enumerate(held):
+        assert c.echo(seed=10 + i) == 'served', 'a held connection stopped working'
+        c.close()
+    held = []
+    policy(max_conns=1)
+    # The closes reach the streams' ends (which give the counts back) a tunnel round trip later: poll, holding the
+    # first connection served.
+    deadline = now() + 5
+    while True:
+        first = Client(pub, '127.0.0.7')
+        if first.echo(seed=20) == 'served':
+            break
+        first.close()
+        assert now() < deadline, \
+            'max_conns 1 refuses the only connection: counts taken before the policy was removed were not given back'
+        threading.Event().wait(0.1)
+    assert attempt(pub, '127.0.0.8') == 'refused', 'max_conns 1 served a second connection'
+    first.close()
+    wait_served(pub, '127.0.0.8', 'max_conns 1 after the close')
+    assert agent.alive() and gw.alive(), 'the agent or the gateway exited'
+    say('counts given back after the policy was removed; max_conns 1 admits one')
 
 
 if __name__ == '__main__':

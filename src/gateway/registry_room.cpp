@@ -532,9 +532,10 @@ std::size_t RegistryRoom::disconnect(std::string_view agent_id, long token, cons
 
 // ---------------------------------------------------------------- reloads
 
-void RegistryRoom::close_port(std::uint16_t port) {
+void RegistryRoom::leave_port(std::uint16_t port, route::SessionRef session) {
   PortState& state = ports_[port];
-  state.session = {};
+  std::erase(state.holders, session);
+  if (!state.holders.empty()) return;  // other members of its group still serve it
   state.closing = gateway_.core_count;
   for (unsigned core = 0; core < gateway_.core_count; ++core) {
     auto unbind = std::make_unique<UnbindPort>();
@@ -548,6 +549,7 @@ void RegistryRoom::close_port(std::uint16_t port) {
 std::size_t RegistryRoom::release_disallowed(Session& session, const app::TokenRule& rule) {
   std::vector<tunnel::ServiceStatus> statuses;
   std::vector<route::RouteKey> keys;
+  std::vector<std::uint16_t> ports;
   for (auto it = session.services.begin(); it != session.services.end();) {
     tunnel::ServiceDecl service;
     service.name = it->first;
@@ -564,13 +566,14 @@ std::size_t RegistryRoom::release_disallowed(Session& session, const app::TokenR
              it->second.describe().c_str(), status.message.c_str());
     keys.push_back(it->second);
     statuses.push_back(std::move(status));
-    if (service.kind == route::Kind::kTcp && session.ports.erase(service.port) != 0) close_port(service.port);
+    if (service.kind == route::Kind::kTcp && session.ports.erase(service.port) != 0) ports.push_back(service.port);
     it = session.services.erase(it);
   }
   if (keys.empty()) return 0;
   // The route goes from the snapshot before the listeners close: no new client is routed to it meanwhile. Streams
   // already open on it run to their end; only new connections are refused.
   registry_->release(session.ref, keys);
+  for (std::uint16_t port : ports) leave_port(port, session.ref);
   auto conn = std::find_if(session.conns.begin(), session.conns.end(), [](const Conn& c) { return c.conn_index == 0; });
   if (conn != session.conns.end()) {
     auto message = std::make_unique<ServicesReleased>();

@@ -111,8 +111,9 @@ class RegistryRoom {
   void refuse_attach(const AttachRequest& request, tunnel::RefusalCode code, std::string message);
   void refuse_in_use(const AttachRequest& request, const SessionInfo& holder);
   void end_session(Session& session);
-  // Closes the public port `port` on every core (its route is already gone from the registry).
-  void close_port(std::uint16_t port);
+  // `session` no longer serves the public port `port` (its route is already gone from the registry); the port closes
+  // on every core unless other members of a group still hold it.
+  void leave_port(std::uint16_t port, route::SessionRef session);
   // Releases the services of `session` that its token's (new) rule no longer allows; returns how many.
   std::size_t release_disallowed(Session& session, const app::TokenRule& rule);
   void retry_waiting(const route::Owner& owner);

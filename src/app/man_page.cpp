@@ -90,7 +90,12 @@ constexpr Extras kGatewayExtras = {
               {"/var/lib/ringtun", "the self-signed certificate and key made when no --cert is given"}},
     .signals = {{"SIGTERM, SIGINT",
                  "stop accepting, let open streams finish for up to --drain-timeout-ms, then exit 0"},
-                {"SIGHUP", "read --cert, --key and --client-ca again; on an error the previous certificate stays"}},
+                {"SIGHUP",
+                 "read --cert, --key and --client-ca again (on an error the previous certificate stays), reopen "
+                 "--access-log, and read the configuration again (--config, then the same flags): tokens, their "
+                 "ports, hosts and access policies change at once; a removed token's agents are released "
+                 "(token_revoked); other settings take effect after a restart; a configuration with an error "
+                 "changes nothing"}},
     .exit_status = {{"0", "stopped by a signal, after draining"},
                     {"1", "could not start (io_uring unavailable, a listener that failed for another reason)"},
                     {"2", "bad flags or configuration, unreadable certificate files, or --listen's address in use"}},
@@ -110,7 +115,8 @@ constexpr Extras kAgentExtras = {
     .signals = {{"SIGTERM, SIGINT", "let open streams finish for up to --drain-timeout-ms, then exit 0"}, {"", ""}},
     .exit_status = {{"0", "stopped by a signal, after draining"},
                     {"2", "bad flags or configuration"},
-                    {"3", "refused by the gateway for good (bad token, --agent-id held by another running instance)"}},
+                    {"3", "refused by the gateway for good (bad token or a token the gateway revoked, --agent-id "
+                          "held by another running instance)"}},
     .see_also = ".BR ringtun\\-gateway (1),\n.BR systemd.exec (5),\n.BR systemd\\-creds (1)\n",
 };
 

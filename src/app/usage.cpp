@@ -40,7 +40,10 @@ constexpr ProgramText kGatewayText = {
     .notes = {"", "  A token claims host names only when its --allow-hosts says which.\n",
               "  SIGHUP reads --cert/--key/--client-ca again (renewal): new tunnel connections get them,\n"
               "  open ones are not touched; on an error the previous certificate stays.\n",
-              "  SIGHUP also reopens --access-log (logrotate).\n", kFlagsNote},
+              "  SIGHUP also reopens --access-log (logrotate), and reads --config and the flags again: tokens,\n"
+              "  their ports, hosts and access policies change at once (a removed token's agents are released,\n"
+              "  token_revoked); other settings after a restart. A config with an error changes nothing.\n",
+              kFlagsNote},
     .example =
         "Example:\n"
         "  ringtun-gateway --listen 0.0.0.0:7000 --token s3cret --allow-ports 10000-20000 \\\n"

@@ -25,17 +25,24 @@ std::uint64_t random_seed() noexcept {
 
 }  // namespace
 
-AccessPolicies::AccessPolicies(std::vector<route::AccessRules> rules_by_token, unsigned core_count)
-    : rules(std::move(rules_by_token)), cores(core_count == 0 ? 1 : core_count), seed(random_seed()) {
-  bool per_client = false;
-  bool per_service = false;
-  for (route::AccessRules& r : rules) {
-    r.compile();
-    per_client = per_client || r.max_conns_per_client > 0;
-    per_service = per_service || r.max_conns > 0;
+AccessCounts::AccessCounts() : seed(random_seed()) {}
+
+void AccessCounts::provide(const std::vector<route::AccessRules>& rules) {
+  for (const route::AccessRules& r : rules) {
+    if (r.max_conns_per_client > 0 && !clients) {
+      clients = std::make_unique<route::ClientCounts>(kClientCountSlots, seed);
+    }
+    if (r.max_conns > 0 && !services) services = std::make_unique<route::ServiceCounts>(kServiceCountSlots);
   }
-  if (per_client) clients = std::make_unique<route::ClientCounts>(kClientCountSlots, seed);
-  if (per_service) services = std::make_unique<route::ServiceCounts>(kServiceCountSlots);
+}
+
+AccessPolicies::AccessPolicies(std::vector<route::AccessRules> rules_by_token, AccessCounts& counts,
+                               unsigned core_count)
+    : rules(std::move(rules_by_token)), cores(core_count == 0 ? 1 : core_count), seed(counts.seed) {
+  for (route::AccessRules& r : rules) r.compile();
+  counts.provide(rules);
+  clients = counts.clients.get();
+  services = counts.services.get();
 }
 
 bool policy_address(const ring::net::Address& address, route::IpAddress* out) noexcept {
@@ -56,8 +63,15 @@ bool policy_address(const ring::net::Address& address, route::IpAddress* out) no
   return false;
 }
 
-AccessGate::AccessGate(const AccessPolicies* policies) : policies_(policies) {
+AccessGate::AccessGate(const AccessPolicies* policies) { set_policies(policies); }
+
+void AccessGate::set_policies(const AccessPolicies* policies) {
+  policies_ = policies;
   if (policies_ == nullptr) return;
+  // Counters only appear (AccessCounts never replaces one): a pass taken before keeps pointing at the same one.
+  if (policies_->clients != nullptr) clients_ = policies_->clients;
+  if (policies_->services != nullptr) services_ = policies_->services;
+  if (rates_) return;  // kept across reloads: a client's bucket does not refill because the operator edited a file
   for (const route::AccessRules& r : policies_->rules) {
     if (r.conn_rate > 0) {
       rates_ = std::make_unique<route::RateTable>(kRateSlots, policies_->seed ^ 0x5EEDu);
@@ -122,8 +136,8 @@ route::Verdict AccessGate::admit(const route::Route& route, const ring::net::Add
 }
 
 void AccessGate::release(AccessPass& pass) noexcept {
-  if (pass.client_slot != AccessPass::kNone) policies_->clients->release(pass.client_slot);
-  if (pass.service_slot != AccessPass::kNone) policies_->services->release(pass.service_slot);
+  if (pass.client_slot != AccessPass::kNone) clients_->release(pass.client_slot);
+  if (pass.service_slot != AccessPass::kNone) services_->release(pass.service_slot);
   pass = AccessPass{};
 }
 

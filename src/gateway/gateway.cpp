@@ -39,7 +39,7 @@ GatewayCore::GatewayCore(Gateway& gateway, ring::Loop& loop)
     access_log_ = std::make_unique<ops::AccessLog>(loop, gateway.access_log);
     routing_.set_access_log(access_log_.get());
   }
-  routing_.set_access(gateway.access.get());
+  routing_.set_access(gateway.access);
   if (!gateway.admin_listener_fds.empty()) routing_.set_refusal_sink(&GatewayCore::on_refusal, this);
   watchdog_timer_.set_callback([](void* self) { static_cast<GatewayCore*>(self)->on_watchdog_timer(); }, this);
   drain_deadline_.set_callback(
@@ -428,6 +428,38 @@ void GatewayCore::bind(BindPort& message) {
 
 void GatewayCore::unbind(const UnbindPort& message) { listeners_.unbind(message.port); }
 
+// ---------------------------------------------------------------- reloads
+
+void GatewayCore::set_access(const SetAccess& message) {
+  const AccessPolicies* previous = routing_.gate().policies();
+  routing_.set_access(message.policies);
+  // Counted out after the switch: the reload thread may free `previous` as soon as every core has done this.
+  if (previous != nullptr && previous != message.policies) previous->users.fetch_sub(1, std::memory_order_release);
+}
+
+void GatewayCore::revoke_link(const RevokeLink& message) {
+  Link* link = link_of(message.tag);
+  if (link == nullptr || link->conn == nullptr || link->conn->closing()) return;
+  LOG_WARN("agent '%s' connection %u released: %s", link->conn->app_name.c_str(), link->conn_index,
+           message.refusal.message.c_str());
+  // The refusal format, sent after the welcome: agents already treat a fatal code as final (they exit, status 3),
+  // so a revoked token's agent stops instead of coming back to a gateway that will refuse it.
+  link->state = Link::State::kRefused;
+  (void)link->conn->send_control(tunnel::encode_refusal(message.refusal));
+  link->conn->close_after_flush("token revoked by a configuration reload");
+}
+
+void GatewayCore::services_released(const ServicesReleased& message) {
+  Link* link = link_of(message.tag);
+  if (link == nullptr || link->conn == nullptr || link->conn->closing()) return;
+  for (const std::string& json : tunnel::encode_claimed(message.statuses)) {
+    if (!link->conn->send_control(json)) {
+      link->conn->close("could not send the released services");
+      return;
+    }
+  }
+}
+
 void GatewayCore::on_port_closed(void* self, std::uint16_t port) {
   auto* core = static_cast<GatewayCore*>(self);
   auto message = std::make_unique<PortClosed>(PortClosed{&core->gateway_, port});
@@ -497,32 +529,34 @@ void close_all(std::vector<int>& fds) {
   }
 }
 
-// One line per token with a policy, at start: what the operator set is what runs.
-void log_access_policies(const app::GatewayConfig& config) {
-  for (std::size_t i = 0; i < config.tokens.size(); ++i) {
-    const route::AccessRules& r = config.tokens[i].access;
-    if (r.empty()) continue;
-    std::string text;
-    auto part = [&text](const std::string& item) { text += (text.empty() ? "" : ", ") + item; };
-    auto cidrs = [](const std::vector<route::Cidr>& list) {
-      std::string joined;
-      for (const route::Cidr& c : list) joined += (joined.empty() ? "" : ",") + c.to_string();
-      return joined;
-    };
-    part("allow " + (r.allow.empty() ? std::string("all") : cidrs(r.allow)));
-    if (!r.deny.empty()) part("deny " + cidrs(r.deny));
-    if (r.conn_rate > 0) part("conn-rate " + std::to_string(r.conn_rate) + "/s per client");
-    if (r.max_conns > 0) part("max-conns " + std::to_string(r.max_conns) + " per service");
-    if (r.max_conns_per_client > 0) part("max-conns-per-client " + std::to_string(r.max_conns_per_client));
-    LOG_INFO("token%zu access policy: %s", i + 1, text.c_str());
-  }
-}
-
 }  // namespace
 
-int run_gateway(const app::GatewayConfig& config) {
+// One line per token with a policy: what the operator set is what runs.
+void log_access_policy(std::uint32_t index, const route::AccessRules& r) {
+  if (r.empty()) {
+    LOG_INFO("token%u access policy: none", index + 1);
+    return;
+  }
+  std::string text;
+  auto part = [&text](const std::string& item) { text += (text.empty() ? "" : ", ") + item; };
+  auto cidrs = [](const std::vector<route::Cidr>& list) {
+    std::string joined;
+    for (const route::Cidr& c : list) joined += (joined.empty() ? "" : ",") + c.to_string();
+    return joined;
+  };
+  part("allow " + (r.allow.empty() ? std::string("all") : cidrs(r.allow)));
+  if (!r.deny.empty()) part("deny " + cidrs(r.deny));
+  if (r.conn_rate > 0) part("conn-rate " + std::to_string(r.conn_rate) + "/s per client");
+  if (r.max_conns > 0) part("max-conns " + std::to_string(r.max_conns) + " per service");
+  if (r.max_conns_per_client > 0) part("max-conns-per-client " + std::to_string(r.max_conns_per_client));
+  LOG_INFO("token%u access policy: %s", index + 1, text.c_str());
+}
+
+int run_gateway(const app::GatewayConfig& config, ConfigSource source) {
   Gateway gateway;
   gateway.config = config;
+  gateway.source = source;
+  gateway.tokens.store(std::make_shared<const TokenTable>(make_token_table(config.tokens)));
   gateway.tunnel_options = app::tunnel_options(config.common, config.max_streams_per_connection);
   gateway.public_bind = config.listen;
   gateway.public_bind.set_port(0);
@@ -543,6 +577,7 @@ int run_gateway(const app::GatewayConfig& config) {
   (void)ring::net::raise_fd_limit();
   ring::RuntimeOptions runtime_options = app::runtime_options(config.common, /*pin_by_default=*/true);
   runtime_options.on_reload = [&gateway] {
+    reload_gateway_config(gateway);
     reload_gateway_tls(gateway);
     if (gateway.access_log) gateway.access_log->reopen();
   };
@@ -552,8 +587,13 @@ int run_gateway(const app::GatewayConfig& config) {
   if (std::any_of(config.tokens.begin(), config.tokens.end(), [](const app::TokenRule& t) { return !t.access.empty(); })) {
     std::vector<route::AccessRules> rules;
     for (const app::TokenRule& token : config.tokens) rules.push_back(token.access);
-    gateway.access = std::make_unique<AccessPolicies>(std::move(rules), gateway.core_count);
-    log_access_policies(config);
+    auto policies = std::make_unique<AccessPolicies>(std::move(rules), gateway.access_counts, gateway.core_count);
+    policies->users.store(gateway.core_count, std::memory_order_relaxed);
+    gateway.access = policies.get();
+    gateway.access_generations.push_back(std::move(policies));
+    for (std::size_t i = 0; i < config.tokens.size(); ++i) {
+      if (!config.tokens[i].access.empty()) log_access_policy(static_cast<std::uint32_t>(i), config.tokens[i].access);
+    }
   }
 
   // The gateway's own listeners: the tunnel port, then the shared ports that are configured. Each becomes a reserved

@@ -28,6 +28,7 @@
 #include "gateway/registry_room.hpp"
 #include "gateway/routing.hpp"
 #include "gateway/tls_front.hpp"
+#include "gateway/token_table.hpp"
 #include "ring/loop.hpp"
 #include "ring/runtime.hpp"
 #include "ops/access_log.hpp"
@@ -42,10 +43,21 @@ namespace ringtun::gateway {
 
 class GatewayCore;
 
+// Where the configuration came from, parsed again by a reload (SIGHUP): the same argv, so the same --config file with
+// the same flags on top. argv outlives the runtime (main's).
+struct ConfigSource {
+  int argc = 0;
+  const char* const* argv = nullptr;
+};
+
 // Shared, read-only once the runtime runs (except `cores`, whose entry i its own core fills in before it handles any
-// message, and `tls`, which a reload swaps whole).
+// message, and `tls`, `tokens` and the access policies, which a reload replaces whole).
 struct Gateway {
-  app::GatewayConfig config;
+  app::GatewayConfig config;  // as started: a reload does not change it (settings it cannot apply say so in the log)
+  ConfigSource source;
+  // The tokens by stable index (token_table.hpp). A reload stores a new table; the intake loads it once per hello,
+  // the registry core once per claim or attach. Never read per frame.
+  std::atomic<std::shared_ptr<const TokenTable>> tokens;
   tunnel::TunnelOptions tunnel_options;
   ring::net::Address public_bind;          // host part of --listen: public ports bind the same address
   std::vector<std::uint16_t> reserved_ports;  // the gateway's own listeners on that host: never public ports
@@ -54,7 +66,12 @@ struct Gateway {
   std::vector<int> tls_listener_fds;       // one per core with --tls-listen
   std::vector<int> admin_listener_fds;     // one, served by the registry core, with --admin-listen
   std::shared_ptr<ops::AccessLogSink> access_log;  // with --access-log
-  std::unique_ptr<AccessPolicies> access;          // with an access policy on some token; read by every core
+  // Access policies: the counters live as long as the gateway; the rules are a generation per reload that has
+  // policies, each core told of a new one by message (SetAccess). `access_generations` belongs to the runtime's
+  // thread (start-up, then reloads), which frees a generation once no core uses it.
+  AccessCounts access_counts;
+  const AccessPolicies* access = nullptr;  // the generation cores start with (null: no token has a policy)
+  std::vector<std::unique_ptr<AccessPolicies>> access_generations;
   std::atomic<unsigned> cores_started{0};  // every core's start() done: listeners adopted (/ready, READY=1)
   std::atomic<bool> draining{false};       // a stop began (/ready answers 503)
   unsigned core_count = 1;
@@ -81,8 +98,16 @@ Result<std::shared_ptr<const tls::Context>> make_gateway_tls(const app::GatewayC
 // tunnel connections; on any error logs it and keeps serving the previous one.
 void reload_gateway_tls(Gateway& gateway);
 
-// Runs the gateway until SIGINT/SIGTERM (SIGHUP reloads the TLS certificate); returns the exit code.
-int run_gateway(const app::GatewayConfig& config);
+// SIGHUP: parses the configuration again (gateway.source) and applies what a running gateway can change: tokens,
+// their ports, hosts and access policies (gateway_reload.cpp). A config with an error changes nothing.
+void reload_gateway_config(Gateway& gateway);
+
+// One line per token with a policy (at start, and for the tokens a reload changed).
+void log_access_policy(std::uint32_t index, const route::AccessRules& rules);
+
+// Runs the gateway until SIGINT/SIGTERM (SIGHUP reloads the configuration and the TLS certificate); returns the exit
+// code.
+int run_gateway(const app::GatewayConfig& config, ConfigSource source);
 
 class GatewayCore final : public tunnel::TunnelEvents {
  public:
@@ -97,6 +122,11 @@ class GatewayCore final : public tunnel::TunnelEvents {
   void set_table(SetTable& message);
   void bind(BindPort& message);
   void unbind(const UnbindPort& message);
+  void set_access(const SetAccess& message);
+  // The registry releases this connection (its token was revoked): tells the agent why, then closes.
+  void revoke_link(const RevokeLink& message);
+  // Tells the agent, on this connection, of services a reload no longer allows.
+  void services_released(const ServicesReleased& message);
   RegistryRoom& registry() noexcept { return *registry_; }  // the registry core only
   // Closes the tunnel connection filed under `tag` (the admin's disconnect), if it is still there.
   void close_link(std::uint64_t tag, const char* reason);

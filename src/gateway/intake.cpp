@@ -206,12 +206,14 @@ void Intake::remove(HandshakeReader& reader) {
 void Intake::reader_gone(HandshakeReader& reader) { remove(reader); }
 
 std::optional<tunnel::Refusal> Intake::check_hello(const tunnel::Hello& hello, std::uint32_t* token) const {
-  const auto& rules = gateway_.config.tokens;
-  std::size_t match = rules.size();
-  for (std::size_t i = 0; i < rules.size(); ++i) {  // every rule, so timing does not tell which one matched
-    if (constant_time_equal(rules[i].secret, hello.token) && match == rules.size()) match = i;
+  // Loaded once per hello: a reload publishes a new table whole (revoked slots keep their index, their secret empty).
+  const std::shared_ptr<const TokenTable> table = gateway_.tokens.load(std::memory_order_acquire);
+  const auto& slots = table->slots;
+  std::size_t match = slots.size();
+  for (std::size_t i = 0; i < slots.size(); ++i) {  // every rule, so timing does not tell which one matched
+    if (constant_time_equal(slots[i].rule.secret, hello.token) && !slots[i].revoked && match == slots.size()) match = i;
   }
-  if (match == rules.size()) return tunnel::Refusal{tunnel::RefusalCode::kBadToken, "token refused by the gateway"};
+  if (match == slots.size()) return tunnel::Refusal{tunnel::RefusalCode::kBadToken, "token refused by the gateway"};
   *token = static_cast<std::uint32_t>(match);
   if (hello.conn_index >= gateway_.core_count) {
     return tunnel::Refusal{tunnel::RefusalCode::kIndexOutOfRange,

@@ -7,6 +7,8 @@
 //   serving core --ClaimRequestMsg-----> registry core     --ClaimReply---> serving core
 //   serving core --DetachRequest-------> registry core
 //   registry core --SetTable / BindPort / UnbindPort--> every core --PortClosed (after UnbindPort)--> registry core
+//   reload (SIGHUP, the runtime's thread) --SetAccess--> every core; --TokensChanged--> registry core
+//   registry core --RevokeLink / ServicesReleased--> the core of an agent's connection (after TokensChanged)
 #pragma once
 
 #include <unistd.h>
@@ -23,6 +25,8 @@
 namespace ringtun::gateway {
 
 struct Gateway;
+struct AccessPolicies;
+struct TokenTable;
 
 // A tunnel connection of an agent asks to join (or begin) its session.
 struct AttachRequest {
@@ -96,6 +100,37 @@ struct UnbindPort {
 struct PortClosed {
   Gateway* gateway = nullptr;
   std::uint16_t port = 0;
+};
+
+// A reload's access policies (null: no token has one); the core counts itself out of the generation it leaves.
+struct SetAccess {
+  Gateway* gateway = nullptr;
+  const AccessPolicies* policies = nullptr;
+};
+
+// A reload published `table` (Gateway::tokens): the registry releases the sessions of `removed` tokens and, for
+// tokens in `routes_narrowed`, the services their new port range or host patterns no longer allow.
+struct TokensChanged {
+  Gateway* gateway = nullptr;
+  std::shared_ptr<const TokenTable> table;
+  std::vector<std::uint32_t> removed;
+  std::vector<std::uint32_t> routes_narrowed;
+  std::string summary;  // "tokens +1 -1 ~1, policies changed 1": the registry adds what it released and logs it
+};
+
+// The registry tells an agent's connection why it is released (its token was revoked) and closes it.
+struct RevokeLink {
+  Gateway* gateway = nullptr;
+  std::uint64_t tag = 0;
+  tunnel::Refusal refusal;
+};
+
+// Services of an agent that a reload no longer allows, for its connection 0 (which reads claim answers): sent as
+// an unsolicited "claimed" answer with one refused status each.
+struct ServicesReleased {
+  Gateway* gateway = nullptr;
+  std::uint64_t tag = 0;
+  std::vector<tunnel::ServiceStatus> statuses;
 };
 
 }  // namespace ringtun::gateway

@@ -49,6 +49,8 @@ std::string allowed_hosts_text(const std::vector<std::string>& hosts) {
   return text;
 }
 
+constexpr char kTokenRevoked[] = "this agent's token was removed from the gateway's configuration";
+
 tunnel::ServiceStatus refused(const std::string& name, tunnel::RefusalCode code, std::string message) {
   tunnel::ServiceStatus status;
   status.name = name;
@@ -101,6 +103,11 @@ void RegistryRoom::refuse_in_use(const AttachRequest& request, const SessionInfo
 // ---------------------------------------------------------------- sessions
 
 void RegistryRoom::attach(const AttachRequest& request) {
+  // The intake checked the token against the table of its time; a reload may have revoked it since.
+  if (gateway_.tokens.load(std::memory_order_acquire)->live(request.owner.token) == nullptr) {
+    refuse_attach(request, tunnel::RefusalCode::kTokenRevoked, kTokenRevoked);
+    return;
+  }
   if (Session* session = find(request.owner)) {
     if (session->info.instance == request.instance) {
       join(*session, request);
@@ -136,7 +143,7 @@ void RegistryRoom::begin_session(const AttachRequest& request) {
 }
 
 void RegistryRoom::join(Session& session, const AttachRequest& request) {
-  session.conns.push_back(Conn{request.core, request.tag});
+  session.conns.push_back(Conn{request.core, request.tag, request.conn_index});
   auto reply = std::make_unique<AttachReply>();
   reply->gateway = &gateway_;
   reply->tag = request.tag;
@@ -246,13 +253,13 @@ tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunne
   tunnel::ServiceStatus ok;
   ok.name = service.name;
   ok.ok = true;
-  const auto& rule = gateway_.config.tokens[session.info.owner.token];
+  const std::shared_ptr<const TokenTable> table = gateway_.tokens.load(std::memory_order_acquire);
+  const app::TokenRule* rule = table->live(session.info.owner.token);
+  if (rule == nullptr) {
+    return refused(service.name, tunnel::RefusalCode::kBusy, "this agent's token was removed; its session ends");
+  }
   if (service.kind == route::Kind::kTcp) {
-    if (service.port < rule.port_low || service.port > rule.port_high) {
-      return refused(service.name, tunnel::RefusalCode::kPortNotAllowed,
-                     "port " + std::to_string(service.port) + " is outside the range " + std::to_string(rule.port_low) +
-                         "-" + std::to_string(rule.port_high) + " allowed for this token");
-    }
+    if (auto allowed = token_allows(*rule, service); !allowed.ok) return allowed;
     if (std::find(gateway_.reserved_ports.begin(), gateway_.reserved_ports.end(), service.port) !=
         gateway_.reserved_ports.end()) {
       return refused(service.name, tunnel::RefusalCode::kPortReserved,
@@ -266,11 +273,7 @@ tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunne
                      std::string("this gateway has no ") + (http ? "--http-listen" : "--tls-listen") +
                          " (it serves no " + route::kind_name(service.kind) + " services)");
     }
-    // The host came through the handshake's parser: normalized, so it can be shown and compared as it is.
-    if (!route::host_allowed(rule.hosts, service.host)) {
-      return refused(service.name, tunnel::RefusalCode::kHostNotAllowed,
-                     "host " + service.host + " is not allowed for this token: " + allowed_hosts_text(rule.hosts));
-    }
+    if (auto allowed = token_allows(*rule, service); !allowed.ok) return allowed;
   }
   if (auto granted = session.services.find(service.name); granted != session.services.end()) {
     if (!(granted->second == key_of(service))) {
@@ -284,6 +287,24 @@ tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunne
     return refused(service.name, tunnel::RefusalCode::kTooManyServices,
                    "this agent already has " + std::to_string(tunnel::kMaxServices) + " services");
   }
+  return ok;
+}
+
+tunnel::ServiceStatus RegistryRoom::token_allows(const app::TokenRule& rule, const tunnel::ServiceDecl& service) {
+  if (service.kind == route::Kind::kTcp) {
+    if (service.port < rule.port_low || service.port > rule.port_high) {
+      return refused(service.name, tunnel::RefusalCode::kPortNotAllowed,
+                     "port " + std::to_string(service.port) + " is outside the range " + std::to_string(rule.port_low) +
+                         "-" + std::to_string(rule.port_high) + " allowed for this token");
+    }
+  } else if (!route::host_allowed(rule.hosts, service.host)) {
+    // The host came through the handshake's parser: normalized, so it can be shown and compared as it is.
+    return refused(service.name, tunnel::RefusalCode::kHostNotAllowed,
+                   "host " + service.host + " is not allowed for this token: " + allowed_hosts_text(rule.hosts));
+  }
+  tunnel::ServiceStatus ok;
+  ok.name = service.name;
+  ok.ok = true;
   return ok;
 }
 
@@ -507,6 +528,105 @@ std::size_t RegistryRoom::disconnect(std::string_view agent_id, long token, cons
     }
   }
   return closed;
+}
+
+// ---------------------------------------------------------------- reloads
+
+void RegistryRoom::leave_port(std::uint16_t port, route::SessionRef session) {
+  PortState& state = ports_[port];
+  std::erase(state.holders, session);
+  if (!state.holders.empty()) return;  // other members of its group still serve it
+  state.closing = gateway_.core_count;
+  for (unsigned core = 0; core < gateway_.core_count; ++core) {
+    auto unbind = std::make_unique<UnbindPort>();
+    unbind->gateway = &gateway_;
+    unbind->port = port;
+    ring::post_owned<UnbindPort>(loop_, core, std::move(unbind),
+                                 [](ring::Loop& loop, UnbindPort& m) { m.gateway->core(loop.core()).unbind(m); });
+  }
+}
+
+std::size_t RegistryRoom::release_disallowed(Session& session, const app::TokenRule& rule) {
+  std::vector<tunnel::ServiceStatus> statuses;
+  std::vector<route::RouteKey> keys;
+  std::vector<std::uint16_t> ports;
+  for (auto it = session.services.begin(); it != session.services.end();) {
+    tunnel::ServiceDecl service;
+    service.name = it->first;
+    service.kind = it->second.kind;
+    service.port = it->second.port;
+    service.host = it->second.host;
+    tunnel::ServiceStatus status = token_allows(rule, service);
+    if (status.ok) {
+      ++it;
+      continue;
+    }
+    status.message = "released by the gateway's configuration reload: " + status.message;
+    LOG_WARN("agent '%s': service '%s' (%s) released: %s", session.info.owner.agent_id.c_str(), service.name.c_str(),
+             it->second.describe().c_str(), status.message.c_str());
+    keys.push_back(it->second);
+    statuses.push_back(std::move(status));
+    if (service.kind == route::Kind::kTcp && session.ports.erase(service.port) != 0) ports.push_back(service.port);
+    it = session.services.erase(it);
+  }
+  if (keys.empty()) return 0;
+  // The route goes from the snapshot before the listeners close: no new client is routed to it meanwhile. Streams
+  // already open on it run to their end; only new connections are refused.
+  registry_->release(session.ref, keys);
+  for (std::uint16_t port : ports) leave_port(port, session.ref);
+  auto conn = std::find_if(session.conns.begin(), session.conns.end(), [](const Conn& c) { return c.conn_index == 0; });
+  if (conn != session.conns.end()) {
+    auto message = std::make_unique<ServicesReleased>();
+    message->gateway = &gateway_;
+    message->tag = conn->tag;
+    message->statuses = std::move(statuses);
+    ring::post_owned<ServicesReleased>(loop_, conn->core, std::move(message),
+                                       [](ring::Loop& loop, ServicesReleased& m) {
+                                         m.gateway->core(loop.core()).services_released(m);
+                                       });
+  }
+  return keys.size();
+}
+
+void RegistryRoom::tokens_changed(const TokensChanged& message) {
+  std::size_t agents_released = 0;
+  std::size_t routes_released = 0;
+  for (auto& [slot, session] : sessions_) {
+    const std::uint32_t token = session.info.owner.token;
+    if (std::find(message.removed.begin(), message.removed.end(), token) != message.removed.end()) {
+      ++agents_released;
+      LOG_WARN("agent '%s': its token (token%u) was removed by a reload: releasing its %zu connection(s)",
+               session.info.owner.agent_id.c_str(), token + 1, session.conns.size());
+      // Each connection is told and closed on its own core; their detaches then end the session as usual.
+      for (const Conn& conn : session.conns) {
+        auto revoke = std::make_unique<RevokeLink>();
+        revoke->gateway = &gateway_;
+        revoke->tag = conn.tag;
+        revoke->refusal = tunnel::Refusal{tunnel::RefusalCode::kTokenRevoked, kTokenRevoked};
+        ring::post_owned<RevokeLink>(loop_, conn.core, std::move(revoke), [](ring::Loop& loop, RevokeLink& m) {
+          m.gateway->core(loop.core()).revoke_link(m);
+        });
+      }
+      continue;
+    }
+    if (std::find(message.routes_narrowed.begin(), message.routes_narrowed.end(), token) !=
+        message.routes_narrowed.end()) {
+      const app::TokenRule* rule = message.table->live(token);
+      if (rule != nullptr) routes_released += release_disallowed(session, *rule);
+    }
+  }
+  // Agents waiting for an id held by another instance: a revoked token's are refused now, not after the grace.
+  std::vector<Waiting> revoked;
+  auto it = std::stable_partition(waiting_.begin(), waiting_.end(), [&](const Waiting& w) {
+    return message.table->live(w.request.owner.token) != nullptr;
+  });
+  std::move(it, waiting_.end(), std::back_inserter(revoked));
+  waiting_.erase(it, waiting_.end());
+  for (const Waiting& w : revoked) {
+    refuse_attach(w.request, tunnel::RefusalCode::kTokenRevoked, kTokenRevoked);
+  }
+  LOG_INFO("reload: %s, agents released %zu, routes released %zu", message.summary.c_str(), agents_released,
+           routes_released);
 }
 
 }  // namespace ringtun::gateway

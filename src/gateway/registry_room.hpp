@@ -27,6 +27,7 @@
 
 #include "gateway/messages.hpp"
 #include "gateway/registry.hpp"
+#include "app/config.hpp"
 #include "ring/loop.hpp"
 #include "ring/timer_wheel.hpp"
 
@@ -50,6 +51,10 @@ class RegistryRoom {
   void health(const HealthReport& report);
   // A core closed its listener of a port that was unbound.
   void port_closed(std::uint16_t port);
+  // A reload published a new token table: releases the sessions of removed tokens (each connection is told why,
+  // token_revoked) and the services that narrowed tokens no longer allow (the agent is told which, in a "claimed"
+  // answer); logs one summary line.
+  void tokens_changed(const TokensChanged& message);
 
   const Registry& registry() const noexcept { return *registry_; }
 
@@ -68,6 +73,7 @@ class RegistryRoom {
   struct Conn {
     unsigned core = 0;
     std::uint64_t tag = 0;
+    std::uint32_t conn_index = 0;  // the agent's index: connection 0 reads claim answers
   };
   struct Session {
     route::SessionRef ref;
@@ -105,6 +111,11 @@ class RegistryRoom {
   void refuse_attach(const AttachRequest& request, tunnel::RefusalCode code, std::string message);
   void refuse_in_use(const AttachRequest& request, const SessionInfo& holder);
   void end_session(Session& session);
+  // `session` no longer serves the public port `port` (its route is already gone from the registry); the port closes
+  // on every core unless other members of a group still hold it.
+  void leave_port(std::uint16_t port, route::SessionRef session);
+  // Releases the services of `session` that its token's (new) rule no longer allows; returns how many.
+  std::size_t release_disallowed(Session& session, const app::TokenRule& rule);
   void retry_waiting(const route::Owner& owner);
   void expire_waiting();
   Session* find(route::SessionRef ref);
@@ -114,6 +125,8 @@ class RegistryRoom {
   // serves the kind (http and tls need --http-listen / --tls-listen). `more`: services of this claim already passed,
   // counted against the per-agent cap.
   tunnel::ServiceStatus precheck(const Session& session, const tunnel::ServiceDecl& service, std::size_t more) const;
+  // What `rule` says of one service: nothing (an empty status message) when it may be claimed.
+  static tunnel::ServiceStatus token_allows(const app::TokenRule& rule, const tunnel::ServiceDecl& service);
   // Opens the port of pending->services[index] now, or once its previous listeners are closed.
   void open_port(const std::shared_ptr<PendingClaim>& pending, std::size_t index);
   void open_port_now(PendingClaim& pending, std::size_t index);

@@ -40,7 +40,7 @@ void Routing::set_table(std::shared_ptr<const route::Table> table) {
                 parked_.end());
 }
 
-void Routing::set_access(const AccessPolicies* policies) { gate_ = AccessGate(policies); }
+void Routing::set_access(const AccessPolicies* policies) { gate_.set_policies(policies); }
 
 route::Verdict Routing::admit(const route::Route& route, route::Kind kind, std::uint16_t port,
                               const ring::net::Address& client, AccessPass* pass) {

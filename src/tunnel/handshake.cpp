@@ -31,6 +31,7 @@ constexpr CodeName kCodeNames[] = {
     {RefusalCode::kHostNotAllowed, "host_not_allowed"},
     {RefusalCode::kHostTaken, "host_taken"},
     {RefusalCode::kGroupMismatch, "group_mismatch"},
+    {RefusalCode::kTokenRevoked, "token_revoked"},
 };
 
 Unexpected bad(std::string* error, const std::string& what) {
@@ -265,6 +266,7 @@ bool refusal_is_fatal(RefusalCode code) noexcept {
     case RefusalCode::kBadRequest:
     case RefusalCode::kVersion:
     case RefusalCode::kBadToken:
+    case RefusalCode::kTokenRevoked:
     case RefusalCode::kIdInUse:
       return true;
     default:

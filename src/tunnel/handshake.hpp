@@ -5,6 +5,8 @@
 //                        "conn_index":0,"conn_count":1}
 //   gateway -> agent    {"type":"welcome","gateway_cores":4,"conn_index":0}
 //                    or {"type":"refused","code":"bad_token","message":"..."}
+//   gateway -> agent    {"type":"refused","code":"token_revoked","message":"..."}  (any time: a reload removed
+//                                                                                 the agent's token)
 //   agent   -> gateway  {"type":"claim","services":[{"name":"web","kind":"tcp","port":8080}, ...]}
 //   gateway -> agent    {"type":"claimed","services":[{"name":"web","ok":true},
 //                                                     {"name":"db","ok":false,"code":"port_taken","message":"..."}]}
@@ -99,6 +101,8 @@ enum class RefusalCode : std::uint8_t {
   kHostNotAllowed,  // the token may not claim that host name (its --allow-hosts patterns do not cover it)
   kHostTaken,       // another agent holds the host name
   kGroupMismatch,   // the key's group serves it under another service name
+  // After the welcome: the agent's token was removed by a configuration reload; its connections are closed. Final.
+  kTokenRevoked,
 };
 const char* refusal_code_name(RefusalCode code) noexcept;
 // Connection refusals after which retrying cannot help: the agent exits (code 3) instead of reconnecting.

@@ -47,6 +47,7 @@ TEST_CASE("hello, welcome and refusal round-trip through JSON") {
   CHECK(refused->refusal.message == "agent id 'x' is in use");
   CHECK(refusal_is_fatal(RefusalCode::kBadToken));
   CHECK(refusal_is_fatal(RefusalCode::kIdInUse));
+  CHECK(refusal_is_fatal(RefusalCode::kTokenRevoked));  // a reload removed the token: the agent exits, status 3
   CHECK_FALSE(refusal_is_fatal(RefusalCode::kBusy));
   CHECK_FALSE(refusal_is_fatal(RefusalCode::kShuttingDown));
   CHECK(service_refusal_is_retryable(RefusalCode::kPortTaken));
@@ -217,6 +218,15 @@ TEST_CASE("a refusal message never echoes a secret it was not given") {
                  &error);
   REQUIRE_FALSE(r);
   CHECK(error.find("super-secret") == std::string::npos);
+}
+
+TEST_CASE("token_revoked (a reload removed the token) has its name on the wire and comes back as itself") {
+  std::string error;
+  CHECK(std::string(refusal_code_name(RefusalCode::kTokenRevoked)) == "token_revoked");
+  auto revoked = parse(encode_refusal({RefusalCode::kTokenRevoked, "removed"}), &error);
+  REQUIRE(revoked);
+  CHECK(revoked->refusal.code == RefusalCode::kTokenRevoked);
+  CHECK(revoked->refusal.message == "removed");
 }
 
 TEST_CASE("the host refusal codes have their own names on the wire and come back as themselves") {

@@ -284,6 +284,11 @@ std::vector<std::string> encode_claimed(std::span<const ServiceStatus> statuses)
   return pack<ServiceStatus>("{\"type\":\"claimed\",\"services\":", statuses, append_status);
 }
 
+std::vector<std::string> encode_release(std::span<const std::string> names) {
+  return pack<std::string>("{\"type\":\"release\",\"services\":", names,
+                           [](std::string& out, const std::string& name) { append_json_string(out, name); });
+}
+
 std::string make_instance_nonce() {
   unsigned char random[kInstanceLength / 2] = {};
   std::size_t have = 0;
@@ -367,6 +372,20 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
       auto status = parse_status(item, error);
       if (!status) return Unexpected{status.error()};
       message.claimed.push_back(std::move(*status));
+    }
+    return message;
+  }
+  if (type == "release") {
+    message.type = ControlMessage::Type::kRelease;
+    simdjson::dom::array names;
+    if (object["services"].get(names) != simdjson::SUCCESS) return bad(error, "release: \"services\" must be an array");
+    if (names.size() > kMaxServices) return bad(error, "release: more than 1024 services");
+    for (simdjson::dom::element item : names) {
+      std::string_view name;
+      if (item.get(name) != simdjson::SUCCESS || !valid_name(name)) {
+        return bad(error, "release: each service must be a name of 1..64 of [A-Za-z0-9._-]");
+      }
+      message.release.emplace_back(name);
     }
     return message;
   }

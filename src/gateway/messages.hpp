@@ -4,7 +4,7 @@
 //
 //   intake core  --Arrival-------------> serving core (the hello's conn_index)
 //   serving core --AttachRequest-------> registry core     --AttachReply--> serving core
-//   serving core --ClaimRequestMsg-----> registry core     --ClaimReply---> serving core
+//   serving core --ClaimRequestMsg-----> registry core     --ClaimReply---> serving core   (claims and releases)
 //   serving core --DetachRequest-------> registry core
 //   registry core --SetTable / BindPort / UnbindPort--> every core --PortClosed (after UnbindPort)--> registry core
 #pragma once
@@ -55,12 +55,14 @@ struct ClaimRequestMsg {
   unsigned core = 0;
   std::uint64_t tag = 0;
   std::vector<tunnel::ServiceDecl> services;
+  std::vector<std::string> release;  // set: a release of these service names instead (services is empty)
 };
 
 struct ClaimReply {
   Gateway* gateway = nullptr;
   std::uint64_t tag = 0;
   std::vector<tunnel::ServiceStatus> statuses;
+  bool release = false;  // the answer to a release: nothing is sent to the agent, the next claim may go
 };
 
 struct SetTable {

@@ -169,18 +169,7 @@ void RegistryRoom::end_session(Session& session) {
   const route::Owner owner = session.info.owner;
   const std::set<std::uint16_t> ports = std::move(session.ports);
   registry_->close_session(session.ref);  // publishes the snapshot without its routes before its ports close
-  for (std::uint16_t port : ports) {
-    PortState& state = ports_[port];
-    state.session = {};
-    state.closing = gateway_.core_count;
-    for (unsigned core = 0; core < gateway_.core_count; ++core) {
-      auto unbind = std::make_unique<UnbindPort>();
-      unbind->gateway = &gateway_;
-      unbind->port = port;
-      ring::post_owned<UnbindPort>(loop_, core, std::move(unbind),
-                                   [](ring::Loop& loop, UnbindPort& m) { m.gateway->core(loop.core()).unbind(m); });
-    }
-  }
+  for (std::uint16_t port : ports) close_port(port);
   if (!ports.empty()) {
     LOG_INFO("agent '%s' is gone: its %zu port(s) are closed", owner.agent_id.c_str(), ports.size());
   }
@@ -188,6 +177,45 @@ void RegistryRoom::end_session(Session& session) {
   by_owner_.erase({owner.token, owner.agent_id});
   sessions_.erase(slot);
   retry_waiting(owner);
+}
+
+void RegistryRoom::close_port(std::uint16_t port) {
+  PortState& state = ports_[port];
+  state.session = {};
+  state.closing = gateway_.core_count;
+  for (unsigned core = 0; core < gateway_.core_count; ++core) {
+    auto unbind = std::make_unique<UnbindPort>();
+    unbind->gateway = &gateway_;
+    unbind->port = port;
+    ring::post_owned<UnbindPort>(loop_, core, std::move(unbind),
+                                 [](ring::Loop& loop, UnbindPort& m) { m.gateway->core(loop.core()).unbind(m); });
+  }
+}
+
+void RegistryRoom::release(ClaimRequestMsg& request) {
+  if (Session* session = find(request.session)) {
+    std::vector<route::RouteKey> keys;
+    std::vector<std::uint16_t> ports;
+    for (const std::string& name : request.release) {
+      auto it = session->services.find(name);
+      if (it == session->services.end()) continue;
+      const route::RouteKey key = it->second;
+      session->services.erase(it);
+      LOG_INFO("agent '%s' released '%s' (%s)", session->info.owner.agent_id.c_str(), name.c_str(),
+               key.describe().c_str());
+      if (key.kind == route::Kind::kTcp && session->ports.erase(key.port) > 0) ports.push_back(key.port);
+      keys.push_back(key);
+    }
+    // The snapshot without those routes goes out before the ports close, as when a session ends.
+    if (!keys.empty()) registry_->release(session->ref, keys);
+    for (std::uint16_t port : ports) close_port(port);
+  }
+  auto reply = std::make_unique<ClaimReply>();
+  reply->gateway = &gateway_;
+  reply->tag = request.tag;
+  reply->release = true;
+  ring::post_owned<ClaimReply>(loop_, request.core, std::move(reply),
+                               [](ring::Loop& loop, ClaimReply& m) { m.gateway->core(loop.core()).claimed(m); });
 }
 
 void RegistryRoom::retry_waiting(const route::Owner& owner) {
@@ -268,6 +296,10 @@ tunnel::ServiceStatus RegistryRoom::precheck(const Session& session, const tunne
 }
 
 void RegistryRoom::claim(ClaimRequestMsg& request) {
+  if (!request.release.empty()) {
+    release(request);
+    return;
+  }
   // What the answer needs once the registry has decided (later than this call, for a registry that is not local).
   auto pending = std::make_shared<PendingClaim>();
   pending->session = request.session;

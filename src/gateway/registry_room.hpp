@@ -11,7 +11,8 @@
 // Claims: each service is checked on its own (kind served, the token's port range, the gateway's own ports, the
 // per-agent count), claimed in the registry, and, for a new TCP port, opened: a port another program holds is given
 // back and refused as unavailable. One answer per claim message, one status per service.
-// Ports: a port whose session ended is closed on every core, and only once every core reports its listener closed is
+// Releases: an agent that reloaded its services releases the ones it removed (or claims again under another key).
+// Ports: a port whose session ended (or whose service was released) is closed on every core, and only once every core reports its listener closed is
 // it free of our own sockets; a claim for it meanwhile (the agent back at once, or another agent) waits for that
 // instead of finding the port "held by another program".
 // Thread rules: the registry core's loop thread only.
@@ -44,6 +45,9 @@ class RegistryRoom {
   void start();
   void attach(const AttachRequest& request);
   void detach(const DetachRequest& request);
+  // A claim, or a release (request.release set): the services of those names the session holds are released and
+  // their public TCP ports closed, as when the agent leaves. Names it does not hold are ignored (refused before, or
+  // released already).
   void claim(ClaimRequestMsg& request);
   // A core closed its listener of a port that was unbound.
   void port_closed(std::uint16_t port);
@@ -101,6 +105,9 @@ class RegistryRoom {
   void refuse_attach(const AttachRequest& request, tunnel::RefusalCode code, std::string message);
   void refuse_in_use(const AttachRequest& request, const SessionInfo& holder);
   void end_session(Session& session);
+  void release(ClaimRequestMsg& request);
+  // Closes `port`'s listeners on every core (its route is gone from the table already).
+  void close_port(std::uint16_t port);
   void retry_waiting(const route::Owner& owner);
   void expire_waiting();
   Session* find(route::SessionRef ref);

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the agent's SIGHUP: it reads --config (and its flags) again and updates its services on the
+live tunnel, without reconnecting: added services are claimed and serve, removed ones are released (their public
+port closes), open streams of a removed service run to their end. A config that does not parse changes nothing.
+Payloads are checked by SHA-256.
+
+Usage: test_agent_reload.py SCENARIO | --list      (the harness is itest.py; the runner is test_tunnel.py's main)
+"""
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_tunnel as tt  # noqa: E402  (the scenario registry and the runner)
+from itest import (HOST, KIB, admin_json, free_port, now, recv_all, round_trip, say, sha,  # noqa: E402
+                   wait_admin, wait_round_trip)
+
+scenario = tt.scenario
+
+
+def tcp_service(name, public_port, local_port):
+    return {'name': name, 'kind': 'tcp', 'public_port': public_port, 'local': '%s:%d' % (HOST, local_port)}
+
+
+def write_config(path, services):
+    # Written aside and renamed: the agent never reads half a file (as an editor or config management would do).
+    with open(path + '.tmp', 'w') as f:
+        json.dump({'services': services}, f)
+    os.replace(path + '.tmp', path)
+
+
+def tunnel_peers(gw, agent_id):
+    """The tunnel connections the gateway made ready for `agent_id`, by the agent's address and port (a connection's
+    identity: a reconnect comes from another port)."""
+    return re.findall(r"agent '%s' connection \d+/\d+ from (\S+) ready" % re.escape(agent_id), gw.text())
+
+
+def wait_refused(port, timeout, what):
+    """Polls connects to `port` until one is refused (nothing listens); returns the seconds it took."""
+    t0 = now()
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=1.0):
+                pass
+        except ConnectionRefusedError:
+            took = now() - t0
+            say('%s: port %d refuses connections after %.2f s' % (what, port, took))
+            return took
+        if now() - t0 >= timeout:
+            raise AssertionError('%s: port %d still accepts connections after %.1f s' % (what, port, timeout))
+        time.sleep(0.05)
+
+
+class OpenStream:
+    """A public connection through the echo service, kept open across a reload: part of the payload before, the rest
+    after, then the whole echo compared."""
+
+    def __init__(self, port, size=256 * KIB):
+        self.data = os.urandom(size)
+        self.sock = socket.create_connection((HOST, port), timeout=10)
+        self.got = []
+        self.reader = threading.Thread(target=lambda: self.got.append(recv_all(self.sock, limit=size)), daemon=True)
+        self.reader.start()
+        self.sock.sendall(self.data[:size // 2])
+
+    def finish(self):
+        self.sock.sendall(self.data[len(self.data) // 2:])
+        self.sock.shutdown(socket.SHUT_WR)
+        self.reader.join(10)
+        self.sock.close()
+        got = self.got[0] if self.got else b''
+        assert len(got) == len(self.data) and sha(got) == sha(self.data), \
+            'the stream open across the reload: %d of %d bytes came back, sha256 %s (sent %s)' % (
+                len(got), len(self.data), sha(got)[:16], sha(self.data)[:16])
+
+
+@scenario(budget_s=60)
+def reload_agent(h):
+    """An agent with --config exposing service A; the config rewritten to B only, then SIGHUP: "reload: services +1 -1
+    ~0"; B serves (checksummed echo through its public port), A's public port refuses, a stream of A open across the
+    reload finishes intact, and every tunnel connection is the one from before (same agent ports at the gateway, no
+    reconnect logged). Then a config that does not parse + SIGHUP: the error names the file, line and column; B still
+    serves and A stays closed. Both admin endpoints list only B."""
+    echo = h.service('echo', free_port())
+    gw = h.gateway(extra=['--admin-listen', '%s:0' % HOST])
+    pub_a, pub_b = free_port(), free_port()
+    while pub_b == pub_a:
+        pub_b = free_port()
+    config = os.path.join(h.dir, 'agent.json')
+    write_config(config, [tcp_service('svc-a', pub_a, echo.port)])
+    agent = h.agent(gw.port, [], agent_id='edge-reload', extra=['--config', config, '--admin-listen', '%s:0' % HOST])
+    wait_admin(agent)
+    h.wait_agent_ready(agent)
+    wait_round_trip(pub_a, 10, 'service A before the reload')
+    peers = tunnel_peers(gw, 'edge-reload')
+    assert len(peers) >= 1, 'the gateway logs no ready tunnel connection of the agent'
+    since_ms = admin_json(gw.admin_port, '/api/v1/agents')['agents'][0]['connected_since_ms']
+    open_a = OpenStream(pub_a)
+
+    mark = agent.size()
+    write_config(config, [tcp_service('svc-b', pub_b, echo.port)])
+    agent.signal(signal.SIGHUP)
+    agent.wait_log(r'reload: services \+1 -1 ~0', 10, since=mark)
+    wait_round_trip(pub_b, 10, 'service B after the reload')
+    for seed in range(3):
+        round_trip(pub_b, size=512 * KIB, seed=seed)
+    wait_refused(pub_a, 10, 'service A after the reload')
+    open_a.finish()
+    say('a stream of A open across the reload finished intact')
+
+    after = tunnel_peers(gw, 'edge-reload')
+    assert after == peers, 'tunnel connections were made again: %s before, %s after' % (peers, after)
+    assert not re.search(r'to the gateway lost|closed before the gateway answered', agent.text()), \
+        'the agent lost a tunnel connection'
+    agents = admin_json(gw.admin_port, '/api/v1/agents')['agents']
+    assert len(agents) == 1 and agents[0]['connected_since_ms'] == since_ms, 'the agent session changed: %s' % agents
+    assert agents[0]['services'] == ['svc-b'], 'the gateway lists services %s' % agents[0]['services']
+    listed = admin_json(agent.admin_port, '/api/v1/services')['services']
+    assert [(s['name'], s['state']) for s in listed] == [('svc-b', 'serving')], 'the agent lists %s' % listed
+    say('%d tunnel connection(s) kept across the reload; the gateway and the agent list only svc-b' % len(peers))
+
+    mark = agent.size()
+    with open(config, 'w') as f:
+        f.write('{"services": [\n  %s,\n  oops\n]}\n' % json.dumps(tcp_service('svc-a', pub_a, echo.port)))
+    agent.signal(signal.SIGHUP)
+    m = agent.wait_log(r'reload failed: (.*)', 10, since=mark)
+    assert re.search(r'agent\.json: line 3, column \d+', m.group(1)), 'the error does not say where: %s' % m.group(1)
+    say('broken config: %s' % m.group(0))
+    time.sleep(0.5)
+    assert 'reload: services' not in agent.text()[mark:], 'a broken config changed the services'
+    round_trip(pub_b, size=256 * KIB, seed=7)
+    wait_refused(pub_a, 2, 'service A after the broken config')
+    assert tunnel_peers(gw, 'edge-reload') == peers, 'the broken config made the agent reconnect'
+    assert agent.alive(), 'the agent exited'
+
+
+if __name__ == '__main__':
+    sys.exit(tt.main(sys.argv[1:]))

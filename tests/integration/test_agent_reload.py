@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_tunnel as tt  # noqa: E402  (the scenario registry and the runner)
-from itest import (HOST, KIB, admin_json, free_port, now, recv_all, round_trip, say, sha,  # noqa: E402
+from itest import (HOST, KIB, TOKEN, admin_json, free_port, now, recv_all, round_trip, say, sha,  # noqa: E402
                    wait_admin, wait_round_trip)
 
 scenario = tt.scenario
@@ -137,6 +137,67 @@ def reload_agent(h):
     wait_refused(pub_a, 2, 'service A after the broken config')
     assert tunnel_peers(gw, 'edge-reload') == peers, 'the broken config made the agent reconnect'
     assert agent.alive(), 'the agent exited'
+
+
+
+def whoami(port, host):
+    """GET /whoami with Host: `host` through the gateway's shared HTTP port; returns the body."""
+    import http.client
+    c = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        c.request('GET', '/whoami', headers={'Host': host})
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200, 'GET /whoami at %s: %d %r' % (host, r.status, body[:200])
+        return body.decode()
+    finally:
+        c.close()
+
+
+@scenario(budget_s=60)
+def reload_agent_changes(h):
+    """Changes under the same names: an http: service pointed at another local service ("~", nothing sent to the
+    gateway) answers from the new one at once, though the agent had a pooled keep-alive connection to the old one; a
+    tcp service moved to another public port is released and claimed again (the old port refuses, the new one
+    serves). A SIGHUP that changes nothing logs +0 -0 ~0. The tunnel connections are never made again."""
+    one = h.service('http', free_port(), label='one')
+    two = h.service('http', free_port(), label='two')
+    echo = h.service('echo', free_port())
+    gw = h.gateway(http=True, tokens=((TOKEN, None, 'app.test'),))
+    pub_1, pub_2 = free_port(), free_port()
+    while pub_2 == pub_1:
+        pub_2 = free_port()
+    config = os.path.join(h.dir, 'agent.json')
+    app = {'name': 'app', 'kind': 'http', 'host': 'app.test', 'local': '%s:%d' % (HOST, one.port)}
+    write_config(config, [app, tcp_service('tcp', pub_1, echo.port)])
+    agent = h.agent(gw.port, [], agent_id='edge-changes', threads=1, extra=['--config', config])
+    h.wait_agent_ready(agent)
+    wait_round_trip(pub_1, 10, 'tcp service before the reload')
+    for _ in range(3):
+        assert whoami(gw.http_port, 'app.test') == 'one'
+    peers = tunnel_peers(gw, 'edge-changes')
+
+    mark = agent.size()
+    write_config(config, [dict(app, local='%s:%d' % (HOST, two.port)), tcp_service('tcp', pub_2, echo.port)])
+    agent.signal(signal.SIGHUP)
+    agent.wait_log(r'reload: services \+0 -0 ~2', 10, since=mark)
+    agent.wait_log(r"reload: ~ 'app' .*new streams go there", 2, since=mark)
+    agent.wait_log(r"reload: ~ 'tcp' .*released and claimed again", 2, since=mark)
+    for _ in range(3):
+        got = whoami(gw.http_port, 'app.test')
+        assert got == 'two', 'after the reload app.test is answered by %r (a connection to the old address?)' % got
+    say('app.test answered by the new local service at once')
+    wait_round_trip(pub_2, 10, 'tcp service on its new port')
+    wait_refused(pub_1, 10, 'tcp service\'s old port')
+    gw.wait_log(r"port %d now serves 'tcp' of agent 'edge-changes'" % pub_2, 5)
+
+    mark = agent.size()
+    agent.signal(signal.SIGHUP)
+    agent.wait_log(r'reload: services \+0 -0 ~0', 10, since=mark)
+    assert tunnel_peers(gw, 'edge-changes') == peers, 'tunnel connections were made again'
+    assert not re.search(r'to the gateway lost', agent.text()), 'the agent lost a tunnel connection'
+    whoami(gw.http_port, 'app.test')
+    round_trip(pub_2, size=128 * KIB, seed=3)
 
 
 if __name__ == '__main__':

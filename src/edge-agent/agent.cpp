@@ -385,7 +385,17 @@ void ServiceBook::services_changed(const ServiceSet& before, const ServiceDiff& 
   // In this order on connection 0: the gateway takes a release and the claims behind it in turn, so a claim under a
   // released name (another port) does not meet the old claim.
   if (!release.empty() && !core_.send_release(release)) {
-    pending_release_.insert(pending_release_.end(), release.begin(), release.end());
+    // Bounded: a name once (the slots bound the names), and at most what one claim may hold, so that the messages
+    // behind the next hello stay within what the gateway holds for a connection. Beyond that the gateway keeps the
+    // claims until the agent's session ends (every connection down), which releases everything.
+    for (std::string& name : release) {
+      if (std::find(pending_release_.begin(), pending_release_.end(), name) != pending_release_.end()) continue;
+      if (pending_release_.size() >= tunnel::kMaxServices) {
+        LOG_WARN("connection 0 is down: service '%s' is released when the agent's session ends", name.c_str());
+        continue;
+      }
+      pending_release_.push_back(std::move(name));
+    }
   }
   // Connection 0 down: its next hello claims the whole set anyway.
   if (!claim.empty()) (void)core_.send_claims(claim);

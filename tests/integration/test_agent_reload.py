@@ -200,5 +200,49 @@ def reload_agent_changes(h):
     round_trip(pub_2, size=128 * KIB, seed=3)
 
 
+
+@scenario(budget_s=60)
+def reload_release_raw(h):
+    """The gateway's side of a release, from a hand-made agent: a release of its service closes the public port (and
+    ignores a name it does not hold, even one another agent serves); a claim of the same name under another port
+    right behind the release is granted (the release came first); a malformed release refuses the connection with a
+    'release:' reason. The other agent is not disturbed."""
+    import test_routing as tr
+    echo = h.service('echo', free_port())
+    gw = h.gateway(extra=['--insecure-plaintext'], tokens=((TOKEN, None), ('other', None)))
+    pub_good = free_port()
+    good = h.agent(gw.port, [(pub_good, echo.port)], agent_id='good', token='other', extra=['--insecure-plaintext'])
+    h.wait_agent_ready(good)
+    p1, p2 = free_port(), free_port()
+    while p2 in (p1, pub_good):
+        p2 = free_port()
+
+    raw = tr.RawAgent(gw.port, 'raw')
+    raw.send_control({'type': 'claim', 'services': [tr._tcp('a', p1)]})
+    claimed, _ = raw.wait_for('claimed')
+    assert claimed['services'][0]['ok'], claimed
+    with socket.create_connection((HOST, p1), timeout=2):
+        pass  # the gateway listens for it
+    raw.send_control({'type': 'release', 'services': ['a', 'nope', 'svc%d' % pub_good]})
+    raw.send_control({'type': 'claim', 'services': [tr._tcp('a', p2)]})
+    claimed, seen = raw.wait_for('claimed')
+    assert claimed['services'][0]['ok'], 'the claim behind the release: %s' % claimed
+    assert [m['type'] for m in seen] == ['claimed'], 'a release is not answered: %s' % seen
+    wait_refused(p1, 5, 'the released port')
+    with socket.create_connection((HOST, p2), timeout=2):
+        pass
+    gw.wait_log(r"agent 'raw' released 'a' \(tcp port %d\)" % p1, 2)
+    round_trip(pub_good, size=64 * KIB)
+    say('released port %d closed, the same name granted port %d, the other agent served' % (p1, p2))
+
+    raw.send_control({'type': 'release', 'services': [1]})
+    refused, _ = raw.wait_for('refused')
+    assert refused['code'] == 'bad_request' and refused['message'].startswith('release: '), refused
+    wait_refused(p2, 5, 'the refused agent\'s port')
+    round_trip(pub_good, size=64 * KIB)
+    tr.no_lost_tunnels(gw, [good], ids=['good'])
+    say('a malformed release: refused (%s)' % refused['message'])
+
+
 if __name__ == '__main__':
     sys.exit(tt.main(sys.argv[1:]))

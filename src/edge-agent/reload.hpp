@@ -20,8 +20,7 @@ class Reloader {
   Reloader(Agent& agent, Reparse reparse) : agent_(agent), reparse_(reparse) {}
 
   // The first set (start-up). Errc::kInvalidArgument with *error if it cannot be built.
-  Result<std::shared_ptr<const ServiceSet>> start(const std::vector<app::ServiceConfig>& services,
-                                                  std::string* error);
+  Result<std::shared_ptr<const ServiceSet>> start(const std::vector<app::ServiceConfig>& services, std::string* error);
   void reload();
 
  private:

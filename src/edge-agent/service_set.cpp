@@ -21,8 +21,9 @@ bool same_local(const app::ServiceConfig& a, const app::ServiceConfig& b) {
 
 tunnel::ServiceDecl declare(const app::ServiceConfig& config) {
   const bool tcp = config.kind == route::Kind::kTcp;
-  return tunnel::ServiceDecl{config.name,        config.kind,        tcp ? config.public_port : std::uint16_t{0},
-                             tcp ? "" : config.host, config.allow_from, config.deny_from};
+  return tunnel::ServiceDecl{
+      config.name,       config.kind,     tcp ? config.public_port : std::uint16_t{0}, tcp ? "" : config.host,
+      config.allow_from, config.deny_from};
 }
 
 std::string public_to_local(const app::ServiceConfig& config) {
@@ -64,8 +65,9 @@ Result<std::shared_ptr<const ServiceSet>> SlotBook::build(const std::vector<app:
   for (const app::ServiceConfig& config : services) new_names += slots_.count(config.name) == 0;
   if (slots_.size() + new_names > kMaxServiceSlots) {
     if (error != nullptr) {
-      *error = "this agent has served " + std::to_string(slots_.size()) + " different service names since it started; " +
-               std::to_string(new_names) + " more would pass the limit of " + std::to_string(kMaxServiceSlots) +
+      *error = "this agent has served " + std::to_string(slots_.size()) +
+               " different service names since it started; " + std::to_string(new_names) +
+               " more would pass the limit of " + std::to_string(kMaxServiceSlots) +
                ": restart the agent to serve new names";
     }
     return fail(Errc::kInvalidArgument, "service slots");

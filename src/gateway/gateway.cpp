@@ -361,11 +361,12 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
     refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, error});
     return;
   }
-  if (message->type != tunnel::ControlMessage::Type::kClaim && message->type != tunnel::ControlMessage::Type::kRelease) {
+  using Type = tunnel::ControlMessage::Type;
+  if (message->type != Type::kClaim && message->type != Type::kRelease) {
     refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, "unexpected control message"});
     return;
   }
-  if (message->type == tunnel::ControlMessage::Type::kRelease && message->release.empty()) return;  // nothing to do
+  if (message->type == Type::kRelease && message->release.empty()) return;  // nothing to do
   QueuedClaim claim{std::move(message->claim), std::move(message->release)};
   // One claim per connection is with the registry at a time; the others wait here (bounded): an agent cannot pile
   // work on the registry core, which every agent shares. Claims sent right behind the hello wait here too, until

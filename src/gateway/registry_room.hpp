@@ -12,9 +12,9 @@
 // per-agent count), claimed in the registry, and, for a new TCP port, opened: a port another program holds is given
 // back and refused as unavailable. One answer per claim message, one status per service.
 // Releases: an agent that reloaded its services releases the ones it removed (or claims again under another key).
-// Ports: a port whose session ended (or whose service was released) is closed on every core, and only once every core reports its listener closed is
-// it free of our own sockets; a claim for it meanwhile (the agent back at once, or another agent) waits for that
-// instead of finding the port "held by another program".
+// Ports: a port whose session ended (or whose service was released) is closed on every core, and only once every
+// core reports its listener closed is it free of our own sockets; a claim for it meanwhile (the agent back at once,
+// or another agent) waits for that instead of finding the port "held by another program".
 // Thread rules: the registry core's loop thread only.
 #pragma once
 

@@ -112,7 +112,10 @@ constexpr Extras kAgentExtras = {
     .files = {{"/etc/ringtun/NAME.json", "the configuration of the systemd unit ringtun-agent@NAME.service"},
               {"/etc/ringtun/NAME.token", "its token, passed as a credential (LoadCredential=) to --token-file"},
               {"", ""}},
-    .signals = {{"SIGTERM, SIGINT", "let open streams finish for up to --drain-timeout-ms, then exit 0"}, {"", ""}},
+    .signals = {{"SIGTERM, SIGINT", "let open streams finish for up to --drain-timeout-ms, then exit 0"},
+                {"SIGHUP", "read --config and the flags again and update the services on the live tunnel: added ones "
+                           "are claimed, removed ones released (their open streams finish); on an error nothing "
+                           "changes"}},
     .exit_status = {{"0", "stopped by a signal, after draining"},
                     {"2", "bad flags or configuration"},
                     {"3", "refused by the gateway for good (bad token or a token the gateway revoked, --agent-id "

@@ -68,7 +68,9 @@ constexpr ProgramText kAgentText = {
         "       ringtun-agent --config FILE [options]\n",
     .titles = {"Tunnel:", "HTTP services:", "TLS (on by default; one of --gateway-fingerprint / --ca is required):",
                "Operations (off unless given):", "Common:"},
-    .notes = {"", "", "", "", kFlagsNote},
+    .notes = {"  SIGHUP reads --config and the flags again and updates the services on the live tunnel\n"
+              "  (added ones claimed, removed ones released); on an error nothing changes.\n",
+              "", "", "", kFlagsNote},
     .example =
         "Example:\n"
         "  ringtun-agent --gateway 203.0.113.7:7000 --token s3cret --gateway-fingerprint sha256:... \\\n"

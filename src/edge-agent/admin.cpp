@@ -23,15 +23,16 @@ namespace {
 
 using ops::MetricType;
 
-// Each service's numbers (by Agent::services index) summed over the cores.
-std::vector<ops::ServiceCounts> sum_services(const Agent& agent) {
-  std::vector<ops::ServiceCounts> sums(agent.services.size());
+// Each service's numbers (by index into `set`) summed over the cores, whose counters are by slot.
+std::vector<ops::ServiceCounts> sum_services(const Agent& agent, const ServiceSet& set) {
+  std::vector<ops::ServiceCounts> sums(set.size());
   for (unsigned index = 0; index < agent.threads; ++index) {
     const AgentCore* core = agent.started_core(index);
     if (core == nullptr) continue;
-    const auto& traffic = core->traffic();
-    for (std::size_t i = 0; i < sums.size() && i < traffic.size(); ++i) {
-      tunnel::add_traffic(sums[i], traffic[i], tunnel::Edge::kLocalService);
+    for (std::size_t i = 0; i < sums.size(); ++i) {
+      if (const tunnel::StreamTraffic* traffic = core->traffic().find(set[i].slot)) {
+        tunnel::add_traffic(sums[i], *traffic, tunnel::Edge::kLocalService);
+      }
     }
   }
   return sums;
@@ -103,13 +104,14 @@ void AgentAdmin::status_json(ops::AdminResponse& response) const {
 }
 
 void AgentAdmin::services_json(std::string_view query, ops::AdminResponse& response) const {
-  const auto sums = sum_services(agent_);
+  const ServiceSet& set = book_.service_set();
+  const auto sums = sum_services(agent_, set);
   const std::string filter = ops::query_value(query, "filter");
   const std::uint64_t offset = ops::query_number(query, "offset", 0, UINT32_MAX);
   const std::uint64_t limit = ops::query_number(query, "limit", 100, 1000);
   std::vector<std::size_t> rows;
-  for (const auto& [name, index] : agent_.service_index) {  // sorted by name
-    const app::ServiceConfig& service = agent_.config.services[index];
+  for (const auto& [name, index] : set.by_name()) {
+    const app::ServiceConfig& service = set[index].config;
     if (!ops::contains_folded(name, filter) && !ops::contains_folded(service.host, filter) &&
         std::to_string(service.public_port) != filter) {
       continue;
@@ -121,7 +123,7 @@ void AgentAdmin::services_json(std::string_view query, ops::AdminResponse& respo
   json.begin_object().field("total", std::uint64_t{rows.size()}).field("offset", offset).key("services").begin_array();
   for (std::size_t r = offset; r < rows.size() && r < offset + limit; ++r) {
     const std::size_t i = rows[r];
-    const app::ServiceConfig& service = agent_.config.services[i];
+    const app::ServiceConfig& service = set[i].config;
     json.begin_object()
         .field("name", service.name)
         .field("kind", route::kind_name(service.kind))
@@ -149,12 +151,13 @@ std::string AgentAdmin::render_metrics() const {
     if (const AgentCore* c = agent_.started_core(core)) tunnels[core] = &c->tunnel_stats();
   }
   tunnel::write_tunnel_metrics(m, tunnels);
-  const auto sums = sum_services(agent_);
+  const ServiceSet& set = book_.service_set();
+  const auto sums = sum_services(agent_, set);
   std::vector<std::array<ops::Label, 2>> labels(sums.size());
   std::vector<ops::ServiceRow> rows;
   rows.reserve(sums.size());
   for (std::size_t i = 0; i < sums.size(); ++i) {
-    const app::ServiceConfig& service = agent_.config.services[i];
+    const app::ServiceConfig& service = set[i].config;
     labels[i] = {ops::Label{"service", service.name}, ops::Label{"kind", route::kind_name(service.kind)}};
     rows.push_back({labels[i], sums[i]});
   }

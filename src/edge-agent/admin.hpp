@@ -8,7 +8,8 @@
 //   GET /api/v1/status    role "agent", version, start time, cores, ready, draining, gateway, connected
 //   GET /api/v1/services  the configured services: state the gateway gave them, live counters (?filter=&offset=&limit=)
 //   GET /                 the dashboard page
-// Other cores' numbers are Counters (relaxed loads); the service book is read on its own core.
+// Other cores' numbers are Counters (relaxed loads), found by slot; the services listed are core 0's set (a reload
+// swaps it on this core, between two requests), with the statuses of the service book on the same core.
 // Thread rules: core 0's loop thread.
 #pragma once
 

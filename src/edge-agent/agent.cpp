@@ -4,6 +4,7 @@
 
 #include "edge-agent/admin.hpp"
 #include "edge-agent/health.hpp"
+#include "edge-agent/reload.hpp"
 #include "ops/sd_notify.hpp"
 
 #include <unistd.h>
@@ -31,26 +32,11 @@ struct StartConnection {
   std::uint32_t index = 0;
 };
 
-// What a service serves: "gateway port 8080 -> 127.0.0.1:80", "http app.example.com -> 127.0.0.1:8080".
-std::string public_to_local(const app::ServiceConfig& config) {
-  const std::string from = config.kind == route::Kind::kTcp
-                               ? "gateway port " + std::to_string(config.public_port)
-                               : std::string(route::kind_name(config.kind)) + " " + config.host;
-  return from + " -> " + config.local_text;
-}
-
-std::string describe(const tunnel::ServiceDecl& service, const app::ServiceConfig& config) {
-  return "'" + service.name + "' (" + public_to_local(config) + ")";
+std::string describe(const app::ServiceConfig& config) {
+  return "'" + config.name + "' (" + public_to_local(config) + ")";
 }
 
 }  // namespace
-
-const app::ServiceConfig* Agent::find_service(std::string_view name) const noexcept {
-  auto it = std::lower_bound(service_index.begin(), service_index.end(), name,
-                             [](const auto& entry, std::string_view key) { return entry.first < key; });
-  if (it == service_index.end() || it->first != name) return nullptr;
-  return &config.services[it->second];
-}
 
 // ---------------------------------------------------------------- AgentConn
 
@@ -158,9 +144,11 @@ void AgentConn::start_tunnel(ring::SocketId socket) noexcept {
     return;
   }
   if (index_ == 0) {
-    // Claimed right behind the hello, without waiting for the welcome: one round trip to serving.
-    std::vector<std::size_t> all(agent.services.size());
+    // Claimed right behind the hello, without waiting for the welcome: one round trip to serving. Releases a reload
+    // could not send go first: the session may have outlived connection 0 (the others kept it) with those claims.
+    std::vector<std::size_t> all(core_.service_set().size());
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    core_.services().send_pending_releases();
     core_.services().claimed_all();
     (void)core_.send_claims(all);
   }
@@ -284,9 +272,11 @@ void AgentConn::stop() noexcept {
 
 // ---------------------------------------------------------------- ServiceBook
 
-ServiceBook::ServiceBook(AgentCore& core) : core_(core), entries_(core.agent().services.size()) {
+ServiceBook::ServiceBook(AgentCore& core) : core_(core), entries_(core.service_set().size()) {
   retry_timer_.set_callback([](void* self) { static_cast<ServiceBook*>(self)->retry(); }, this);
 }
+
+const ServiceSet& ServiceBook::service_set() const noexcept { return core_.service_set(); }
 
 void ServiceBook::claimed_all() {
   for (Entry& entry : entries_) {
@@ -327,15 +317,15 @@ const char* ServiceBook::state_name(std::size_t index) const noexcept {
 
 void ServiceBook::on_claimed(const std::vector<tunnel::ServiceStatus>& statuses) {
   const Agent& agent = core_.agent();
+  const ServiceSet& set = core_.service_set();
   for (const tunnel::ServiceStatus& status : statuses) {
-    const app::ServiceConfig* config = agent.find_service(status.name);
-    if (config == nullptr) continue;  // a name we never claimed: ignore it
-    const auto index = static_cast<std::size_t>(config - agent.config.services.data());
-    Entry& entry = entries_[index];
-    const tunnel::ServiceDecl& service = agent.services[index];
+    const AgentService* service = set.find(status.name);
+    if (service == nullptr) continue;  // a name we never claimed, or one a reload removed since: ignore it
+    const app::ServiceConfig* config = &service->config;
+    Entry& entry = entries_[set.index_of(*service)];
     if (status.ok) {
       if (entry.state != State::kServing && (entries_.size() <= kServiceLinesUpTo || !summary_due_)) {
-        LOG_INFO("service %s is served by the gateway", describe(service, *config).c_str());
+        LOG_INFO("service %s is served by the gateway", describe(*config).c_str());
       }
       entry.state = State::kServing;
       entry.last_message.clear();
@@ -344,10 +334,10 @@ void ServiceBook::on_claimed(const std::vector<tunnel::ServiceStatus>& statuses)
     const bool retryable = tunnel::service_refusal_is_retryable(status.code);
     if (entry.last_message != status.message || entry.state == State::kPending) {
       if (retryable) {
-        LOG_WARN("service %s refused for now (%s): %s; asking again every %u ms", describe(service, *config).c_str(),
+        LOG_WARN("service %s refused for now (%s): %s; asking again every %u ms", describe(*config).c_str(),
                  tunnel::refusal_code_name(status.code), status.message.c_str(), agent.config.retry_refused_ms);
       } else {
-        LOG_ERROR("service %s refused (%s): %s", describe(service, *config).c_str(),
+        LOG_ERROR("service %s refused (%s): %s", describe(*config).c_str(),
                   tunnel::refusal_code_name(status.code), status.message.c_str());
       }
     }
@@ -379,6 +369,46 @@ void ServiceBook::retry() noexcept {
   if (!core_.send_claims(again)) core_.loop().timers().schedule(retry_timer_, core_.agent().config.retry_refused_ms);
 }
 
+void ServiceBook::services_changed(const ServiceSet& before, const ServiceDiff& diff) {
+  const ServiceSet& now = core_.service_set();
+  std::vector<Entry> entries(now.size());
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    const AgentService* was = before.find(now[i].config.name);
+    if (was != nullptr) entries[i] = std::move(entries_[before.index_of(*was)]);
+  }
+  std::vector<std::string> release;
+  std::vector<std::size_t> claim = diff.added;
+  for (std::size_t i : diff.removed) release.push_back(before[i].config.name);
+  for (std::size_t i : diff.reclaimed) {
+    release.push_back(now[i].config.name);
+    claim.push_back(i);
+    entries[i] = Entry{};
+  }
+  entries_ = std::move(entries);
+  // In this order on connection 0: the gateway takes a release and the claims behind it in turn, so a claim under a
+  // released name (another port) does not meet the old claim.
+  if (!release.empty() && !core_.send_release(release)) {
+    // Bounded: a name once (the slots bound the names), and at most what one claim may hold, so that the messages
+    // behind the next hello stay within what the gateway holds for a connection. Beyond that the gateway keeps the
+    // claims until the agent's session ends (every connection down), which releases everything.
+    for (std::string& name : release) {
+      if (std::find(pending_release_.begin(), pending_release_.end(), name) != pending_release_.end()) continue;
+      if (pending_release_.size() >= tunnel::kMaxServices) {
+        LOG_WARN("connection 0 is down: service '%s' is released when the agent's session ends", name.c_str());
+        continue;
+      }
+      pending_release_.push_back(std::move(name));
+    }
+  }
+  // Connection 0 down: its next hello claims the whole set anyway.
+  if (!claim.empty()) (void)core_.send_claims(claim);
+}
+
+void ServiceBook::send_pending_releases() {
+  if (pending_release_.empty()) return;
+  if (core_.send_release(pending_release_)) pending_release_.clear();
+}
+
 void ServiceBook::stop() { core_.loop().timers().cancel(retry_timer_); }
 
 // ---------------------------------------------------------------- AgentCore
@@ -387,10 +417,11 @@ AgentCore::AgentCore(Agent& agent, ring::Loop& loop)
     : agent_(agent),
       loop_(loop),
       tcore_(loop, 256ULL * 1024 * 1024),
+      services_(agent.initial_services),
       upstream_(loop, agent.config.upstream_max_idle, agent.config.upstream_idle_ms),
       book_(*this),
-      rng_(monotonic_ns() ^ (loop.core() * 0x9E3779B97F4A7C15ULL)),
-      traffic_(agent.services.size()) {
+      rng_(monotonic_ns() ^ (loop.core() * 0x9E3779B97F4A7C15ULL)) {
+  for (const AgentService& service : services_->services()) traffic_.ensure(service.slot);
   drain_deadline_.set_callback(
       [](void* self) {
         auto* core = static_cast<AgentCore*>(self);
@@ -408,7 +439,7 @@ Status AgentCore::start() {
   if (loop_.core() == 0 && !agent_.config.health.empty()) {
     // Checked when the config was read: it parses.
     health_ = std::make_unique<HealthChecks>(*this, *app::parse_health_spec(agent_.config.health, nullptr));
-    health_->start();
+    health_->start(*services_);
   }
   if (loop_.core() == 0 && agent_.admin_listener_fd >= 0) {
     admin_ = std::make_unique<AgentAdmin>(agent_, book_);
@@ -467,8 +498,12 @@ void AgentCore::gateway_cores_known(std::uint32_t cores) {
 bool AgentCore::send_claims(const std::vector<std::size_t>& services) {
   std::vector<tunnel::ServiceDecl> decls;
   decls.reserve(services.size());
-  for (std::size_t i : services) decls.push_back(agent_.services[i]);
+  for (std::size_t i : services) decls.push_back((*services_)[i].decl);
   return send_on_first(tunnel::encode_claims(decls));
+}
+
+bool AgentCore::send_release(const std::vector<std::string>& names) {
+  return send_on_first(tunnel::encode_release(names));
 }
 
 bool AgentCore::send_on_first(const std::vector<std::string>& messages) {
@@ -481,6 +516,22 @@ bool AgentCore::send_on_first(const std::vector<std::string>& messages) {
     }
   }
   return true;
+}
+
+void AgentCore::set_services(std::shared_ptr<const ServiceSet> next, const ServiceSet& before,
+                             const ServiceDiff& diff) {
+  services_ = std::move(next);
+  for (const AgentService& service : services_->services()) traffic_.ensure(service.slot);
+  // Pooled http connections of a service that is gone, or that points elsewhere now, serve no further request.
+  for (std::size_t i : diff.removed) upstream_.retire(before[i].upstream_key);
+  for (const AgentService& service : services_->services()) {
+    const AgentService* was = before.find(service.config.name);
+    if (was != nullptr && was->upstream_key != service.upstream_key) upstream_.retire(was->upstream_key);
+  }
+  // Streams already open keep going to the end, to the address they were connected to (as with a graceful stop):
+  // the gateway sends no new ones for a released service, and this core refuses any that crossed the release.
+  if (loop_.core() == 0) book_.services_changed(before, diff);  // connection 0's core keeps the statuses
+  if (health_) health_->set_services(*services_);
 }
 
 void AgentCore::give_up() {
@@ -501,21 +552,21 @@ void AgentCore::on_stream_open(tunnel::TunnelConn& conn, frame::StreamHandle str
     conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
     return;
   }
-  if (const app::ServiceConfig* service = agent_.find_service(meta->service)) {
+  if (const AgentService* entry = services_->find(meta->service)) {
+    const app::ServiceConfig* service = &entry->config;
     if (service->kind != meta->kind) {
       LOG_WARN("the gateway opened a %s stream for %s service '%s': refused", route::kind_name(meta->kind),
                route::kind_name(service->kind), service->name.c_str());
       conn.refuse_stream(stream, frame::ErrorCode::kRefusedStream);
       return;
     }
-    const auto index = static_cast<std::uint32_t>(service - agent_.config.services.data());
-    const tunnel::Tracking tracking{&traffic_[index], false, nullptr};
+    const tunnel::Tracking tracking{&traffic_.at(entry->slot), false, nullptr};
     // The public client's address for the service, ahead of the stream's bytes (empty without the option).
     std::array<std::byte, tunnel::kMaxProxyHeader> header;
     const std::span<const std::byte> prefix(
         header.data(), tunnel::write_proxy_header(service->proxy_protocol, meta->client, meta->public_port, header));
     if (service->kind == route::Kind::kHttp) {
-      conn.connect_http_stream(stream, service->local, upstream_, index,
+      conn.connect_http_stream(stream, service->local, upstream_, entry->upstream_key,
                                (meta->flags & tunnel::kStreamHeadRequest) != 0, tracking, prefix);
       return;
     }
@@ -559,7 +610,7 @@ void AgentCore::connection_stopped() {
 
 // ---------------------------------------------------------------- the program
 
-int run_agent(const app::AgentConfig& config) {
+int run_agent(const app::AgentConfig& config, Reparse reparse) {
   Agent agent;
   agent.config = config;
   // The gateway decides how many streams it opens (its --max-streams); the agent accepts up to the protocol's
@@ -572,15 +623,16 @@ int run_agent(const app::AgentConfig& config) {
   agent.tunnel_options.session.flood.max_peer_resets = UINT32_MAX;
   // A claim answer for many services can outgrow the default control buffer; it is per connection, not per stream.
   agent.instance = tunnel::make_instance_nonce();
-  for (std::size_t i = 0; i < config.services.size(); ++i) {
-    const app::ServiceConfig& service = config.services[i];
-    const bool tcp = service.kind == route::Kind::kTcp;
-    agent.services.push_back(tunnel::ServiceDecl{service.name, service.kind,
-                                                 tcp ? service.public_port : std::uint16_t{0}, tcp ? "" : service.host,
-                                                 service.allow_from, service.deny_from, config.group});
-    agent.service_index.emplace_back(service.name, i);
+  Reloader reloader(agent, reparse);
+  {
+    std::string error;
+    auto services = reloader.start(config.services, &error);
+    if (!services) {
+      LOG_ERROR("%s", error.c_str());
+      return 2;
+    }
+    agent.initial_services = std::move(*services);
   }
-  std::sort(agent.service_index.begin(), agent.service_index.end());
   if (config.common.insecure_plaintext) {
     LOG_WARN("--insecure-plaintext: tunnel traffic is NOT encrypted and the gateway is NOT verified; use it on "
              "trusted links and for benchmarks only");
@@ -614,7 +666,9 @@ int run_agent(const app::AgentConfig& config) {
       LOG_INFO("admin endpoint: http://%s/", local->to_string().c_str());
     }
   }
-  ring::Runtime runtime(app::runtime_options(config.common, /*pin_by_default=*/false));
+  ring::RuntimeOptions runtime_options = app::runtime_options(config.common, /*pin_by_default=*/false);
+  if (reparse != nullptr) runtime_options.on_reload = [&reloader] { reloader.reload(); };
+  ring::Runtime runtime(runtime_options);
   agent.runtime = &runtime;
   agent.threads = runtime.thread_count();
   agent.cores.assign(agent.threads, nullptr);

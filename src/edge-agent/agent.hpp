@@ -12,8 +12,11 @@
 // instance, or every service refused for good (not allowed for the token, a port the gateway keeps for itself).
 // A stream's OPEN names its service (tunnel/stream_meta.hpp); the agent connects to that service's local address on
 // the same core and pumps bytes both ways (tunnel::EdgeStream); a failed local connect comes back as a reset.
+// SIGHUP re-reads the services (edge-agent/reload.hpp): each core gets the new ServiceSet by message and swaps its
+// pointer; connection 0 releases what is gone and claims what is new on the live tunnel, without reconnecting.
 // Thread rules: an AgentCore and its connections are used only by their loop's thread; `Agent` is read-only except
-// `gateway_cores` (atomic). Service statuses live on the core of connection 0.
+// `gateway_cores` (atomic). Each core reads its own ServiceSet pointer. Service statuses live on the core of
+// connection 0.
 #pragma once
 
 #include <atomic>
@@ -25,6 +28,7 @@
 
 #include "app/config.hpp"
 #include "app/options.hpp"
+#include "edge-agent/service_set.hpp"
 #include "ops/admin_server.hpp"
 #include "ring/loop.hpp"
 #include "ring/resolver.hpp"
@@ -45,8 +49,8 @@ struct Agent {
   tunnel::TunnelOptions tunnel_options;
   unsigned threads = 1;
   std::string instance;                        // this process's nonce, in every hello
-  std::vector<tunnel::ServiceDecl> services;   // what connection 0 claims, from config.services
-  std::vector<std::pair<std::string, std::size_t>> service_index;  // name -> config.services index, sorted
+  // The services at start-up (from config.services); each core starts with it and takes later sets by message.
+  std::shared_ptr<const ServiceSet> initial_services;
   std::atomic<std::uint32_t> gateway_cores{1};  // from the first welcome; what hellos report as conn_count
   std::vector<AgentCore*> cores;
   ring::Runtime* runtime = nullptr;
@@ -62,12 +66,14 @@ struct Agent {
   const AgentCore* started_core(unsigned index) const noexcept {
     return cores_started.load(std::memory_order_acquire) == threads ? cores[index] : nullptr;
   }
-  // The configured service called `name`, or null.
-  const app::ServiceConfig* find_service(std::string_view name) const noexcept;
 };
 
-// Runs the agent until SIGINT/SIGTERM or a fatal refusal; returns the exit code.
-int run_agent(const app::AgentConfig& config);
+// Parses the command line and --config again, as at start-up (for SIGHUP).
+using Reparse = Result<app::Parsed<app::AgentConfig>> (*)(std::string* error);
+
+// Runs the agent until SIGINT/SIGTERM or a fatal refusal; returns the exit code. With `reparse`, SIGHUP reloads the
+// services (without it, SIGHUP ends the process, its default action).
+int run_agent(const app::AgentConfig& config, Reparse reparse = nullptr);
 
 // One tunnel connection slot (index i of N): resolving, connecting, handshaking, ready, or waiting to retry.
 class AgentConn final : public ring::SocketHandler {
@@ -117,10 +123,17 @@ class ServiceBook {
   void claimed_all();
   // The gateway's answers; may end the agent (every service refused for good).
   void on_claimed(const std::vector<tunnel::ServiceStatus>& statuses);
+  // A reload replaced `before` by the core's set now: carries the statuses of the services kept, releases what is
+  // gone and claims what is new (now if connection 0 is up; else the releases wait for its next hello).
+  void services_changed(const ServiceSet& before, const ServiceDiff& diff);
+  // Connection 0's hello is out: the releases that could not be sent when they were decided go right behind it.
+  void send_pending_releases();
   void stop();
-  // For the admin endpoint (same core): by Agent::services index.
+  // For the admin endpoint (same core): by index into the core's ServiceSet.
   const char* state_name(std::size_t index) const noexcept;
   const std::string& message(std::size_t index) const noexcept { return entries_[index].last_message; }
+  // The set the indexes above refer to (the core's).
+  const ServiceSet& service_set() const noexcept;
 
  private:
   struct Entry {
@@ -131,7 +144,8 @@ class ServiceBook {
   void log_summary();
 
   AgentCore& core_;
-  std::vector<Entry> entries_;  // by Agent::services index
+  std::vector<Entry> entries_;  // by index into the core's ServiceSet
+  std::vector<std::string> pending_release_;  // names to release once connection 0 is up again
   ring::Timer retry_timer_;
   std::uint64_t claimed_ns_ = 0;  // when connection 0 sent its claims (for the summary line)
   bool summary_due_ = false;
@@ -146,10 +160,16 @@ class AgentCore final : public tunnel::TunnelEvents {
   void ensure_connection(std::uint32_t index);
   // The first welcome came from a gateway with `cores` cores: start the other connections (on their own loops).
   void gateway_cores_known(std::uint32_t cores);
-  // Connection 0 (on this core) claims `services` (indexes into Agent::services); false if it is not up.
+  // Connection 0 (on this core) claims `services` (indexes into the core's ServiceSet); false if it is not up.
   bool send_claims(const std::vector<std::size_t>& services);
+  // Connection 0 releases the services called `names`; false if it is not up.
+  bool send_release(const std::vector<std::string>& names);
   // Sends CONTROL messages on connection 0 (on this core); false if it is not up (or the send failed: it closes).
   bool send_on_first(const std::vector<std::string>& messages);
+  // A reload: this core's services are `next` from now on (`before` is what it had; `diff` between the two).
+  void set_services(std::shared_ptr<const ServiceSet> next, const ServiceSet& before, const ServiceDiff& diff);
+  // This core's services (its own pointer: a reload swaps it by message).
+  const ServiceSet& service_set() const noexcept { return *services_; }
   // Stops the agent with exit code 3 (a refusal retrying cannot cure).
   void give_up();
 
@@ -162,8 +182,8 @@ class AgentCore final : public tunnel::TunnelEvents {
   void connection_stopped();
 
   // ---- read by the admin core (Counters only) ----
-  // This core's streams of each service (by Agent::services index): "edge" is the local service.
-  const std::vector<tunnel::StreamTraffic>& traffic() const noexcept { return traffic_; }
+  // This core's streams of each service (by AgentService::slot): "edge" is the local service.
+  const TrafficSlots& traffic() const noexcept { return traffic_; }
   const tunnel::TunnelStats& tunnel_stats() const noexcept { return tcore_.stats; }
   const ring::LoopStats& loop_stats() const noexcept { return loop_.stats(); }
 
@@ -178,13 +198,14 @@ class AgentCore final : public tunnel::TunnelEvents {
   Agent& agent_;
   ring::Loop& loop_;
   tunnel::TunnelCore tcore_;
-  tunnel::UpstreamPool upstream_;  // idle connections to http services, keyed by service index
+  std::shared_ptr<const ServiceSet> services_;  // read by this core only; swapped whole by a reload
+  tunnel::UpstreamPool upstream_;  // idle connections to http services, keyed by AgentService::upstream_key
   ServiceBook book_;
   std::vector<std::unique_ptr<AgentConn>> conns_;
   std::uint64_t rng_;
   bool stopping_ = false;
   ring::Timer drain_deadline_;
-  std::vector<tunnel::StreamTraffic> traffic_;    // sized once at start: never reallocated (other cores read it)
+  TrafficSlots traffic_;                           // by slot, never moved (open streams and the admin core point in)
   std::unique_ptr<HealthChecks> health_;           // core 0, with --health
   std::unique_ptr<AgentAdmin> admin_;              // core 0, with --admin-listen
   std::unique_ptr<ops::AdminServer> admin_server_;

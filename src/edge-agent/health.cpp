@@ -2,6 +2,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -15,11 +16,11 @@
 namespace ringtun::agent {
 
 // One service's checks: a probe every interval, one socket at a time. A socket's late callbacks (after the probe
-// closed it, or after a newer probe began) are told apart by its id.
+// closed it, or after a newer probe began) are told apart by its id. The probe keeps its own copy of the service's
+// settings: a reload may free the set they came from.
 class HealthChecks::Probe final : public ring::SocketHandler {
  public:
-  Probe(HealthChecks& owner, std::size_t service, const app::ServiceConfig& config)
-      : owner_(owner), service_(service), config_(config) {
+  Probe(HealthChecks& owner, const app::ServiceConfig& config) : owner_(owner), config_(config) {
     timer_.set_callback([](void* self) { static_cast<Probe*>(self)->on_timer(); }, this);
   }
   ~Probe() override { loop().timers().cancel(timer_); }
@@ -27,10 +28,16 @@ class HealthChecks::Probe final : public ring::SocketHandler {
   void schedule(std::uint32_t delay_ms) { loop().timers().schedule(timer_, delay_ms); }
   void stop() {
     loop().timers().cancel(timer_);
+    in_flight_ = false;
     close();
   }
+  // Stopped for good: true if no socket of it is left, else the owner frees it in on_close of the last.
+  bool retire() {
+    retired_ = true;
+    stop();
+    return sockets_ == 0;
+  }
 
-  std::size_t service() const noexcept { return service_; }
   const app::ServiceConfig& config() const noexcept { return config_; }
   std::uint32_t fails = 0;
   bool up = true;
@@ -55,6 +62,7 @@ class HealthChecks::Probe final : public ring::SocketHandler {
       return;
     }
     socket_ = *socket;
+    ++sockets_;
     in_flight_ = true;
     loop().timers().schedule(timer_, settings().health_timeout_ms);
   }
@@ -83,6 +91,11 @@ class HealthChecks::Probe final : public ring::SocketHandler {
     if (!loop().send(socket_, &iov_, 1) || !loop().recv_start(socket_, tunnel::kEdgePool)) {
       end("could not send the request");
     }
+  }
+
+  void on_close(ring::Loop&, ring::SocketId) override {
+    --sockets_;
+    if (retired_ && sockets_ == 0) owner_.reap(*this);  // frees this probe: nothing may follow
   }
 
   void on_send(ring::Loop&, ring::SocketId socket, int res) override {
@@ -149,41 +162,74 @@ class HealthChecks::Probe final : public ring::SocketHandler {
   }
 
   HealthChecks& owner_;
-  std::size_t service_;
-  const app::ServiceConfig& config_;
+  const app::ServiceConfig config_;
   ring::Timer timer_;
   ring::SocketId socket_;
+  unsigned sockets_ = 0;  // opened and not yet reaped by the loop (on_close)
   bool in_flight_ = false;
+  bool retired_ = false;
   std::string request_;
   iovec iov_{};
   http::ResponseReader reader_;
   char why_[32] = {};
 };
 
-HealthChecks::HealthChecks(AgentCore& core, app::HealthSpec spec) : core_(core), spec_(std::move(spec)) {
-  const Agent& agent = core_.agent();
-  for (std::size_t i = 0; i < agent.config.services.size(); ++i) {
-    probes_.push_back(std::make_unique<Probe>(*this, i, agent.config.services[i]));
-  }
-}
+HealthChecks::HealthChecks(AgentCore& core, app::HealthSpec spec) : core_(core), spec_(std::move(spec)) {}
 
 HealthChecks::~HealthChecks() = default;
 
-void HealthChecks::start() {
+void HealthChecks::start(const ServiceSet& services) {
   // Spread the first probes over one interval: many services are not checked in one burst.
   const std::uint32_t interval = core_.agent().config.health_interval_ms;
-  for (std::size_t i = 0; i < probes_.size(); ++i) {
-    probes_[i]->schedule(1 + static_cast<std::uint32_t>(interval * i / probes_.size()));
+  for (std::size_t i = 0; i < services.size(); ++i) {
+    probes_.push_back(std::make_unique<Probe>(*this, services[i].config));
+    probes_.back()->schedule(1 + static_cast<std::uint32_t>(interval * i / services.size()));
   }
+}
+
+void HealthChecks::set_services(const ServiceSet& services) {
+  if (stopped_) return;
+  const std::uint32_t interval = core_.agent().config.health_interval_ms;
+  std::vector<std::unique_ptr<Probe>> next;
+  next.reserve(services.size());
+  for (std::size_t i = 0; i < services.size(); ++i) {
+    const app::ServiceConfig& config = services[i].config;
+    auto it = std::find_if(probes_.begin(), probes_.end(),
+                           [&](const auto& probe) { return probe != nullptr && probe->config().name == config.name; });
+    std::unique_ptr<Probe> was = it != probes_.end() ? std::move(*it) : nullptr;
+    const app::ServiceConfig* old = was != nullptr ? &was->config() : nullptr;
+    if (old != nullptr && old->local_text == config.local_text && old->proxy_protocol == config.proxy_protocol &&
+        old->kind == config.kind && old->host == config.host) {
+      next.push_back(std::move(was));  // checked the same way as before: its rhythm goes on
+      continue;
+    }
+    auto probe = std::make_unique<Probe>(*this, config);
+    if (was != nullptr) {
+      probe->up = was->up;  // the gateway still holds this state: the new address's checks change it
+      probe->fails = was->fails;
+      retire(std::move(was));
+    }
+    probe->schedule(1 + static_cast<std::uint32_t>(interval * i / services.size()));
+    next.push_back(std::move(probe));
+  }
+  for (auto& probe : probes_) {
+    if (probe != nullptr) retire(std::move(probe));
+  }
+  probes_ = std::move(next);
+}
+
+void HealthChecks::retire(std::unique_ptr<Probe> probe) {
+  if (!probe->retire()) retired_.push_back(std::move(probe));
+}
+
+void HealthChecks::reap(Probe& probe) {
+  auto it = std::find_if(retired_.begin(), retired_.end(), [&](const auto& p) { return p.get() == &probe; });
+  if (it != retired_.end()) retired_.erase(it);
 }
 
 void HealthChecks::stop() {
   stopped_ = true;
   for (auto& probe : probes_) probe->stop();
-}
-
-bool HealthChecks::up(std::size_t service) const noexcept {
-  return service < probes_.size() ? probes_[service]->up : true;
 }
 
 void HealthChecks::finished(Probe& probe, const char* why) {

@@ -297,7 +297,7 @@ void GatewayCore::attached(const AttachReply& reply) {
   LOG_INFO("agent '%s' connection %u/%u from %s ready", conn.app_name.c_str(), link->conn_index + 1,
            link->conn_count, conn.peer().to_string().c_str());
   if (!link->waiting_claims.empty()) {
-    std::vector<tunnel::ServiceDecl> first = std::move(link->waiting_claims.front());
+    QueuedClaim first = std::move(link->waiting_claims.front());
     link->waiting_claims.erase(link->waiting_claims.begin());
     send_claim(*link, reply.tag, std::move(first));
   }
@@ -315,13 +315,14 @@ void GatewayCore::send_detach(route::SessionRef session, std::uint64_t tag) {
   });
 }
 
-void GatewayCore::send_claim(Link& link, std::uint64_t tag, std::vector<tunnel::ServiceDecl> services) {
+void GatewayCore::send_claim(Link& link, std::uint64_t tag, QueuedClaim claim) {
   auto message = std::make_unique<ClaimRequestMsg>();
   message->gateway = &gateway_;
   message->session = link.session;
   message->core = loop_.core();
   message->tag = tag;
-  message->services = std::move(services);
+  message->services = std::move(claim.services);
+  message->release = std::move(claim.release);
   link.claim_in_flight = true;
   ring::post_owned<ClaimRequestMsg>(loop_, gateway_.registry_core, std::move(message),
                                     [](ring::Loop&, ClaimRequestMsg& m) {
@@ -351,14 +352,17 @@ void GatewayCore::claimed(ClaimReply& reply) {
   Link* link = link_of(reply.tag);
   if (link == nullptr || link->conn == nullptr || link->conn->closing()) return;  // the agent asks again on reconnect
   link->claim_in_flight = false;
-  for (const std::string& message : tunnel::encode_claimed(reply.statuses)) {
+  // A release is not answered to the agent: its reply only gives the next claim its turn.
+  const std::vector<std::string> answers =
+      reply.release ? std::vector<std::string>{} : tunnel::encode_claimed(reply.statuses);
+  for (const std::string& message : answers) {
     if (!link->conn->send_control(message)) {
       link->conn->close("could not send the claim answers");
       return;
     }
   }
   if (!link->waiting_claims.empty() && link->state == Link::State::kReady) {
-    std::vector<tunnel::ServiceDecl> next = std::move(link->waiting_claims.front());
+    QueuedClaim next = std::move(link->waiting_claims.front());
     link->waiting_claims.erase(link->waiting_claims.begin());
     send_claim(*link, reply.tag, std::move(next));
   }
@@ -375,14 +379,17 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
     refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, error});
     return;
   }
-  if (message->type == tunnel::ControlMessage::Type::kHealth) {
+  using Type = tunnel::ControlMessage::Type;
+  if (message->type == Type::kHealth) {
     send_health(*link, conn, std::move(message->health));
     return;
   }
-  if (message->type != tunnel::ControlMessage::Type::kClaim) {
+  if (message->type != Type::kClaim && message->type != Type::kRelease) {
     refuse(conn, tunnel::Refusal{tunnel::RefusalCode::kBadRequest, "unexpected control message"});
     return;
   }
+  if (message->type == Type::kRelease && message->release.empty()) return;  // nothing to do
+  QueuedClaim claim{std::move(message->claim), std::move(message->release)};
   // One claim per connection is with the registry at a time; the others wait here (bounded): an agent cannot pile
   // work on the registry core, which every agent shares. Claims sent right behind the hello wait here too, until
   // the registry has placed the connection in its session.
@@ -392,10 +399,10 @@ void GatewayCore::on_control(tunnel::TunnelConn& conn, std::span<const std::byte
                                    "more than " + std::to_string(kMaxWaitingClaims) + " claims waiting for answers"});
       return;
     }
-    link->waiting_claims.push_back(std::move(message->claim));
+    link->waiting_claims.push_back(std::move(claim));
     return;
   }
-  send_claim(*link, conn.app_tag, std::move(message->claim));
+  send_claim(*link, conn.app_tag, std::move(claim));
 }
 
 void GatewayCore::on_tunnel_closed(tunnel::TunnelConn& conn, const char* reason) {

@@ -146,6 +146,12 @@ class GatewayCore final : public tunnel::TunnelEvents {
   // A tunnel connection of an agent on this core, from its hand-off until it closes. Addressed by the connection's
   // app_tag: {index: low 32 bits, generation: high 32 bits}, so that an answer for a connection that is gone (and
   // whose slot was reused) is recognised.
+  // A claim, or a release (names only), waiting for its turn with the registry: releases take their turn with the
+  // claims so that the registry sees them in the order the agent sent them.
+  struct QueuedClaim {
+    std::vector<tunnel::ServiceDecl> services;
+    std::vector<std::string> release;
+  };
   struct Link {
     enum class State : std::uint8_t { kFree, kAttaching, kReady, kRefused };
     State state = State::kFree;
@@ -154,8 +160,8 @@ class GatewayCore final : public tunnel::TunnelEvents {
     route::SessionRef session;
     std::uint32_t conn_index = 0;
     std::uint32_t conn_count = 0;
-    std::vector<std::vector<tunnel::ServiceDecl>> waiting_claims;  // before the attach answer, or behind a claim
-    bool claim_in_flight = false;                                  // one claim at a time with the registry
+    std::vector<QueuedClaim> waiting_claims;  // before the attach answer, or behind a claim
+    bool claim_in_flight = false;             // one claim (or release) at a time with the registry
     // Health messages come only when a check changes its mind (at most once per --health-interval-ms per service):
     // more than this a second is an agent flooding the registry core with snapshot rebuilds.
     log::LineBudget health_budget{kMaxHealthPerSecond};
@@ -179,7 +185,7 @@ class GatewayCore final : public tunnel::TunnelEvents {
   Link* link_of(std::uint64_t tag) noexcept;
   void free_link(std::uint64_t tag) noexcept;
   void refuse(tunnel::TunnelConn& conn, const tunnel::Refusal& refusal);
-  void send_claim(Link& link, std::uint64_t tag, std::vector<tunnel::ServiceDecl> services);
+  void send_claim(Link& link, std::uint64_t tag, QueuedClaim claim);
   void send_health(Link& link, tunnel::TunnelConn& conn, std::vector<tunnel::ServiceHealth> services);
   void send_detach(route::SessionRef session, std::uint64_t tag);
   void begin_stop();

@@ -4,7 +4,7 @@
 //
 //   intake core  --Arrival-------------> serving core (the hello's conn_index)
 //   serving core --AttachRequest-------> registry core     --AttachReply--> serving core
-//   serving core --ClaimRequestMsg-----> registry core     --ClaimReply---> serving core
+//   serving core --ClaimRequestMsg-----> registry core     --ClaimReply---> serving core   (claims and releases)
 //   serving core --DetachRequest-------> registry core
 //   registry core --SetTable / BindPort / UnbindPort--> every core --PortClosed (after UnbindPort)--> registry core
 //   reload (SIGHUP, the runtime's thread) --SetAccess--> every core; --TokensChanged--> registry core
@@ -59,6 +59,7 @@ struct ClaimRequestMsg {
   unsigned core = 0;
   std::uint64_t tag = 0;
   std::vector<tunnel::ServiceDecl> services;
+  std::vector<std::string> release;  // set: a release of these service names instead (services is empty)
 };
 
 // An agent's health checks changed (a "health" CONTROL message on one of its connections).
@@ -72,6 +73,7 @@ struct ClaimReply {
   Gateway* gateway = nullptr;
   std::uint64_t tag = 0;
   std::vector<tunnel::ServiceStatus> statuses;
+  bool release = false;  // the answer to a release: nothing is sent to the agent, the next claim may go
 };
 
 struct SetTable {

@@ -177,20 +177,7 @@ void RegistryRoom::end_session(Session& session) {
   const std::set<std::uint16_t> ports = std::move(session.ports);
   registry_->close_session(session.ref);  // publishes the snapshot without its routes before its ports close
   std::size_t closed = 0;
-  for (std::uint16_t port : ports) {
-    PortState& state = ports_[port];
-    std::erase(state.holders, session.ref);
-    if (!state.holders.empty()) continue;  // other members of its group still serve it
-    ++closed;
-    state.closing = gateway_.core_count;
-    for (unsigned core = 0; core < gateway_.core_count; ++core) {
-      auto unbind = std::make_unique<UnbindPort>();
-      unbind->gateway = &gateway_;
-      unbind->port = port;
-      ring::post_owned<UnbindPort>(loop_, core, std::move(unbind),
-                                   [](ring::Loop& loop, UnbindPort& m) { m.gateway->core(loop.core()).unbind(m); });
-    }
-  }
+  for (std::uint16_t port : ports) closed += leave_port(port, session.ref) ? 1 : 0;
   if (closed > 0) LOG_INFO("agent '%s' is gone: its %zu port(s) are closed", owner.agent_id.c_str(), closed);
   if (closed < ports.size()) {
     LOG_INFO("agent '%s' is gone: its group serves %zu port(s) on", owner.agent_id.c_str(), ports.size() - closed);
@@ -199,6 +186,32 @@ void RegistryRoom::end_session(Session& session) {
   by_owner_.erase({owner.token, owner.agent_id});
   sessions_.erase(slot);
   retry_waiting(owner);
+}
+
+void RegistryRoom::release(ClaimRequestMsg& request) {
+  if (Session* session = find(request.session)) {
+    std::vector<route::RouteKey> keys;
+    std::vector<std::uint16_t> ports;
+    for (const std::string& name : request.release) {
+      auto it = session->services.find(name);
+      if (it == session->services.end()) continue;
+      const route::RouteKey key = it->second;
+      session->services.erase(it);
+      LOG_INFO("agent '%s' released '%s' (%s)", session->info.owner.agent_id.c_str(), name.c_str(),
+               key.describe().c_str());
+      if (key.kind == route::Kind::kTcp && session->ports.erase(key.port) > 0) ports.push_back(key.port);
+      keys.push_back(key);
+    }
+    // The snapshot without those routes goes out before the ports close, as when a session ends.
+    if (!keys.empty()) registry_->release(session->ref, keys);
+    for (std::uint16_t port : ports) leave_port(port, session->ref);
+  }
+  auto reply = std::make_unique<ClaimReply>();
+  reply->gateway = &gateway_;
+  reply->tag = request.tag;
+  reply->release = true;
+  ring::post_owned<ClaimReply>(loop_, request.core, std::move(reply),
+                               [](ring::Loop& loop, ClaimReply& m) { m.gateway->core(loop.core()).claimed(m); });
 }
 
 void RegistryRoom::retry_waiting(const route::Owner& owner) {
@@ -309,6 +322,10 @@ tunnel::ServiceStatus RegistryRoom::token_allows(const app::TokenRule& rule, con
 }
 
 void RegistryRoom::claim(ClaimRequestMsg& request) {
+  if (!request.release.empty()) {
+    release(request);
+    return;
+  }
   // What the answer needs once the registry has decided (later than this call, for a registry that is not local).
   auto pending = std::make_shared<PendingClaim>();
   pending->session = request.session;
@@ -532,10 +549,10 @@ std::size_t RegistryRoom::disconnect(std::string_view agent_id, long token, cons
 
 // ---------------------------------------------------------------- reloads
 
-void RegistryRoom::leave_port(std::uint16_t port, route::SessionRef session) {
+bool RegistryRoom::leave_port(std::uint16_t port, route::SessionRef session) {
   PortState& state = ports_[port];
   std::erase(state.holders, session);
-  if (!state.holders.empty()) return;  // other members of its group still serve it
+  if (!state.holders.empty()) return false;  // other members of its group still serve it
   state.closing = gateway_.core_count;
   for (unsigned core = 0; core < gateway_.core_count; ++core) {
     auto unbind = std::make_unique<UnbindPort>();
@@ -544,6 +561,7 @@ void RegistryRoom::leave_port(std::uint16_t port, route::SessionRef session) {
     ring::post_owned<UnbindPort>(loop_, core, std::move(unbind),
                                  [](ring::Loop& loop, UnbindPort& m) { m.gateway->core(loop.core()).unbind(m); });
   }
+  return true;
 }
 
 std::size_t RegistryRoom::release_disallowed(Session& session, const app::TokenRule& rule) {

@@ -11,10 +11,11 @@
 // Claims: each service is checked on its own (kind served, the token's port range, the gateway's own ports, the
 // per-agent count), claimed in the registry, and, for a new TCP port, opened: a port another program holds is given
 // back and refused as unavailable. One answer per claim message, one status per service.
+// Releases: an agent that reloaded its services releases the ones it removed (or claims again under another key).
 // Ports: a port served by a group opens with its first member and stays open while any member holds it. A port whose
-// last session ended is closed on every core, and only once every core reports its listener closed is
-// it free of our own sockets; a claim for it meanwhile (the agent back at once, or another agent) waits for that
-// instead of finding the port "held by another program".
+// last session ended (or whose service was released) is closed on every core, and only once every core reports its
+// listener closed is it free of our own sockets; a claim for it meanwhile (the agent back at once, or another agent)
+// waits for that instead of finding the port "held by another program".
 // Thread rules: the registry core's loop thread only.
 #pragma once
 
@@ -46,6 +47,9 @@ class RegistryRoom {
   void start();
   void attach(const AttachRequest& request);
   void detach(const DetachRequest& request);
+  // A claim, or a release (request.release set): the services of those names the session holds are released and
+  // their public TCP ports closed, as when the agent leaves. Names it does not hold are ignored (refused before, or
+  // released already).
   void claim(ClaimRequestMsg& request);
   // The agent's health checks changed: its services (by name, only those it was granted) go up or down.
   void health(const HealthReport& report);
@@ -112,10 +116,12 @@ class RegistryRoom {
   void refuse_in_use(const AttachRequest& request, const SessionInfo& holder);
   void end_session(Session& session);
   // `session` no longer serves the public port `port` (its route is already gone from the registry); the port closes
-  // on every core unless other members of a group still hold it.
-  void leave_port(std::uint16_t port, route::SessionRef session);
+  // on every core unless other members of a group still hold it. True if it closes.
+  bool leave_port(std::uint16_t port, route::SessionRef session);
   // Releases the services of `session` that its token's (new) rule no longer allows; returns how many.
   std::size_t release_disallowed(Session& session, const app::TokenRule& rule);
+  // The agent's reload removed services (request.release: their names).
+  void release(ClaimRequestMsg& request);
   void retry_waiting(const route::Owner& owner);
   void expire_waiting();
   Session* find(route::SessionRef ref);

@@ -317,6 +317,11 @@ std::vector<std::string> encode_health(std::span<const ServiceHealth> health) {
   return pack<ServiceHealth>("{\"type\":\"health\",\"services\":", health, append_health);
 }
 
+std::vector<std::string> encode_release(std::span<const std::string> names) {
+  return pack<std::string>("{\"type\":\"release\",\"services\":", names,
+                           [](std::string& out, const std::string& name) { append_json_string(out, name); });
+}
+
 std::string make_instance_nonce() {
   unsigned char random[kInstanceLength / 2] = {};
   std::size_t have = 0;
@@ -382,7 +387,8 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
   if (type == "claim") {
     message.type = ControlMessage::Type::kClaim;
     simdjson::dom::array services;
-    if (object["services"].get(services) != simdjson::SUCCESS) return bad(error, "claim: \"services\" must be an array");
+    if (object["services"].get(services) != simdjson::SUCCESS)
+      return bad(error, "claim: \"services\" must be an array");
     if (services.size() > kMaxServices) return bad(error, "claim: more than 1024 services");
     for (simdjson::dom::element item : services) {
       auto service = parse_service(item, error);
@@ -394,7 +400,8 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
   if (type == "claimed") {
     message.type = ControlMessage::Type::kClaimed;
     simdjson::dom::array statuses;
-    if (object["services"].get(statuses) != simdjson::SUCCESS) return bad(error, "claimed: \"services\" must be an array");
+    if (object["services"].get(statuses) != simdjson::SUCCESS)
+      return bad(error, "claimed: \"services\" must be an array");
     if (statuses.size() > kMaxServices) return bad(error, "claimed: more than 1024 statuses");
     for (simdjson::dom::element item : statuses) {
       auto status = parse_status(item, error);
@@ -406,12 +413,27 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
   if (type == "health") {
     message.type = ControlMessage::Type::kHealth;
     simdjson::dom::array entries;
-    if (object["services"].get(entries) != simdjson::SUCCESS) return bad(error, "health: \"services\" must be an array");
+    if (object["services"].get(entries) != simdjson::SUCCESS)
+      return bad(error, "health: \"services\" must be an array");
     if (entries.size() > kMaxServices) return bad(error, "health: more than 1024 services");
     for (simdjson::dom::element item : entries) {
       auto health = parse_health(item, error);
       if (!health) return Unexpected{health.error()};
       message.health.push_back(std::move(*health));
+    }
+    return message;
+  }
+  if (type == "release") {
+    message.type = ControlMessage::Type::kRelease;
+    simdjson::dom::array names;
+    if (object["services"].get(names) != simdjson::SUCCESS) return bad(error, "release: \"services\" must be an array");
+    if (names.size() > kMaxServices) return bad(error, "release: more than 1024 services");
+    for (simdjson::dom::element item : names) {
+      std::string_view name;
+      if (item.get(name) != simdjson::SUCCESS || !valid_name(name)) {
+        return bad(error, "release: each service must be a name of 1..64 of [A-Za-z0-9._-]");
+      }
+      message.release.emplace_back(name);
     }
     return message;
   }

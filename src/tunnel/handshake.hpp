@@ -11,6 +11,7 @@
 //   gateway -> agent    {"type":"claimed","services":[{"name":"web","ok":true},
 //                                                     {"name":"db","ok":false,"code":"port_taken","message":"..."}]}
 //   agent   -> gateway  {"type":"health","services":[{"name":"web","up":false}]}   (its health checks changed)
+//   agent   -> gateway  {"type":"release","services":["web", ...]}   (a reload removed them; no answer)
 //
 // The hello is identity only; services are claimed by "claim" messages (each within one CONTROL frame, so an agent
 // with many services sends several), which the agent sends right behind its hello without waiting for the welcome,
@@ -129,7 +130,7 @@ struct Welcome {
 };
 
 struct ControlMessage {
-  enum class Type : std::uint8_t { kHello, kWelcome, kRefused, kClaim, kClaimed, kHealth };
+  enum class Type : std::uint8_t { kHello, kWelcome, kRefused, kClaim, kClaimed, kHealth, kRelease };
   Type type = Type::kHello;
   Hello hello;
   Welcome welcome;
@@ -137,6 +138,7 @@ struct ControlMessage {
   std::vector<ServiceDecl> claim;        // kClaim
   std::vector<ServiceStatus> claimed;    // kClaimed
   std::vector<ServiceHealth> health;     // kHealth
+  std::vector<std::string> release;      // kRelease: service names
 };
 
 std::string encode_hello(const Hello& hello);
@@ -146,6 +148,7 @@ std::string encode_refusal(const Refusal& refusal);
 std::vector<std::string> encode_claims(std::span<const ServiceDecl> services);
 std::vector<std::string> encode_claimed(std::span<const ServiceStatus> statuses);
 std::vector<std::string> encode_health(std::span<const ServiceHealth> health);
+std::vector<std::string> encode_release(std::span<const std::string> names);
 
 // Parses one CONTROL payload. On failure, *error says what was wrong (one line, no secrets echoed).
 Result<ControlMessage> parse_control(std::span<const std::byte> json, std::string* error);

@@ -9,6 +9,7 @@ namespace ringtun::tunnel {
 
 namespace {
 constexpr std::uint32_t kSweepMs = 1'000;
+constexpr std::uint32_t kIndexMask = (1U << UpstreamPool::kKeyIndexBits) - 1;
 }  // namespace
 
 UpstreamPool::UpstreamPool(ring::Loop& loop, std::uint32_t max_idle, std::uint32_t idle_ms)
@@ -19,8 +20,14 @@ UpstreamPool::UpstreamPool(ring::Loop& loop, std::uint32_t max_idle, std::uint32
 UpstreamPool::~UpstreamPool() { loop_.timers().cancel(sweep_timer_); }
 
 std::optional<ring::SocketId> UpstreamPool::take(std::uint32_t key) noexcept {
-  if (key >= by_key_.size()) return std::nullopt;
-  auto& idle = by_key_[key];
+  const std::uint32_t index = key & kIndexMask;
+  if (index >= by_key_.size()) return std::nullopt;
+  if (generation_[index] != key >> kKeyIndexBits) {
+    close_idle(index);
+    generation_[index] = key >> kKeyIndexBits;
+    return std::nullopt;
+  }
+  auto& idle = by_key_[index];
   while (!idle.empty()) {
     const ring::SocketId socket = idle.back().socket;
     idle.pop_back();
@@ -35,13 +42,19 @@ std::optional<ring::SocketId> UpstreamPool::take(std::uint32_t key) noexcept {
 
 bool UpstreamPool::put(std::uint32_t key, ring::SocketId socket) noexcept {
   if (closing_ || max_idle_ == 0 || !loop_.alive(socket)) return false;
-  if (key >= by_key_.size()) by_key_.resize(key + 1);
-  auto& idle = by_key_[key];
+  const std::uint32_t index = key & kIndexMask;
+  if (index >= by_key_.size()) {
+    by_key_.resize(index + 1);
+    generation_.resize(index + 1, 0);
+    generation_[index] = key >> kKeyIndexBits;
+  }
+  if (generation_[index] != key >> kKeyIndexBits) return false;  // made for what the key's service was before
+  auto& idle = by_key_[index];
   if (idle.size() >= max_idle_) return false;
   // Watch it while idle: a close by the service must find the pool, not the stream that used it last.
   if (!loop_.set_handler(socket, this) || !loop_.recv_start(socket, kEdgePool)) return false;
   if (socket.index >= key_of_slot_.size()) key_of_slot_.resize(socket.index + 1, 0);
-  key_of_slot_[socket.index] = key + 1;
+  key_of_slot_[socket.index] = index + 1;
   idle.push_back(Idle{socket, loop_.now_ms()});
   ++stats_.idle;
   ++stats_.kept;
@@ -97,6 +110,25 @@ void UpstreamPool::sweep() noexcept {
     any = any || !idle.empty();
   }
   if (any) arm_sweep();
+}
+
+void UpstreamPool::close_idle(std::uint32_t index) noexcept {
+  auto& idle = by_key_[index];
+  for (const Idle& i : idle) {
+    key_of_slot_[i.socket.index] = 0;
+    loop_.close(i.socket);
+  }
+  stats_.idle -= static_cast<std::uint32_t>(idle.size());
+  idle.clear();
+}
+
+void UpstreamPool::retire(std::uint32_t key) noexcept {
+  const std::uint32_t index = key & kIndexMask;
+  if (index >= by_key_.size()) return;
+  close_idle(index);
+  // Any generation but the key's: its put() refuses, and the next take() (the service back, under a generation of
+  // its own) adopts what it brings.
+  generation_[index] = (key >> kKeyIndexBits) + 1;
 }
 
 void UpstreamPool::close_all() noexcept {

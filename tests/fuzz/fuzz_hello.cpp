@@ -1,5 +1,5 @@
 // libFuzzer target: the gateway's parser of control messages (CONTROL JSON from peers that have not authenticated
-// yet: hellos, then claims and health reports) and the agent's parser of the gateway's answers.
+// yet: hellos, then claims, health reports and releases) and the agent's parser of the gateway's answers.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -28,6 +28,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       back.insert(back.end(), again->claim.begin(), again->claim.end());
     }
     if (back != message->claim) __builtin_trap();
+  } else if (message->type == ControlMessage::Type::kRelease) {
+    std::vector<std::string> back;
+    for (const std::string& m : encode_release(message->release)) {
+      if (m.size() > kMaxControlJson) __builtin_trap();
+      auto again = parse_control(as_bytes(m), &error);
+      if (!again || again->type != ControlMessage::Type::kRelease) __builtin_trap();
+      back.insert(back.end(), again->release.begin(), again->release.end());
+    }
+    if (back != message->release) __builtin_trap();
   } else if (message->type == ControlMessage::Type::kClaimed) {
     std::size_t count = 0;
     for (const std::string& m : encode_claimed(message->claimed)) {

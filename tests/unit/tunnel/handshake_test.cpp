@@ -285,3 +285,39 @@ TEST_CASE("a service's group travels in its claim; health messages round-trip; b
   CHECK(std::string(refusal_code_name(RefusalCode::kGroupMismatch)) == "group_mismatch");
   CHECK_FALSE(service_refusal_is_retryable(RefusalCode::kGroupMismatch));
 }
+
+TEST_CASE("a release names services; 1,024 names split into messages that fit; malformed ones are refused") {
+  std::vector<std::string> names;
+  for (int i = 0; i < 1024; ++i) names.push_back("service-with-a-long-name-" + std::to_string(i));
+  const std::vector<std::string> messages = encode_release(names);
+  CHECK(messages.size() > 1);
+  std::vector<std::string> back;
+  std::string error;
+  for (const std::string& message : messages) {
+    CHECK(message.size() <= kMaxControlJson);
+    auto parsed = parse(message, &error);
+    REQUIRE_MESSAGE(parsed, error);
+    CHECK(parsed->type == ControlMessage::Type::kRelease);
+    back.insert(back.end(), parsed->release.begin(), parsed->release.end());
+  }
+  CHECK(back == names);
+
+  const char* bad[] = {
+      R"({"type":"release"})",
+      R"({"type":"release","services":"web"})",
+      R"({"type":"release","services":[1]})",
+      R"({"type":"release","services":["we b"]})",
+      R"({"type":"release","services":[""]})",
+      R"({"type":"release","services":[{"name":"web"}]})",
+  };
+  for (const char* json : bad) {
+    error.clear();
+    CHECK_FALSE(parse(json, &error));
+    CHECK(error.starts_with("release: "));
+  }
+  std::string many = R"({"type":"release","services":[)";
+  for (int i = 0; i < 1025; ++i) many += std::string(i ? "," : "") + "\"s\"";
+  many += "]}";
+  CHECK_FALSE(parse(many, &error));
+  CHECK(error == "release: more than 1024 services");
+}

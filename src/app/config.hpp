@@ -42,6 +42,7 @@ struct CommonConfig {
   // --cpus: pin loop i to cpus[i % size] (each within this process's affinity). Empty: the gateway pins to the CPUs
   // it may use, in order; the agent does not pin (it shares its box with the services it serves).
   std::vector<unsigned> cpus;
+  std::uint32_t busy_poll_us = 0;  // --busy-poll-us: 0 = a loop with nothing to do sleeps at once
   log::Level log_level = log::Level::kInfo;
   std::uint32_t heartbeat_ms = 5'000;       // PING interval on an idle tunnel connection
   std::uint32_t dead_peer_ms = 15'000;      // no bytes at all for this long: the peer is gone

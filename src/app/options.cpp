@@ -12,6 +12,7 @@ ring::RuntimeOptions runtime_options(const CommonConfig& config, bool pin_by_def
   options.pin_threads = pin_by_default || !config.cpus.empty();
   options.loop.recv_pools[tunnel::kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed
   options.loop.recv_pools[tunnel::kEdgePool] = {1024, 16384};   // 16 MiB per core at most, resident as used
+  options.loop.busy_poll_us = config.busy_poll_us;
   options.on_thread_exit = tls::release_thread_state;
   return options;
 }

@@ -24,6 +24,8 @@ void write_loop_metrics(MetricsWriter& writer, std::span<const ring::LoopStats* 
        "Multishot receives stopped by an empty provided-buffer ring.", &ring::LoopStats::enobufs},
       {"ringtun_loop_mailbox_depth", MetricType::kGauge,
        "Cross-core messages drained in the core's last turn that had any.", &ring::LoopStats::mailbox_depth},
+      {"ringtun_loop_busy_poll_hits_total", MetricType::kCounter,
+       "Sleeps avoided by --busy-poll-us: work arrived while the loop polled.", &ring::LoopStats::busy_poll_hits},
       {"ringtun_loop_sockets_open", MetricType::kGauge, "Sockets open on the core.", &ring::LoopStats::sockets_open},
   };
   for (const Family& family : kFamilies) {

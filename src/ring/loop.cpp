@@ -1098,6 +1098,7 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
     wait_ms = *next <= now_ms_ ? 0 : std::min<std::uint64_t>(wait_ms, *next - now_ms_);
   }
   if (!flush_list_.empty() || !closing_.empty() || !direct_done_.empty()) wait_ms = 0;
+  if (wait_ms > 0 && options_.busy_poll_us > 0 && busy_poll()) wait_ms = 0;
   if (wait_ms > 0) {
     // Cleared before the sleep it stands for, never after a wake: a producer that rang late for the previous sleep
     // must not leave it set for this one (its ring would then be consumed before this sleep, and nobody would ring).
@@ -1119,6 +1120,28 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
   ++stats_.submits;
   io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   sleeping_.store(false, std::memory_order_relaxed);
+}
+
+bool Loop::busy_poll() noexcept {
+  // Submits first (what this turn queued must not wait for the spin), then asks the kernel for completions until
+  // one is there, a message or a stop arrives, a timer is due, or the time is up. io_uring_get_events runs the
+  // deferred task work that DEFER_TASKRUN keeps until the ring is entered, so polling the CQ alone would never see
+  // a network completion.
+  ++stats_.submits;
+  io_uring_submit_and_get_events(&ring_);
+  const std::uint64_t start = monotonic_ns();
+  const std::uint64_t budget = std::uint64_t{options_.busy_poll_us} * 1000;
+  const std::optional<std::uint64_t> timer = timers_.next_expiry_ms();
+  while (true) {
+    if (io_uring_cq_ready(&ring_) > 0 || !mailboxes_empty() ||
+        stop_requested_.load(std::memory_order_acquire) != stopping_) {
+      ++stats_.busy_poll_hits;
+      return true;
+    }
+    const std::uint64_t now = monotonic_ns();
+    if (now - start >= budget || (timer && now / 1'000'000 >= *timer)) return false;
+    io_uring_get_events(&ring_);
+  }
 }
 
 void Loop::process_completions() noexcept {

@@ -135,6 +135,9 @@ struct LoopOptions {
   // io_uring_enter). Past this many per turn, sends are queued and submitted together. 0 = always queue.
   std::uint32_t direct_sends_per_turn = 8;
   std::uint32_t mailbox_capacity = 4096;    // per source core
+  // Before it sleeps, the loop polls the ring (and its mailboxes) this long for work: a completion that arrives
+  // meanwhile costs no sleep and no wake-up, at the price of a CPU kept busy. 0 = sleep at once (the default).
+  std::uint32_t busy_poll_us = 0;
   bool use_fixed_files = true;
   bool try_defer_taskrun = true;          // SINGLE_ISSUER|DEFER_TASKRUN when the kernel has it
 };
@@ -158,6 +161,7 @@ struct LoopStats {
   Counter send_direct;  // sendmsg calls made directly (see LoopOptions::direct_sends_per_turn)
   Counter send_zc;      // sends that went zero-copy
   Counter doorbells;    // wake-ups by another core
+  Counter busy_poll_hits;  // sleeps that busy-polling avoided (LoopOptions::busy_poll_us)
   Counter sockets_open;
   Counter sockets_high_water;
   Counter submits;        // io_uring_enter calls (submit, wait, or both)
@@ -291,6 +295,8 @@ class Loop {
   bool mailboxes_empty() const noexcept;
   void begin_stop() noexcept;
   void wait_for_completions(std::uint32_t max_wait_ms) noexcept;
+  // LoopOptions::busy_poll_us: true if work arrived while polling (the loop then does not sleep).
+  bool busy_poll() noexcept;
   void process_completions() noexcept;
   void turn(std::uint32_t max_wait_ms) noexcept;
   bool finished() const noexcept;

@@ -11,6 +11,7 @@
 
 #include "config_test_support.hpp"
 #include "app/config.hpp"
+#include "app/options.hpp"
 #include "ring/runtime.hpp"
 #include "tunnel/handshake.hpp"
 
@@ -290,6 +291,19 @@ TEST_CASE("--cpus: lists and ranges of CPUs this process may use; every mistake 
   CHECK_MESSAGE(contains(r.error, "--cpus: CPU " + std::to_string(outside) +
                                       " is not one this process may run on (its affinity allows "),
                 r.error);
+}
+
+TEST_CASE("--busy-poll-us: off unless asked for, on both programs; bounded") {
+  CHECK(gateway(kGatewayBase).config().common.busy_poll_us == 0);
+  CHECK(agent(kAgentBase).config().common.busy_poll_us == 0);
+  CHECK(app::runtime_options(gateway(kGatewayBase).config().common, true).loop.busy_poll_us == 0);
+  auto on = agent(plus(kAgentBase, {"--busy-poll-us", "50"}));
+  REQUIRE_MESSAGE(on.ok(), on.error);
+  CHECK(on.config().common.busy_poll_us == 50);
+  CHECK(app::runtime_options(on.config().common, false).loop.busy_poll_us == 50);
+  auto big = gateway(plus(kGatewayBase, {"--busy-poll-us=100001"}));
+  REQUIRE_FALSE(big.ok());
+  CHECK_MESSAGE(contains(big.error, "--busy-poll-us: \"100001\" is not a number in 0..100000"), big.error);
 }
 
 TEST_CASE("gateway: --dead-peer-ms must exceed --heartbeat-ms") {

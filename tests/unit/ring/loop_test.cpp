@@ -764,3 +764,39 @@ TEST_CASE("a timer armed by a completion handler after a long sleep counts from 
   (*loop)->run();
   ::close(fds[1]);
 }
+
+TEST_CASE("busy polling: off by default; on, a completion that arrives while the loop polls is handled unslept") {
+  CHECK(ring::LoopOptions{}.busy_poll_us == 0);
+  for (const std::uint32_t busy_poll_us : {0U, 2'000'000U}) {
+    CAPTURE(busy_poll_us);
+    ring::LoopOptions options;
+    options.busy_poll_us = busy_poll_us;  // 2 s: the late byte comes long before the poll ends, even on a slow host
+    auto loop = Loop::create(options);
+    REQUIRE(loop);
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
+    ArmOnRecv handler;
+    handler.timer.set_callback([](void* self) { static_cast<ArmOnRecv*>(self)->fired = true; }, &handler);
+    auto socket = (*loop)->adopt(fds[0], &handler);
+    REQUIRE(socket);
+    REQUIRE((*loop)->recv_start(*socket));
+    (*loop)->run_once(0);
+    std::thread late([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      REQUIRE(::write(fds[1], "x", 1) == 1);
+    });
+    for (int i = 0; i < 100 && !handler.received; ++i) (*loop)->run_once(1000);
+    late.join();
+    CHECK(handler.received);
+    if (busy_poll_us == 0) {
+      CHECK((*loop)->stats().busy_poll_hits.get() == 0);  // it slept, and the byte woke it
+    } else {
+      CHECK((*loop)->stats().busy_poll_hits.get() >= 1);
+    }
+    (*loop)->timers().cancel(handler.timer);
+    (*loop)->close(*socket);
+    (*loop)->exit();
+    (*loop)->run();
+    ::close(fds[1]);
+  }
+}

@@ -156,11 +156,11 @@ for entry in "${sysctls[@]}"; do
 done
 
 echo
-echo "Locked memory (io_uring rings and registered buffers):"
+echo "Locked memory (io_uring rings):"
 memlock=$(ulimit -l)
 echo "  ulimit -l here: $memlock (KiB). The systemd units set LimitMEMLOCK=infinity; elsewhere raise it in"
 echo "  /etc/security/limits.conf (memlock) or run with 'ulimit -l unlimited'. Kernels >= 5.12 charge io_uring"
-echo "  to the memory cgroup instead, but registered buffers are still pinned."
+echo "  to the memory cgroup instead."
 
 echo
 echo "io_uring availability:"

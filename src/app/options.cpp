@@ -12,6 +12,9 @@ ring::RuntimeOptions runtime_options(const CommonConfig& config, bool pin_by_def
   options.pin_threads = pin_by_default || !config.cpus.empty();
   options.loop.recv_pools[tunnel::kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed
   options.loop.recv_pools[tunnel::kEdgePool] = {1024, 16384};   // 16 MiB per core at most, resident as used
+  // Nothing in the programs sends from registered buffers: the slab (64 x 64 KiB per core by default) would be
+  // pinned, resident memory doing nothing (issue 13's idle RSS).
+  options.loop.fixed_buffers = 0;
   options.loop.busy_poll_us = config.busy_poll_us;
   options.on_thread_exit = tls::release_thread_state;
   return options;

@@ -36,7 +36,8 @@ Session::Session(const SessionOptions& options, SessionHandler& handler)
   }
   seg_free_ = options.max_send_segments > 0 ? 0 : kNoIndex;
   control_.resize(options.max_control_frames);
-  ctrl_bytes_.resize(options.control_buffer_bytes);
+  // Raw bytes: resident as control frames use them (a tunnel connection sends few), not zero-filled up front.
+  ctrl_bytes_.reset(new std::byte[options.control_buffer_bytes]);
   append_settings();
 }
 
@@ -73,13 +74,13 @@ bool Session::queue_control(const FrameHeader& header, std::span<const std::byte
   e.header = header;
   e.header.length = static_cast<std::uint32_t>(payload.size());
   if (!payload.empty()) {
-    std::uint64_t cap = ctrl_bytes_.size();
+    std::uint64_t cap = options_.control_buffer_bytes;
     std::uint64_t pos = ctrl_bytes_head_ % cap;
     std::uint64_t pad = pos + payload.size() > cap ? cap - pos : 0;  // never split a payload across the wrap
     if (ctrl_bytes_used_ + pad + payload.size() > cap) return false;
     e.payload_off = static_cast<std::uint32_t>(pad != 0 ? 0 : pos);
     e.ring_bytes = static_cast<std::uint32_t>(pad + payload.size());
-    std::memcpy(ctrl_bytes_.data() + e.payload_off, payload.data(), payload.size());
+    std::memcpy(ctrl_bytes_.get() + e.payload_off, payload.data(), payload.size());
     ctrl_bytes_head_ += e.ring_bytes;
     ctrl_bytes_used_ += e.ring_bytes;
   }

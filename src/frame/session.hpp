@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -252,7 +253,7 @@ class Session {
   std::uint64_t ctrl_release_ = 0;      // oldest entry not yet sent
   std::uint64_t ctrl_encode_ = 0;       // next entry to encode
   std::uint64_t ctrl_end_ = 0;          // next free entry
-  std::vector<std::byte> ctrl_bytes_;   // payload ring
+  std::unique_ptr<std::byte[]> ctrl_bytes_;  // payload ring of options_.control_buffer_bytes
   std::uint64_t ctrl_bytes_head_ = 0;
   std::uint64_t ctrl_bytes_used_ = 0;
 

@@ -57,7 +57,7 @@ void Session::encode_control(FrameBatch& batch) noexcept {
   while (ctrl_encode_ < ctrl_end_) {
     ControlEntry& e = control_[ctrl_encode_ % control_.size()];
     if (!batch.has_room(1)) return;
-    batch.add_frame(e.header, std::span<const std::byte>(ctrl_bytes_.data() + e.payload_off, e.header.length));
+    batch.add_frame(e.header, std::span<const std::byte>(ctrl_bytes_.get() + e.payload_off, e.header.length));
     e.wire_end = encoded_total_ + batch.bytes();
     ++ctrl_encode_;
   }

@@ -115,6 +115,8 @@ class StreamTable {
   std::uint32_t live() const noexcept { return live_; }
   // Slots created so far (for scans): indices [0, created()).
   std::uint32_t created() const noexcept { return created_; }
+  // Slots of the id index: small while few streams are bound, at most twice the capacity (rounded up).
+  std::size_t index_slots() const noexcept { return ids_.size(); }
 
   Stream& at(std::uint32_t index) noexcept { return chunks_[index / kChunk][index % kChunk]; }
   const Stream& at(std::uint32_t index) const noexcept { return chunks_[index / kChunk][index % kChunk]; }
@@ -148,11 +150,15 @@ class StreamTable {
   };
   // Fibonacci hashing on the high bits: ids of one side share their low bit, so the low bits hash poorly.
   std::size_t slot_of(StreamId id) const noexcept { return static_cast<std::uint32_t>(id * 0x9E3779B1U) >> shift_; }
+  void rehash(std::size_t slots);
+  static constexpr std::size_t kInitialSlots = 16;
 
   std::uint32_t capacity_;
   std::uint32_t created_ = 0;
   std::uint32_t live_ = 0;
   std::uint32_t free_head_ = kNoIndex;
+  std::size_t max_slots_;  // the id index's size at `capacity_` streams bound
+  std::size_t bound_ = 0;  // ids bound
   std::vector<std::unique_ptr<Stream[]>> chunks_;
   std::vector<IdEntry> ids_;
   std::size_t mask_ = 0;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -25,7 +26,9 @@ class SpscQueue {
   static_assert(std::is_trivially_copyable_v<T>, "messages are copied across cores by value");
 
  public:
-  explicit SpscQueue(std::size_t capacity) : mask_(capacity - 1), slots_(new T[capacity]) {
+  // The slots are raw bytes, written only by push: a queue's pages become resident as messages fill them, not at
+  // construction (a loop has one 4,096-slot queue per source core, mostly idle).
+  explicit SpscQueue(std::size_t capacity) : mask_(capacity - 1), slots_(new std::byte[capacity * sizeof(T)]) {
     RINGTUN_CHECK(capacity >= 2 && (capacity & (capacity - 1)) == 0, "SpscQueue capacity must be a power of 2");
   }
 
@@ -36,7 +39,7 @@ class SpscQueue {
       producer_head_cache_ = head_.value.load(std::memory_order_acquire);
       if (tail - producer_head_cache_ > mask_) return false;
     }
-    slots_[tail & mask_] = value;
+    std::memcpy(slots_.get() + (tail & mask_) * sizeof(T), &value, sizeof(T));
     tail_.value.store(tail + 1, std::memory_order_release);
     return true;
   }
@@ -48,7 +51,7 @@ class SpscQueue {
       consumer_tail_cache_ = tail_.value.load(std::memory_order_acquire);
       if (head == consumer_tail_cache_) return false;
     }
-    *out = slots_[head & mask_];
+    std::memcpy(out, slots_.get() + (head & mask_) * sizeof(T), sizeof(T));
     head_.value.store(head + 1, std::memory_order_release);
     return true;
   }
@@ -65,7 +68,7 @@ class SpscQueue {
   };
 
   const std::uint64_t mask_;
-  std::unique_ptr<T[]> slots_;
+  std::unique_ptr<std::byte[]> slots_;  // capacity x sizeof(T); T is trivially copyable
   PaddedIndex head_;  // consumer-owned
   PaddedIndex tail_;  // producer-owned
   alignas(kCacheLine) std::uint64_t producer_head_cache_ = 0;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/assert.hpp"
+#include "common/clock.hpp"
 
 namespace ringtun::tls {
 
@@ -153,10 +154,21 @@ void init_library() {
   std::call_once(once, [] { wolfSSL_Init(); });
 }
 
+namespace {
+// Per thread: when a handshake last finished here, and whether the ECC cache may hold tables since.
+thread_local std::uint64_t t_last_handshake_ms = 0;
+thread_local bool t_ecc_cache_warm = false;
+}  // namespace
+
 void release_thread_state() noexcept {
 #ifdef FP_ECC
   wc_ecc_fp_free();
 #endif
+  t_ecc_cache_warm = false;
+}
+
+void release_idle_thread_state(std::uint64_t now_ms, std::uint64_t idle_ms) noexcept {
+  if (t_ecc_cache_warm && now_ms - t_last_handshake_ms >= idle_ms) release_thread_state();
 }
 
 CryptoInfo crypto_info() {
@@ -369,6 +381,9 @@ Status Session::fail(int error, const char* during) noexcept {
 }
 
 Status Session::handshake() noexcept {
+  // Any step may sign or verify (and a failed handshake may have): the cache counts as warm from here.
+  t_last_handshake_ms = monotonic_ms();
+  t_ecc_cache_warm = true;
   const int r = wolfSSL_negotiate(ssl_);
   if (r == WOLFSSL_SUCCESS) {
     state_ = State::kOpen;

@@ -39,6 +39,10 @@ void init_library();
 // Frees the calling thread's wolfSSL caches (the ECC fixed-point cache is per thread). Call before a thread that
 // ran sessions exits.
 void release_thread_state() noexcept;
+// The same, once no handshake has finished on this thread for `idle_ms`: the ECC fixed-point tables make the
+// handshakes of a burst (agents reconnecting) cheaper, but building them costs more than one signature, and kept
+// they are 2-3 MB per thread of an otherwise idle process. Call it now and then (a tunnel's heartbeat does).
+void release_idle_thread_state(std::uint64_t now_ms, std::uint64_t idle_ms) noexcept;
 
 // What the linked wolfSSL can do fast on this CPU, and hence the cipher order both ends offer.
 struct CryptoInfo {

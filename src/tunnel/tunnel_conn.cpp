@@ -308,6 +308,7 @@ void TunnelConn::on_heartbeat() noexcept {
   session_.flush_credit();
   // The ciphertext buffers grow to the send budget under load; an idle connection gives that memory back.
   if (tls_ && !send_busy_ && now - last_tx_ms_ >= options_.heartbeat_ms / 2) tls_->trim();
+  if (tls_) tls::release_idle_thread_state(monotonic_ms(), kEccCacheIdleMs);
   schedule_flush();
   loop_.timers().schedule(heartbeat_, heartbeat_tick_ms());
 }

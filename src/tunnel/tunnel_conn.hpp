@@ -172,6 +172,8 @@ class TunnelConn final : public ring::SocketHandler, public frame::SessionHandle
   // waiting (a peer that does not read), kLimit for one message over the peer's frame size.
   Status send_control(std::string_view json) noexcept;
   static constexpr std::size_t kMaxControlBacklog = 1024 * 1024;
+  // A thread with no TLS handshake for this long frees its ECC tables (tls::release_idle_thread_state).
+  static constexpr std::uint64_t kEccCacheIdleMs = 5000;
 
   // ---- streams ----
   // Every way of opening a stream takes the program's accounting for it (StreamEnd's accounting members): filed

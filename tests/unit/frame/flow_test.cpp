@@ -1,6 +1,7 @@
 // Flow-control windows and the stream table containers.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <iterator>
 #include <random>
 #include <set>
@@ -115,6 +116,37 @@ TEST_CASE("StreamTable: handles go stale on release; the id index survives heavy
   }
   CHECK(t.live() == live.size());
   CHECK(t.created() <= 100);
+}
+
+TEST_CASE("StreamTable: the id index starts small and grows with the streams bound, up to the capacity's") {
+  constexpr std::uint32_t kCapacity = 5000;
+  StreamTable t(kCapacity);
+  CHECK(t.index_slots() <= 16);  // an idle connection: a few hundred bytes, not 16,384 slots
+  std::vector<StreamId> ids;
+  for (std::uint32_t i = 0; i < kCapacity; ++i) {
+    const std::uint32_t idx = t.allocate();
+    REQUIRE(idx != kNoIndex);
+    const StreamId id = 2 * i + 1;
+    t.at(idx).id = id;
+    t.bind(id, idx);
+    ids.push_back(id);
+    REQUIRE(t.index_slots() >= 2 * (i + 1));  // load factor <= 1/2 at every size
+  }
+  CHECK(t.index_slots() == 16384);  // bit_ceil(2 * 5000 + 2): no larger than the table sized up front was
+  for (StreamId id : ids) REQUIRE(t.at(t.find(id)).id == id);
+  std::mt19937 rng(7);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  for (std::size_t n = 0; n < ids.size(); ++n) {
+    const std::uint32_t idx = t.find(ids[n]);
+    REQUIRE(idx != kNoIndex);
+    t.unbind(ids[n]);
+    t.release(idx);
+    if (n % 499 == 0) {
+      for (std::size_t m = n + 1; m < ids.size(); ++m) REQUIRE(t.find(ids[m]) != kNoIndex);
+      CHECK(t.find(ids[n]) == kNoIndex);
+    }
+  }
+  CHECK(t.live() == 0);
 }
 
 TEST_CASE("StreamTable refuses allocation at capacity") {

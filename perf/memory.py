@@ -2,13 +2,15 @@
 """Memory of the relays: RSS of gateway + agent (or of the two haproxy relays) idle after start, and per connection
 while 1,000 verified connections are held open (ringtun-bench hold), side by side in one run.
 
-  idle RSS       VmRSS summed over the system's processes 2 s after it is ready (no connection ever made)
+  idle RSS       VmRSS summed over the system's processes --settle seconds (12) after it is ready, no connection
+                 ever made: with TLS, a thread frees its ECC tables once it saw no handshake for 5 s (checked on the
+                 tunnel heartbeat, every 5 s), so 12 s is what an idle process looks like
   KB per conn    (RSS while N connections are held - RSS before) / N, both sides together
 
 Systems: ringtun (plaintext), ringtun-tls, haproxy2, and with --ref-build ringtun-ref (the same from another build,
 e.g. the commit before a change). Medians of --rounds fresh starts, interleaved.
 
-  python3 perf/memory.py [--build build-release] [--ref-build DIR] [--rounds 3] [--connections 1000]
+  python3 perf/memory.py [--build build-release] [--ref-build DIR] [--rounds 3] [--connections 1000] [--settle 12]
 """
 import argparse
 import os
@@ -31,6 +33,7 @@ def main():
     ap.add_argument("--ref-build", default="")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--settle", type=float, default=12)
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     bins, problem = systems._ringtun_in(build, "ringtun")
@@ -65,7 +68,7 @@ def main():
                 os.makedirs(d)
                 running = fn(local, d)
                 try:
-                    time.sleep(2)
+                    time.sleep(args.settle)
                     idle[name].append(sum(loopback.proc_status(p, "VmRSS") for p in running.pids) / 1024)
                     held = loopback.hold_memory(bench, running, args.connections, d)
                     if not held.get("ready"):

@@ -4,6 +4,10 @@
 // memory is per core, not per connection. A completion names the buffer by id; whoever gets the bytes owns that
 // buffer until it calls recycle(id), which hands it back to the kernel. When every buffer is held, multishot
 // recv ends with -ENOBUFS; the Loop re-arms starved sockets once buffers come back.
+// Sized to the load: the kernel takes buffers in ring order (FIFO), so every buffer it is given ends up written,
+// hence resident, however little is received at once. The ring is therefore given only the first kInitialBuffers
+// ids at first, and twice as many each time more than half of those given are lent out, up to `count`: the
+// resident pool follows the most this core ever held at once, not its capacity.
 // Ownership: the ring owns the buffer memory; ids are lent out and must be returned exactly once.
 // Thread rules: the owning loop's thread only.
 #pragma once
@@ -39,9 +43,15 @@ class ProvidedBufferRing {
 
   std::uint32_t in_use() const noexcept { return in_use_; }
   std::uint32_t high_water() const noexcept { return high_water_; }
+  // Buffers given to the kernel so far (ids [0, given())): at most count().
+  std::uint32_t given() const noexcept { return given_; }
+
+  static constexpr std::uint32_t kInitialBuffers = 64;
 
  private:
   ProvidedBufferRing() = default;
+  // Gives the kernel ids [given_, until).
+  void give(std::uint32_t until) noexcept;
 
   io_uring* ring_ = nullptr;
   io_uring_buf_ring* br_ = nullptr;
@@ -52,6 +62,7 @@ class ProvidedBufferRing {
   std::uint16_t group_id_ = 0;
   std::uint32_t in_use_ = 0;
   std::uint32_t high_water_ = 0;
+  std::uint32_t given_ = 0;
 #ifndef NDEBUG
   std::vector<bool> lent_;  // catches double recycle in debug builds
 #endif

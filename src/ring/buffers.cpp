@@ -1,6 +1,7 @@
 // ProvidedBufferRing and FixedBufferPool: the two per-core buffer pools.
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/assert.hpp"
@@ -45,16 +46,22 @@ Result<ProvidedBufferRing*> ProvidedBufferRing::create(io_uring* ring, std::uint
     if (err == -EINVAL || err == -ENOSYS) return fail(Errc::kUnsupported, "provided buffer rings (kernel 5.19+)");
     return fail_errno(err, "io_uring_register_buf_ring");
   }
-  const int mask = io_uring_buf_ring_mask(count);
-  for (std::uint32_t id = 0; id < count; ++id) {
-    io_uring_buf_ring_add(self->br_, self->data(static_cast<std::uint16_t>(id)), buffer_size,
-                          static_cast<unsigned short>(id), mask, static_cast<int>(id));
-  }
-  io_uring_buf_ring_advance(self->br_, static_cast<int>(count));
+  self->give(std::min(count, kInitialBuffers));
 #ifndef NDEBUG
   self->lent_.assign(count, false);
 #endif
   return self;
+}
+
+void ProvidedBufferRing::give(std::uint32_t until) noexcept {
+  const int mask = io_uring_buf_ring_mask(count_);
+  const std::uint32_t first = given_;
+  for (std::uint32_t id = first; id < until; ++id) {
+    io_uring_buf_ring_add(br_, data(static_cast<std::uint16_t>(id)), buffer_size_, static_cast<unsigned short>(id),
+                          mask, static_cast<int>(id - first));
+  }
+  io_uring_buf_ring_advance(br_, static_cast<int>(until - first));
+  given_ = until;
 }
 
 ProvidedBufferRing::~ProvidedBufferRing() {
@@ -70,6 +77,8 @@ void ProvidedBufferRing::on_taken(std::uint16_t id) noexcept {
 #endif
   ++in_use_;
   if (in_use_ > high_water_) high_water_ = in_use_;
+  // More than half of what the kernel was given is lent out: give it twice as much before it runs dry.
+  if (in_use_ * 2 > given_ && given_ < count_) give(std::min(count_, given_ * 2));
 }
 
 void ProvidedBufferRing::recycle(std::uint16_t id) noexcept {

@@ -245,6 +245,62 @@ TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
   ::close(client);
 }
 
+TEST_CASE("a provided buffer ring is given buffers as the load needs them, not all at once") {
+  ring::LoopOptions options;
+  options.recv_pools[0] = {1024, 4096};
+  auto loop = test::make_loop(options);
+  // At first only the first 64 buffers: the kernel writes every buffer it is given in turn, so an idle or lightly
+  // loaded core keeps 64 x 4 KiB resident, not 4 MiB.
+  CHECK(loop->recv_pool().given() == ring::ProvidedBufferRing::kInitialBuffers);
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+  struct Hoarder : ring::SocketHandler {
+    std::vector<RecvBuffer> held;
+    Checksum sum;
+    bool eof = false;
+    void on_recv(Loop&, SocketId, int res, const RecvBuffer& buffer) override {
+      if (res > 0) {
+        sum.add(buffer.data, buffer.size);
+        held.push_back(buffer);  // kept until the end: the ring must grow under it
+      } else {
+        eof = true;
+      }
+    }
+  } hoarder;
+  auto id = loop->adopt(server, &hoarder);
+  REQUIRE(id);
+  REQUIRE(loop->recv_start(*id));
+  std::vector<std::uint8_t> payload(1536 * 1024);  // more than 256 buffers' worth, less than 1,024
+  test::Xorshift rng(11);
+  for (auto& b : payload) b = static_cast<std::uint8_t>(rng.next());
+  Checksum expected;
+  expected.add(payload.data(), payload.size());
+  std::thread writer([fd = client, &payload] {
+    std::size_t off = 0;
+    while (off < payload.size()) {
+      ssize_t n = ::write(fd, payload.data() + off, payload.size() - off);
+      REQUIRE(n > 0);
+      off += static_cast<std::size_t>(n);
+    }
+    ::shutdown(fd, SHUT_WR);
+  });
+  REQUIRE(test::run_until(*loop, [&] { return hoarder.eof; }));
+  writer.join();
+  CHECK(hoarder.sum.bytes == expected.bytes);
+  CHECK(hoarder.sum.value == expected.value);
+  const std::uint32_t held = loop->recv_pool().in_use();
+  CHECK(held == hoarder.held.size());
+  CHECK(held > 256);
+  // Doubled as the buffers lent out passed half of those given: never short of what was held, never past count.
+  CHECK(loop->recv_pool().given() >= held);
+  CHECK(loop->recv_pool().given() <= 1024);
+  for (auto& b : hoarder.held) loop->recycle(b);
+  CHECK(loop->recv_pool().in_use() == 0);
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}
+
 TEST_CASE("gather send of 1,000 iovecs completes across partial sends, in order") {
   auto loop = test::make_loop();
   auto [client, server] = test::tcp_pair();

@@ -30,11 +30,9 @@ Session::Session(const SessionOptions& options, SessionHandler& handler)
   RINGTUN_CHECK(options.control_buffer_bytes >= 1024, "SessionOptions.control_buffer_bytes too small");
   RINGTUN_CHECK(options.max_batch_bytes >= 2 * kHeaderSize, "SessionOptions.max_batch_bytes too small");
 
-  segments_.resize(options.max_send_segments);
-  for (std::uint32_t i = 0; i < options.max_send_segments; ++i) {
-    segments_[i].next = i + 1 < options.max_send_segments ? i + 1 : kNoIndex;
-  }
-  seg_free_ = options.max_send_segments > 0 ? 0 : kNoIndex;
+  // Capacity for every segment, reserved (not touched: resident as the connection's high-water mark of queued sends
+  // reaches it) and never reallocated, so alloc_segment() allocates nothing.
+  segments_.reserve(options.max_send_segments);
   control_.resize(options.max_control_frames);
   // Raw bytes: resident as control frames use them (a tunnel connection sends few), not zero-filled up front.
   ctrl_bytes_.reset(new std::byte[options.control_buffer_bytes]);
@@ -102,7 +100,12 @@ void Session::queue_goaway(ErrorCode code) noexcept {
 
 std::uint32_t Session::alloc_segment() noexcept {
   std::uint32_t i = seg_free_;
-  if (i != kNoIndex) seg_free_ = segments_[i].next;
+  if (i != kNoIndex) {
+    seg_free_ = segments_[i].next;
+  } else if (segments_.size() < options_.max_send_segments) {
+    i = static_cast<std::uint32_t>(segments_.size());
+    segments_.emplace_back();  // within the reserved capacity
+  }
   return i;
 }
 

@@ -7,7 +7,8 @@ while 1,000 verified connections are held open (ringtun-bench hold), side by sid
                  tunnel heartbeat, every 5 s), so 12 s is what an idle process looks like
   KB per conn    (RSS while N connections are held - RSS before) / N, both sides together
 
-Systems: ringtun (plaintext), ringtun-tls, haproxy2, and with --ref-build ringtun-ref (the same from another build,
+Systems: ringtun (plaintext), ringtun-tls, haproxy2 and rathole when found (RATHOLE_BIN or PATH), and with
+--ref-build ringtun-ref (the same from another build,
 e.g. the commit before a change). Medians of --rounds fresh starts, interleaved.
 
   python3 perf/memory.py [--build build-release] [--ref-build DIR] [--rounds 3] [--connections 1000] [--settle 12]
@@ -36,11 +37,7 @@ def main():
     ap.add_argument("--settle", type=float, default=12)
     args = ap.parse_args()
     build = os.path.abspath(args.build)
-    bins, problem = systems._ringtun_in(build, "ringtun")
-    bench_bin = os.path.join(build, "perf/load/ringtun-bench")
-    if problem or not os.access(bench_bin, os.X_OK):
-        sys.exit(f"build the programs and ringtun-bench first: {problem or bench_bin}")
-    cfg = {"bins": {"ringtun": bins}, "ringtun_threads": os.cpu_count()}
+    cfg, bench_bin = loopback.ringtun_build(build)
     start = {"ringtun": lambda local, d: systems.start_ringtun(local, d, cfg),
              "ringtun-tls": lambda local, d: systems.start_ringtun(local, d, cfg, tls=True)}
     if args.ref_build:
@@ -50,12 +47,14 @@ def main():
         cfg["bins"]["ringtun-ref"] = ref
         start["ringtun-ref"] = lambda local, d: systems.start_ringtun(local, d, cfg, name="ringtun-ref")
         start["ringtun-ref-tls"] = lambda local, d: systems.start_ringtun(local, d, cfg, name="ringtun-ref", tls=True)
-    found, why = systems.find_haproxy(cfg)
-    if found:
-        cfg["bins"]["haproxy2"] = found
-        start["haproxy2"] = lambda local, d: systems.start_haproxy2(local, d, cfg)
-    else:
-        loopback.say(why)
+    for name, finder, starter in (("haproxy2", systems.find_haproxy, systems.start_haproxy2),
+                                  ("rathole", systems.find_rathole, systems.start_rathole)):
+        found, why = finder(cfg)
+        if found:
+            cfg["bins"][name] = found
+            start[name] = lambda local, d, starter=starter: starter(local, d, cfg)
+        else:
+            loopback.say(why)
     work = tempfile.mkdtemp(prefix="ringtun-memory-")
     local, services = loopback.start_services(bench_bin, work)
     bench = loopback.Bench(bench_bin, work)

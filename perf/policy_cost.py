@@ -64,15 +64,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
-    bins, problem = systems._ringtun_in(os.path.abspath(args.build), "ringtun")
-    bench_bin = os.path.join(os.path.abspath(args.build), "perf/load/ringtun-bench")
-    if problem or not os.access(bench_bin, os.X_OK):
-        sys.exit(f"build the programs and ringtun-bench first: {problem or bench_bin}")
+    cfg, bench_bin = loopback.ringtun_build(args.build)
     missing = [tool for tool in ("wrk", "nginx")
                if not shutil.which(tool) and not os.access(f"/usr/sbin/{tool}", os.X_OK)]
     if missing:
         sys.exit(f"not found: {', '.join(missing)} (Debian: apt-get install wrk nginx-light)")
-    cfg = {"bins": {"ringtun": bins}, "ringtun_threads": os.cpu_count()}
     work = tempfile.mkdtemp(prefix="ringtun-policy-cost-")
     # echo (ringtun-bench serve) for connect-rate, nginx for HTTP; start_ringtun exposes each as a tcp: route.
     local, services = loopback.start_services(bench_bin, work)

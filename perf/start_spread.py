@@ -54,11 +54,7 @@ def main():
     ap.add_argument("--systems", default="direct,haproxy2,agent-pinned,ringtun,busy-poll-50")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
-    bins, problem = systems._ringtun_in(build, "ringtun")
-    bench_bin = os.path.join(build, "perf/load/ringtun-bench")
-    if problem or not os.access(bench_bin, os.X_OK):
-        sys.exit(f"build the programs and ringtun-bench first: {problem or bench_bin}")
-    cfg = {"bins": {"ringtun": bins}, "ringtun_threads": os.cpu_count()}
+    cfg, bench_bin = loopback.ringtun_build(build)
     names = args.systems.split(",")
     if "haproxy2" in names:
         found, why = systems.find_haproxy(cfg)

@@ -88,6 +88,16 @@ class Bench:
         return record
 
 
+def ringtun_build(build):
+    """(cfg, bench binary) for the ringtun programs and ringtun-bench built in `build`; exits with what is missing."""
+    build = os.path.abspath(build)
+    bins, problem = systems._ringtun_in(build, "ringtun")
+    bench_bin = os.path.join(build, "perf/load/ringtun-bench")
+    if problem or not os.access(bench_bin, os.X_OK):
+        sys.exit(f"build the programs and ringtun-bench first: {problem or bench_bin}")
+    return {"bins": {"ringtun": bins}, "ringtun_threads": os.cpu_count()}, bench_bin
+
+
 def start_services(bench_bin, workdir):
     serve = systems.Process("bench-serve", [bench_bin, "serve", "--echo", "127.0.0.1:0", "--sink", "127.0.0.1:0",
                                             "--threads", "1", "--max-seconds", "3600"], workdir)

@@ -183,36 +183,32 @@ TEST_CASE("accept + connect + echo of random sizes, checksummed, over loopback")
   REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
 }
 
-TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
-  ring::LoopOptions options;
-  options.recv_pools[0] = {4, 4096};
-  auto loop = test::make_loop(options);
-  auto [client, server] = test::tcp_pair();
-  test::set_nonblocking(server);
-
-  struct Hoarder : ring::SocketHandler {
-    std::vector<RecvBuffer> held;
-    Checksum sum;
-    bool eof = false;
-    void on_recv(Loop&, SocketId, int res, const RecvBuffer& buffer) override {
-      if (res > 0) {
-        sum.add(buffer.data, buffer.size);
-        held.push_back(buffer);  // keep it: the pool runs dry
-      } else {
-        eof = true;
-      }
+namespace {
+// Keeps every buffer it receives (the pool runs dry, or must grow under it), checksumming the bytes.
+struct Hoarder : ring::SocketHandler {
+  std::vector<RecvBuffer> held;
+  Checksum sum;
+  bool eof = false;
+  void on_recv(Loop&, SocketId, int res, const RecvBuffer& buffer) override {
+    if (res > 0) {
+      sum.add(buffer.data, buffer.size);
+      held.push_back(buffer);
+    } else {
+      eof = true;
     }
-  } hoarder;
-  auto id = loop->adopt(server, &hoarder);
-  REQUIRE(id);
-  REQUIRE(loop->recv_start(*id));
+  }
+};
 
-  std::vector<std::uint8_t> payload(256 * 1024);
-  test::Xorshift rng(9);
-  for (auto& b : payload) b = static_cast<std::uint8_t>(rng.next());
-  Checksum expected;
-  expected.add(payload.data(), payload.size());
-  std::thread writer([fd = client, &payload] {
+std::vector<std::uint8_t> random_bytes(std::size_t size, std::uint64_t seed) {
+  std::vector<std::uint8_t> bytes(size);
+  test::Xorshift rng(seed);
+  for (auto& b : bytes) b = static_cast<std::uint8_t>(rng.next());
+  return bytes;
+}
+
+// Writes all of `payload` to the blocking socket `fd` on a thread, then shuts its write side.
+std::thread write_then_shut(int fd, const std::vector<std::uint8_t>& payload) {
+  return std::thread([fd, &payload] {
     std::size_t off = 0;
     while (off < payload.size()) {
       ssize_t n = ::write(fd, payload.data() + off, payload.size() - off);
@@ -221,6 +217,25 @@ TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
     }
     ::shutdown(fd, SHUT_WR);
   });
+}
+}  // namespace
+
+TEST_CASE("multishot recv survives provided-buffer exhaustion and recovers") {
+  ring::LoopOptions options;
+  options.recv_pools[0] = {4, 4096};
+  auto loop = test::make_loop(options);
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+
+  Hoarder hoarder;
+  auto id = loop->adopt(server, &hoarder);
+  REQUIRE(id);
+  REQUIRE(loop->recv_start(*id));
+
+  const std::vector<std::uint8_t> payload = random_bytes(256 * 1024, 9);
+  Checksum expected;
+  expected.add(payload.data(), payload.size());
+  std::thread writer = write_then_shut(client, payload);
 
   std::uint64_t starvations = 0;
   REQUIRE(test::run_until(*loop, [&] {
@@ -254,36 +269,14 @@ TEST_CASE("a provided buffer ring is given buffers as the load needs them, not a
   CHECK(loop->recv_pool().given() == ring::ProvidedBufferRing::kInitialBuffers);
   auto [client, server] = test::tcp_pair();
   test::set_nonblocking(server);
-  struct Hoarder : ring::SocketHandler {
-    std::vector<RecvBuffer> held;
-    Checksum sum;
-    bool eof = false;
-    void on_recv(Loop&, SocketId, int res, const RecvBuffer& buffer) override {
-      if (res > 0) {
-        sum.add(buffer.data, buffer.size);
-        held.push_back(buffer);  // kept until the end: the ring must grow under it
-      } else {
-        eof = true;
-      }
-    }
-  } hoarder;
+  Hoarder hoarder;
   auto id = loop->adopt(server, &hoarder);
   REQUIRE(id);
   REQUIRE(loop->recv_start(*id));
-  std::vector<std::uint8_t> payload(1536 * 1024);  // more than 256 buffers' worth, less than 1,024
-  test::Xorshift rng(11);
-  for (auto& b : payload) b = static_cast<std::uint8_t>(rng.next());
+  const std::vector<std::uint8_t> payload = random_bytes(1536 * 1024, 11);  // over 256 buffers' worth, under 1,024
   Checksum expected;
   expected.add(payload.data(), payload.size());
-  std::thread writer([fd = client, &payload] {
-    std::size_t off = 0;
-    while (off < payload.size()) {
-      ssize_t n = ::write(fd, payload.data() + off, payload.size() - off);
-      REQUIRE(n > 0);
-      off += static_cast<std::size_t>(n);
-    }
-    ::shutdown(fd, SHUT_WR);
-  });
+  std::thread writer = write_then_shut(client, payload);
   REQUIRE(test::run_until(*loop, [&] { return hoarder.eof; }));
   writer.join();
   CHECK(hoarder.sum.bytes == expected.bytes);

@@ -782,36 +782,50 @@ struct ArmOnRecv : ring::SocketHandler {
     l.timers().schedule(timer, 100);
   }
 };
+
+// A loop whose socket receives one byte `delay_ms` after the loop's last turn, turned until the handler has it.
+struct LateByte {
+  std::unique_ptr<Loop> loop;
+  int fds[2] = {-1, -1};
+  ArmOnRecv handler;
+  SocketId socket;
+
+  LateByte(const ring::LoopOptions& options, int delay_ms) {
+    auto made = Loop::create(options);
+    REQUIRE(made);
+    loop = std::move(*made);
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
+    handler.timer.set_callback([](void* self) { static_cast<ArmOnRecv*>(self)->fired = true; }, &handler);
+    auto id = loop->adopt(fds[0], &handler);
+    REQUIRE(id);
+    socket = *id;
+    REQUIRE(loop->recv_start(socket));
+    loop->run_once(0);
+    std::thread late([this, delay_ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      REQUIRE(::write(fds[1], "x", 1) == 1);
+    });
+    for (int i = 0; i < 100 && !handler.received; ++i) loop->run_once(1000);
+    late.join();
+    REQUIRE(handler.received);
+  }
+  ~LateByte() {
+    loop->timers().cancel(handler.timer);
+    loop->close(socket);
+    loop->exit();
+    loop->run();
+    ::close(fds[1]);
+  }
+};
 }  // namespace
 
 TEST_CASE("a timer armed by a completion handler after a long sleep counts from when the handler runs") {
-  auto loop = Loop::create(ring::LoopOptions{});
-  REQUIRE(loop);
-  int fds[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
-  ArmOnRecv handler;
-  handler.timer.set_callback([](void* self) { static_cast<ArmOnRecv*>(self)->fired = true; }, &handler);
-  auto socket = (*loop)->adopt(fds[0], &handler);
-  REQUIRE(socket);
-  REQUIRE((*loop)->recv_start(*socket));
-  (*loop)->run_once(0);
   // The loop sleeps in its wait while the byte is late: the handler runs 300 ms after the loop's last turn.
-  std::thread late([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    REQUIRE(::write(fds[1], "x", 1) == 1);
-  });
-  for (int i = 0; i < 100 && !handler.received; ++i) (*loop)->run_once(1000);
-  late.join();
-  REQUIRE(handler.received);
-  (*loop)->run_once(0);
-  CHECK_FALSE(handler.fired);  // armed for 100 ms: not due yet
-  for (int i = 0; i < 100 && !handler.fired; ++i) (*loop)->run_once(50);
-  CHECK(handler.fired);
-  (*loop)->timers().cancel(handler.timer);
-  (*loop)->close(*socket);
-  (*loop)->exit();
-  (*loop)->run();
-  ::close(fds[1]);
+  LateByte t(ring::LoopOptions{}, 300);
+  t.loop->run_once(0);
+  CHECK_FALSE(t.handler.fired);  // armed for 100 ms: not due yet
+  for (int i = 0; i < 100 && !t.handler.fired; ++i) t.loop->run_once(50);
+  CHECK(t.handler.fired);
 }
 
 TEST_CASE("busy polling: off by default; on, a completion that arrives while the loop polls is handled unslept") {
@@ -820,32 +834,11 @@ TEST_CASE("busy polling: off by default; on, a completion that arrives while the
     CAPTURE(busy_poll_us);
     ring::LoopOptions options;
     options.busy_poll_us = busy_poll_us;  // 2 s: the late byte comes long before the poll ends, even on a slow host
-    auto loop = Loop::create(options);
-    REQUIRE(loop);
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
-    ArmOnRecv handler;
-    handler.timer.set_callback([](void* self) { static_cast<ArmOnRecv*>(self)->fired = true; }, &handler);
-    auto socket = (*loop)->adopt(fds[0], &handler);
-    REQUIRE(socket);
-    REQUIRE((*loop)->recv_start(*socket));
-    (*loop)->run_once(0);
-    std::thread late([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      REQUIRE(::write(fds[1], "x", 1) == 1);
-    });
-    for (int i = 0; i < 100 && !handler.received; ++i) (*loop)->run_once(1000);
-    late.join();
-    CHECK(handler.received);
+    LateByte t(options, 20);
     if (busy_poll_us == 0) {
-      CHECK((*loop)->stats().busy_poll_hits.get() == 0);  // it slept, and the byte woke it
+      CHECK(t.loop->stats().busy_poll_hits.get() == 0);  // it slept, and the byte woke it
     } else {
-      CHECK((*loop)->stats().busy_poll_hits.get() >= 1);
+      CHECK(t.loop->stats().busy_poll_hits.get() >= 1);
     }
-    (*loop)->timers().cancel(handler.timer);
-    (*loop)->close(*socket);
-    (*loop)->exit();
-    (*loop)->run();
-    ::close(fds[1]);
   }
 }

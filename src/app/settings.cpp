@@ -176,6 +176,15 @@ Status store_log_level(const Target& target, const Value& value, std::string_vie
   }
   return {};
 }
+// "0,1,3": the form --cpus takes.
+std::string cpu_list_text(const std::vector<unsigned>& cpus) {
+  std::string text;
+  for (unsigned cpu : cpus) {
+    if (!text.empty()) text += ',';
+    text += std::to_string(cpu);
+  }
+  return text;
+}
 // --cpus: the list, and every CPU in it one this process may run on (a pin outside its affinity would fail later,
 // on a loop thread, with a warning nobody reads).
 Status store_cpus(const Target& target, const Value& value, std::string_view where, std::string* error_text) {
@@ -185,21 +194,15 @@ Status store_cpus(const Target& target, const Value& value, std::string_view whe
   const std::vector<unsigned> allowed = ring::Runtime::allowed_cpus();
   for (unsigned cpu : *cpus) {
     if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
-      std::string list;
-      for (unsigned a : allowed) list += (list.empty() ? "" : ",") + std::to_string(a);
       return report(error_text, Errc::kInvalidArgument,
                     std::string(where) + ": CPU " + std::to_string(cpu) +
-                        " is not one this process may run on (its affinity allows " + list + ")");
+                        " is not one this process may run on (its affinity allows " + cpu_list_text(allowed) + ")");
     }
   }
   member<&CommonConfig::cpus>(target) = std::move(*cpus);
   return {};
 }
-std::string show_cpus(const Target& target) {
-  std::string text;
-  for (unsigned cpu : member<&CommonConfig::cpus>(target)) text += (text.empty() ? "" : ",") + std::to_string(cpu);
-  return text;
-}
+std::string show_cpus(const Target& target) { return cpu_list_text(member<&CommonConfig::cpus>(target)); }
 
 std::string show_log_level(const Target& target) {
   std::string_view names = kLevelChoices;

@@ -21,10 +21,10 @@ namespace ringtun::app {
 // The data path allocates nothing per frame, so this costs a madvise only when memory really shrinks.
 inline void tune_allocator() {
 #if defined(RINGTUN_MIMALLOC) && MI_MALLOC_VERSION < 210  // Debian 12's 2.0.9
-  mi_option_set(mi_option_page_reset, 1);
-  mi_option_set(mi_option_decommit_delay, 0);
+  mi_option_set_default(mi_option_page_reset, 1);  // _default: MIMALLOC_* in the environment still win
+  mi_option_set_default(mi_option_decommit_delay, 0);
 #elif defined(RINGTUN_MIMALLOC)  // 2.1 renamed the delay and purges freed pages by default
-  mi_option_set(mi_option_purge_delay, 0);
+  mi_option_set_default(mi_option_purge_delay, 0);
 #endif
 }
 

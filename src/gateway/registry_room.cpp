@@ -192,9 +192,21 @@ void RegistryRoom::release(ClaimRequestMsg& request) {
   if (Session* session = find(request.session)) {
     std::vector<route::RouteKey> keys;
     std::vector<std::uint16_t> ports;
+    std::vector<PortOpen*> waiting = waiting_opens(session->ref);
     for (const std::string& name : request.release) {
       auto it = session->services.find(name);
-      if (it == session->services.end()) continue;
+      if (it == session->services.end()) {
+        // Granted, but its port was still closing: it must not open when the port is free.
+        for (PortOpen* open : waiting) {
+          const tunnel::ServiceDecl& service = open->claim->services[open->index];
+          if (open->dropped || service.name != name) continue;
+          open->dropped = true;
+          keys.push_back(key_of(service));
+          LOG_INFO("agent '%s' released '%s' (%s) before its port was free", session->info.owner.agent_id.c_str(),
+                   name.c_str(), key_of(service).describe().c_str());
+        }
+        continue;
+      }
       const route::RouteKey key = it->second;
       session->services.erase(it);
       LOG_INFO("agent '%s' released '%s' (%s)", session->info.owner.agent_id.c_str(), name.c_str(),
@@ -476,9 +488,19 @@ void RegistryRoom::port_closed(std::uint16_t port) {
   std::vector<PortOpen> waiting = std::move(it->second.waiting);
   ports_.erase(it);
   for (PortOpen& open : waiting) {
-    open_port_now(*open.claim, open.index);
+    if (!open.dropped) open_port_now(*open.claim, open.index);
     if (--open.claim->waiting_ports == 0) finish_claim(*open.claim);
   }
+}
+
+std::vector<RegistryRoom::PortOpen*> RegistryRoom::waiting_opens(route::SessionRef session) {
+  std::vector<PortOpen*> out;
+  for (auto& [port, state] : ports_) {
+    for (PortOpen& open : state.waiting) {
+      if (!open.dropped && open.claim->session == session) out.push_back(&open);
+    }
+  }
+  return out;
 }
 
 void RegistryRoom::finish_claim(PendingClaim& pending) {
@@ -587,13 +609,27 @@ std::size_t RegistryRoom::release_disallowed(Session& session, const app::TokenR
     if (service.kind == route::Kind::kTcp && session.ports.erase(service.port) != 0) ports.push_back(service.port);
     it = session.services.erase(it);
   }
+  // Granted claims still waiting for their port to close were checked against the old rule: checked again here,
+  // and a refusal goes out with the claim's own answer (not yet sent).
+  for (PortOpen* open : waiting_opens(session.ref)) {
+    const tunnel::ServiceDecl& service = open->claim->services[open->index];
+    tunnel::ServiceStatus status = token_allows(rule, service);
+    if (status.ok) continue;
+    status.message = "released by the gateway's configuration reload: " + status.message;
+    LOG_WARN("agent '%s': service '%s' (%s) released before its port was free: %s",
+             session.info.owner.agent_id.c_str(), service.name.c_str(), key_of(service).describe().c_str(),
+             status.message.c_str());
+    open->dropped = true;
+    keys.push_back(key_of(service));
+    open->claim->statuses[open->index] = std::move(status);
+  }
   if (keys.empty()) return 0;
   // The route goes from the snapshot before the listeners close: no new client is routed to it meanwhile. Streams
   // already open on it run to their end; only new connections are refused.
   registry_->release(session.ref, keys);
   for (std::uint16_t port : ports) leave_port(port, session.ref);
   auto conn = std::find_if(session.conns.begin(), session.conns.end(), [](const Conn& c) { return c.conn_index == 0; });
-  if (conn != session.conns.end()) {
+  if (!statuses.empty() && conn != session.conns.end()) {
     auto message = std::make_unique<ServicesReleased>();
     message->gateway = &gateway_;
     message->tag = conn->tag;

@@ -102,6 +102,7 @@ class RegistryRoom {
   struct PortOpen {
     std::shared_ptr<PendingClaim> claim;
     std::size_t index = 0;  // into claim->services
+    bool dropped = false;   // released meanwhile (the agent's reload, or the gateway's): not opened
   };
   struct PortState {
     std::vector<route::SessionRef> holders;  // the sessions whose route the listeners serve (a group: several);
@@ -122,6 +123,8 @@ class RegistryRoom {
   std::size_t release_disallowed(Session& session, const app::TokenRule& rule);
   // The agent's reload removed services (request.release: their names).
   void release(ClaimRequestMsg& request);
+  // Claims of `session` granted but waiting for their port to close (PortState::waiting), not dropped yet.
+  std::vector<PortOpen*> waiting_opens(route::SessionRef session);
   void retry_waiting(const route::Owner& owner);
   void expire_waiting();
   Session* find(route::SessionRef ref);

@@ -1098,7 +1098,16 @@ void Loop::wait_for_completions(std::uint32_t max_wait_ms) noexcept {
     wait_ms = *next <= now_ms_ ? 0 : std::min<std::uint64_t>(wait_ms, *next - now_ms_);
   }
   if (!flush_list_.empty() || !closing_.empty() || !direct_done_.empty()) wait_ms = 0;
-  if (wait_ms > 0 && options_.busy_poll_us > 0 && busy_poll()) wait_ms = 0;
+  if (wait_ms > 0 && options_.busy_poll_us > 0) {
+    const std::uint64_t before = monotonic_ms();
+    if (busy_poll()) {
+      wait_ms = 0;
+    } else {
+      // The poll took part of the wait: sleep only what is left of it, not the whole wait again.
+      const std::uint64_t spent = monotonic_ms() - before;
+      wait_ms = wait_ms > spent ? wait_ms - spent : 0;
+    }
+  }
   if (wait_ms > 0) {
     // Cleared before the sleep it stands for, never after a wake: a producer that rang late for the previous sleep
     // must not leave it set for this one (its ring would then be consumed before this sleep, and nobody would ring).
@@ -1139,7 +1148,8 @@ bool Loop::busy_poll() noexcept {
       return true;
     }
     const std::uint64_t now = monotonic_ns();
-    if (now - start >= budget || (timer && now / 1'000'000 >= *timer)) return false;
+    if (timer && now / 1'000'000 >= *timer) return true;  // a timer is due: the turn runs it, no sleep
+    if (now - start >= budget) return false;
     io_uring_get_events(&ring_);
   }
 }

@@ -298,7 +298,7 @@ class Loop {
   bool mailboxes_empty() const noexcept;
   void begin_stop() noexcept;
   void wait_for_completions(std::uint32_t max_wait_ms) noexcept;
-  // LoopOptions::busy_poll_us: true if work arrived while polling (the loop then does not sleep).
+  // LoopOptions::busy_poll_us: true if work arrived or a timer fell due while polling (the loop then does not sleep).
   bool busy_poll() noexcept;
   void process_completions() noexcept;
   void turn(std::uint32_t max_wait_ms) noexcept;

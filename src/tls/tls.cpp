@@ -168,7 +168,12 @@ void release_thread_state() noexcept {
 }
 
 void release_idle_thread_state(std::uint64_t now_ms, std::uint64_t idle_ms) noexcept {
+#ifdef HAVE_THREAD_LS  // without it the cache is one for the process, in use by other threads' handshakes
   if (t_ecc_cache_warm && now_ms - t_last_handshake_ms >= idle_ms) release_thread_state();
+#else
+  (void)now_ms;
+  (void)idle_ms;
+#endif
 }
 
 CryptoInfo crypto_info() {

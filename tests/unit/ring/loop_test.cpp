@@ -842,3 +842,24 @@ TEST_CASE("busy polling: off by default; on, a completion that arrives while the
     }
   }
 }
+
+TEST_CASE("busy polling: a timer that falls due during the poll fires then, not a whole wait later") {
+  ring::LoopOptions options;
+  options.busy_poll_us = 5'000'000;  // longer than the timer: the poll must end when the timer is due
+  auto made = Loop::create(options);
+  REQUIRE(made);
+  Loop& loop = **made;
+  bool fired = false;
+  ring::Timer timer;
+  timer.set_callback([](void* flag) { *static_cast<bool*>(flag) = true; }, &fired);
+  loop.run_once(0);
+  const auto start = std::chrono::steady_clock::now();
+  loop.timers().schedule(timer, 400);
+  for (int i = 0; i < 100 && !fired; ++i) loop.run_once(1000);
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(fired);
+  // Polling until the timer is due and then sleeping the wait computed before the poll would take about 800 ms.
+  CHECK_MESSAGE(took < std::chrono::milliseconds(700), std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+  loop.exit();
+  loop.run();
+}

@@ -62,6 +62,7 @@ void warn_unapplied(const app::AgentConfig& running, const app::AgentConfig& rea
             running.health_timeout_ms == read.health_timeout_ms && running.health_fails == read.health_fails,
         "the health checks (--health, --health-interval-ms, --health-timeout-ms, --health-fails)");
   check(running.common.cpus == read.common.cpus, "--cpus");
+  check(running.common.busy_poll_us == read.common.busy_poll_us, "--busy-poll-us");
   if (!names.empty()) {
     LOG_WARN("reload: only the services are reloaded; %s changed and take(s) effect at the next start", names.c_str());
   }

@@ -81,6 +81,8 @@ std::vector<std::string> restart_only_changes(const app::GatewayConfig& running,
   check(a.admin_listen_text != b.admin_listen_text, "--admin-listen");
   check(a.admin_token != b.admin_token, "--admin-token");
   check(a.threads != b.threads, "--threads");
+  check(a.cpus != b.cpus, "--cpus");
+  check(a.busy_poll_us != b.busy_poll_us, "--busy-poll-us");
   check(a.log_level != b.log_level, "--log-level");
   check(a.heartbeat_ms != b.heartbeat_ms, "--heartbeat-ms");
   check(a.dead_peer_ms != b.dead_peer_ms, "--dead-peer-ms");

@@ -101,8 +101,10 @@ TEST_CASE("settings a running gateway cannot change are named by their flag") {
   next.http_listen_text = "127.0.0.1:8080";
   next.common.admin_listen_text = "127.0.0.1:9000";
   next.common.threads = 3;
+  next.common.cpus = {0};
+  next.common.busy_poll_us = 50;
   CHECK(restart_only_changes(running, next) ==
-        std::vector<std::string>{"--http-listen", "--admin-listen", "--threads"});
+        std::vector<std::string>{"--http-listen", "--admin-listen", "--threads", "--cpus", "--busy-poll-us"});
 }
 
 }  // namespace

@@ -7,7 +7,7 @@ namespace ringtun::app {
 
 ring::RuntimeOptions runtime_options(const CommonConfig& config, bool pin_by_default) {
   ring::RuntimeOptions options;
-  options.threads = config.threads != 0 ? config.threads : static_cast<unsigned>(config.cpus.size());
+  options.threads = config.threads;  // 0: the runtime takes as many as --cpus lists, else every CPU
   options.cpus = config.cpus;
   options.pin_threads = pin_by_default || !config.cpus.empty();
   options.loop.recv_pools[tunnel::kTunnelPool] = {256, 16384};  // recycled right after each feed: few needed

@@ -439,7 +439,7 @@ Status AgentCore::start() {
   if (loop_.core() == 0 && !agent_.config.health.empty()) {
     // Checked when the config was read: it parses.
     health_ = std::make_unique<HealthChecks>(*this, *app::parse_health_spec(agent_.config.health, nullptr));
-    health_->start(*services_);
+    health_->set_services(*services_);
   }
   if (loop_.core() == 0 && agent_.admin_listener_fd >= 0) {
     admin_ = std::make_unique<AgentAdmin>(agent_, book_);

@@ -178,15 +178,6 @@ HealthChecks::HealthChecks(AgentCore& core, app::HealthSpec spec) : core_(core),
 
 HealthChecks::~HealthChecks() = default;
 
-void HealthChecks::start(const ServiceSet& services) {
-  // Spread the first probes over one interval: many services are not checked in one burst.
-  const std::uint32_t interval = core_.agent().config.health_interval_ms;
-  for (std::size_t i = 0; i < services.size(); ++i) {
-    probes_.push_back(std::make_unique<Probe>(*this, services[i].config));
-    probes_.back()->schedule(1 + static_cast<std::uint32_t>(interval * i / services.size()));
-  }
-}
-
 void HealthChecks::set_services(const ServiceSet& services) {
   if (stopped_) return;
   const std::uint32_t interval = core_.agent().config.health_interval_ms;
@@ -198,11 +189,12 @@ void HealthChecks::set_services(const ServiceSet& services) {
                            [&](const auto& probe) { return probe != nullptr && probe->config().name == config.name; });
     std::unique_ptr<Probe> was = it != probes_.end() ? std::move(*it) : nullptr;
     const app::ServiceConfig* old = was != nullptr ? &was->config() : nullptr;
-    if (old != nullptr && old->local_text == config.local_text && old->proxy_protocol == config.proxy_protocol &&
-        old->kind == config.kind && old->host == config.host) {
+    // The kind and host count too: an http check names the host in its request.
+    if (old != nullptr && same_local(*old, config) && old->kind == config.kind && old->host == config.host) {
       next.push_back(std::move(was));  // checked the same way as before: its rhythm goes on
       continue;
     }
+    // New probes (all of them at start) are spread over one interval: many services are not checked in one burst.
     auto probe = std::make_unique<Probe>(*this, config);
     if (was != nullptr) {
       probe->up = was->up;  // the gateway still holds this state: the new address's checks change it

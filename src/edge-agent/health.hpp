@@ -35,9 +35,8 @@ class HealthChecks {
   HealthChecks(const HealthChecks&) = delete;
   HealthChecks& operator=(const HealthChecks&) = delete;
 
-  // Begins checking `services`, their first probes spread over one interval.
-  void start(const ServiceSet& services);
-  // A reload: the services are `services` from now on.
+  // The services to check from now on: at start, then after each reload. Probes follow the services by name; new
+  // ones have their first check spread over one interval.
   void set_services(const ServiceSet& services);
   // No new probes; the ones in flight are closed.
   void stop();

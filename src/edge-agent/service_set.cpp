@@ -12,12 +12,11 @@ namespace {
 static_assert(kMaxServiceSlots == 1U << tunnel::UpstreamPool::kKeyIndexBits,
               "a slot must fill the index bits of an upstream key exactly");
 
-// The same local side: streams of the new set may use what streams of the old one left (pooled connections).
+}  // namespace
+
 bool same_local(const app::ServiceConfig& a, const app::ServiceConfig& b) {
   return a.local_text == b.local_text && a.proxy_protocol == b.proxy_protocol;
 }
-
-}  // namespace
 
 tunnel::ServiceDecl declare(const app::ServiceConfig& config, std::string_view group) {
   const bool tcp = config.kind == route::Kind::kTcp;

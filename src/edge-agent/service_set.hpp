@@ -85,6 +85,9 @@ class SlotBook {
   std::vector<std::uint16_t> generations_;  // by slot
 };
 
+// The same local side (address and PROXY protocol): streams of the new set may use what streams of the old one left
+// (pooled connections), and a health check keeps checking it.
+bool same_local(const app::ServiceConfig& a, const app::ServiceConfig& b);
 // The declaration connection 0 claims for `config`, in `group` (empty: none).
 tunnel::ServiceDecl declare(const app::ServiceConfig& config, std::string_view group);
 // "gateway port 8080 -> 127.0.0.1:80", "http app.example.com -> 127.0.0.1:8080": what a service serves.

@@ -22,7 +22,7 @@
 namespace ringtun::ring {
 
 struct RuntimeOptions {
-  unsigned threads = 0;     // 0 = the CPUs this process may run on
+  unsigned threads = 0;     // 0 = as many as `cpus` lists, or the CPUs this process may run on
   bool pin_threads = true;  // pin loop i to cpus[i % size], or without cpus to the i-th allowed CPU
   std::vector<unsigned> cpus;  // where to pin (each one the process may run on: the caller checks)
   bool handle_signals = true;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "../route/route_keys.hpp"
 #include "gateway/registry.hpp"
 
 using namespace ringtun;
@@ -41,7 +42,7 @@ std::vector<route::ClaimResult> claim(Registry& registry, route::SessionRef sess
   return out;
 }
 
-route::RouteKey tcp(std::uint16_t port) { return route::RouteKey{route::Kind::kTcp, port, ""}; }
+using route::test::tcp;
 }  // namespace
 
 TEST_CASE("registry: one session per owner; the holder is named to a second instance; the id frees on close") {

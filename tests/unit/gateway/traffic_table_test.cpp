@@ -1,6 +1,7 @@
 // TrafficTable: one entry per (token, agent, service) across snapshots, and a bound on entries.
 #include <doctest/doctest.h>
 
+#include "../route/route_keys.hpp"
 #include "gateway/traffic_table.hpp"
 
 namespace ringtun::gateway {
@@ -8,7 +9,7 @@ namespace {
 
 route::SessionRef session(std::uint32_t slot) { return {slot, 1}; }
 
-route::RouteKey tcp(std::uint16_t port) { return {route::Kind::kTcp, port, {}}; }
+using route::test::tcp;
 
 TEST_CASE("traffic entries are keyed by owner and service name, not by snapshot") {
   route::Claims claims;

@@ -5,17 +5,12 @@
 #include <vector>
 
 #include "route/route.hpp"
+#include "route_keys.hpp"
 
 using namespace ringtun::route;  // NOLINT
+using namespace ringtun::route::test;  // NOLINT
 
 namespace {
-
-RouteKey tcp(std::uint16_t port) {
-  return RouteKey{Kind::kTcp, port, {}};
-}
-RouteKey http(std::string host) {
-  return RouteKey{Kind::kHttp, 0, std::move(host)};
-}
 
 const Owner kA{0, "edge-a"};
 const Owner kB{0, "edge-b"};

@@ -252,6 +252,31 @@ Result<ServiceStatus> parse_status(simdjson::dom::element item, std::string* err
   return status;
 }
 
+Result<std::string> parse_release_name(simdjson::dom::element item, std::string* error) {
+  std::string_view name;
+  if (item.get(name) != simdjson::SUCCESS || !valid_name(name)) {
+    return bad(error, "release: each service must be a name of 1..64 of [A-Za-z0-9._-]");
+  }
+  return std::string(name);
+}
+
+// `object`'s "services": an array of at most kMaxServices entries (`noun` in the message), each read by `parse`
+// into `out`. Errors say "TYPE: ...".
+template <typename T>
+Status read_list(simdjson::dom::object object, std::string_view type, std::string_view noun,
+                 Result<T> (*parse)(simdjson::dom::element, std::string*), std::vector<T>* out, std::string* error) {
+  const std::string what(type);
+  simdjson::dom::array items;
+  if (object["services"].get(items) != simdjson::SUCCESS) return bad(error, what + ": \"services\" must be an array");
+  if (items.size() > kMaxServices) return bad(error, what + ": more than 1024 " + std::string(noun));
+  for (simdjson::dom::element item : items) {
+    auto parsed = parse(item, error);
+    if (!parsed) return Unexpected{parsed.error()};
+    out->push_back(std::move(*parsed));
+  }
+  return {};
+}
+
 }  // namespace
 
 const char* refusal_code_name(RefusalCode code) noexcept {
@@ -384,57 +409,25 @@ Result<ControlMessage> parse_control(std::span<const std::byte> json, std::strin
     h.conn_index = static_cast<std::uint32_t>(value);
     return message;
   }
+  // The four list messages: "services" holds at most kMaxServices entries, each read by its own parser.
   if (type == "claim") {
     message.type = ControlMessage::Type::kClaim;
-    simdjson::dom::array services;
-    if (object["services"].get(services) != simdjson::SUCCESS)
-      return bad(error, "claim: \"services\" must be an array");
-    if (services.size() > kMaxServices) return bad(error, "claim: more than 1024 services");
-    for (simdjson::dom::element item : services) {
-      auto service = parse_service(item, error);
-      if (!service) return Unexpected{service.error()};
-      message.claim.push_back(std::move(*service));
-    }
+    RINGTUN_TRY(read_list(object, "claim", "services", parse_service, &message.claim, error));
     return message;
   }
   if (type == "claimed") {
     message.type = ControlMessage::Type::kClaimed;
-    simdjson::dom::array statuses;
-    if (object["services"].get(statuses) != simdjson::SUCCESS)
-      return bad(error, "claimed: \"services\" must be an array");
-    if (statuses.size() > kMaxServices) return bad(error, "claimed: more than 1024 statuses");
-    for (simdjson::dom::element item : statuses) {
-      auto status = parse_status(item, error);
-      if (!status) return Unexpected{status.error()};
-      message.claimed.push_back(std::move(*status));
-    }
+    RINGTUN_TRY(read_list(object, "claimed", "statuses", parse_status, &message.claimed, error));
     return message;
   }
   if (type == "health") {
     message.type = ControlMessage::Type::kHealth;
-    simdjson::dom::array entries;
-    if (object["services"].get(entries) != simdjson::SUCCESS)
-      return bad(error, "health: \"services\" must be an array");
-    if (entries.size() > kMaxServices) return bad(error, "health: more than 1024 services");
-    for (simdjson::dom::element item : entries) {
-      auto health = parse_health(item, error);
-      if (!health) return Unexpected{health.error()};
-      message.health.push_back(std::move(*health));
-    }
+    RINGTUN_TRY(read_list(object, "health", "services", parse_health, &message.health, error));
     return message;
   }
   if (type == "release") {
     message.type = ControlMessage::Type::kRelease;
-    simdjson::dom::array names;
-    if (object["services"].get(names) != simdjson::SUCCESS) return bad(error, "release: \"services\" must be an array");
-    if (names.size() > kMaxServices) return bad(error, "release: more than 1024 services");
-    for (simdjson::dom::element item : names) {
-      std::string_view name;
-      if (item.get(name) != simdjson::SUCCESS || !valid_name(name)) {
-        return bad(error, "release: each service must be a name of 1..64 of [A-Za-z0-9._-]");
-      }
-      message.release.emplace_back(name);
-    }
+    RINGTUN_TRY(read_list(object, "release", "services", parse_release_name, &message.release, error));
     return message;
   }
   if (type == "welcome") {

@@ -15,6 +15,9 @@
 namespace ringtun {
 
 inline constexpr std::size_t kPrintableMaxChars = 80;  // what a message quotes of a user's text by default
+// A file path the operator gave (--config, --token-file): shown whole (PATH_MAX), or the message would not say
+// which file, and a long checkout or state directory is ordinary.
+inline constexpr std::size_t kPrintablePathChars = 4096;
 
 std::string printable(std::string_view text, std::size_t max_chars = kPrintableMaxChars);
 

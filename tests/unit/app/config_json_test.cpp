@@ -2,7 +2,12 @@
 // line and column, unknown and duplicate keys, wrong types, ranges, size), and hostile input.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -387,6 +392,24 @@ TEST_CASE("json: syntax errors name line, column and the reason") {
   auto r = gateway_file(nul);
   REQUIRE_FALSE(r.ok());
   CHECK(contains(after_path(r.error, nul), "line 1, column 14: invalid JSON (expected ',' or '}'"));
+}
+
+TEST_CASE("json: a long path is named whole in the message, not cut") {
+  // A deep checkout or state directory is ordinary: the message must still say which file.
+  std::string dir = "/tmp/ringtun_config_test_" + std::string(120, 'd');
+  REQUIRE((::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST));
+  const std::string path = dir + "/agent.json";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs("{\n  \"threads\": 2,\n  oops\n}\n", f);
+    std::fclose(f);
+  }
+  auto r = gateway({"--config", path});
+  ::unlink(path.c_str());
+  ::rmdir(dir.c_str());
+  REQUIRE_FALSE(r.ok());
+  CHECK_MESSAGE(contains(r.error, path + ": line 3, column 3: invalid JSON"), r.error);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

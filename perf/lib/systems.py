@@ -15,6 +15,7 @@ ringtun-tls-syswolf  the same built against Debian's wolfSSL (no AES-NI; RINGTUN
           build-release-syswolf)
 ringtun-ref  ringtun (plaintext, like `ringtun`) from another build, RINGTUN_REF_BUILD: a release build of an earlier
           revision, for a before/after comparison in one run (skipped when unset)
+ringtun-tls-ref  the same with TLS, like `ringtun-tls`
 haproxy2  two haproxy relays in a row (TCP mode): the same three TCP hops as a tunnel, no framing
 rathole   rathole --server + rathole --client (RATHOLE_BIN or PATH)
 frp       frps + frpc (FRPS_BIN / FRPC_BIN or PATH), tcp_mux on (frp's default); TOML for frp >= 0.52, INI before
@@ -354,6 +355,8 @@ SYSTEMS = {
     "ringtun-tls-syswolf": (find_ringtun_syswolf, lambda local, workdir, cfg: start_ringtun(
         local, workdir, cfg, "ringtun-tls-syswolf", tls=True)),
     "ringtun-ref": (find_ringtun_ref, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-ref")),
+    "ringtun-tls-ref": (find_ringtun_ref, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-tls-ref",
+                                                                                   tls=True)),
     "haproxy2": (find_haproxy, start_haproxy2),
     "rathole": (find_rathole, start_rathole),
     "frp": (find_frp, start_frp),

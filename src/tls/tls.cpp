@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #include <unistd.h>
 
@@ -488,21 +489,19 @@ Status Session::write(std::span<const iovec> pieces, std::span<std::byte> scratc
   std::size_t packed = 0;
   for (const iovec& piece : pieces) {
     std::span<const std::byte> bytes(static_cast<const std::byte*>(piece.iov_base), piece.iov_len);
+    if (bytes.size() >= kDirectPiece) {
+      // Encrypted from where it is, after what was packed ahead of it (a frame header): one more short record
+      // costs less than copying a bulk payload to join it.
+      if (packed != 0) RINGTUN_TRY(write_record(scratch.data(), std::exchange(packed, 0)));
+      RINGTUN_TRY(write(bytes));
+      continue;
+    }
     while (!bytes.empty()) {
-      // A full record's worth with nothing packed ahead of it goes straight in: no copy for bulk payloads.
-      if (packed == 0 && bytes.size() >= kMaxRecordPlaintext) {
-        RINGTUN_TRY(write_record(bytes.data(), kMaxRecordPlaintext));
-        bytes = bytes.subspan(kMaxRecordPlaintext);
-        continue;
-      }
       const std::size_t n = std::min(bytes.size(), kMaxRecordPlaintext - packed);
       std::memcpy(scratch.data() + packed, bytes.data(), n);
       packed += n;
       bytes = bytes.subspan(n);
-      if (packed == kMaxRecordPlaintext) {
-        RINGTUN_TRY(write_record(scratch.data(), packed));
-        packed = 0;
-      }
+      if (packed == kMaxRecordPlaintext) RINGTUN_TRY(write_record(scratch.data(), std::exchange(packed, 0)));
     }
   }
   if (packed != 0) RINGTUN_TRY(write_record(scratch.data(), packed));

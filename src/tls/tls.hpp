@@ -99,6 +99,9 @@ class Session {
   static constexpr std::size_t kMaxRecordPlaintext = 16 * 1024;
   // Plaintext buffers handed to receive() must hold at least one record.
   static constexpr std::size_t kScratchSize = kMaxRecordPlaintext;
+  // Below this a piece is cheaper to copy than to give a record of its own (a record costs both ends a cipher setup,
+  // a tag and a call through wolfSSL: about what copying a few KiB costs).
+  static constexpr std::size_t kDirectPiece = 4096;
 
   static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Context> context);
   ~Session();
@@ -114,8 +117,9 @@ class Session {
   template <typename Sink>
   Status receive(std::span<const std::byte> ciphertext, std::span<std::byte> scratch, Sink&& sink) noexcept;
 
-  // Plaintext out: encrypts the gathered bytes into records of up to 16 KiB (small pieces are packed together via
-  // `scratch`, so a 16-byte frame header does not become a record of its own). Only once open().
+  // Plaintext out: encrypts the gathered bytes into records of up to 16 KiB. Pieces of kDirectPiece bytes or more
+  // (payloads) are encrypted from where they are; smaller ones (frame headers, control frames) are packed together
+  // via `scratch`, so that a run of them makes one record, not one each. Only once open().
   Status write(std::span<const iovec> pieces, std::span<std::byte> scratch) noexcept;
   Status write(std::span<const std::byte> bytes) noexcept;
 

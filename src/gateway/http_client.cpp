@@ -45,8 +45,7 @@ HttpClient::HttpClient(HttpFront& front, int fd)
     socket_closed_ = true;
     return;  // the front deletes clients whose socket never opened (see HttpFront::on_accept)
   }
-  socket_ = *socket;
-  (void)ring::net::set_nodelay(fd);
+  socket_ = *socket;  // TCP_NODELAY: inherited from our listener
   resume_reading();
   arm_timer(front_.options().head_timeout_ms);
 }

@@ -74,6 +74,7 @@ struct Loop::Slot {
   bool send_busy = false;
   bool send_is_fixed = false;
   bool zc_allowed = false;
+  bool zc_checked = false;     // zc_allowed no longer depends on where the socket is (see zero_copy())
   bool shutdown_pending = false;
   bool flush_requested = false;
   bool connect_timed_out = false;
@@ -266,9 +267,7 @@ Result<SocketId> Loop::adopt(int fd, SocketHandler* handler) noexcept {
   slot.in_use = true;
   slot.fd = fd;
   slot.handler = handler;
-  // Zero-copy only pays off the host: on loopback the kernel copies anyway and the notification is pure cost.
-  auto local = net::local_address(fd);
-  slot.zc_allowed = features_.send_zc && options_.send_zc_threshold > 0 && local && !local->is_loopback();
+  slot.zc_allowed = features_.send_zc && options_.send_zc_threshold > 0;  // unless on loopback: see zero_copy()
   ++stats_.sockets_open;
   if (stats_.sockets_open.get() > stats_.sockets_high_water.get()) {
     stats_.sockets_high_water.set(stats_.sockets_open.get());
@@ -340,13 +339,19 @@ Result<SocketId> Loop::connect(const sockaddr* addr, socklen_t addr_len, std::ui
   auto id = adopt(fd, handler);
   if (!id) return id;
   Slot& slot = slot_at(id->index);
-  // The kernel copies the address and the timeout while the SQEs are submitted, so submit right away and keep
-  // them on the stack: no per-connect allocation and no per-slot space for a rare operation.
-  sockaddr_storage address{};
+  // The kernel copies the address and the timeout while the SQEs are submitted: they wait in connect_args_ for the
+  // turn's one submit (a connect used to cost a submit of its own), and a full array is submitted at once.
+  if (connect_args_used_ == connect_args_.size() || io_uring_sq_space_left(&ring_) < 2) {
+    const int ret = io_uring_submit(&ring_);
+    RINGTUN_CHECK(ret >= 0, "io_uring_submit failed for a connect");
+    connect_args_used_ = 0;
+  }
+  ConnectArgs& args = connect_args_[connect_args_used_++];
+  sockaddr_storage& address = args.address;
+  address = {};
   std::memcpy(&address, addr, std::min<std::size_t>(addr_len, sizeof address));
-  __kernel_timespec timeout{};
-  timeout.tv_sec = timeout_ms / 1000;
-  timeout.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1'000'000;
+  args.timeout.tv_sec = timeout_ms / 1000;
+  args.timeout.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1'000'000;
 
   io_uring_sqe* sqe = get_sqe();
   io_uring_prep_connect(sqe, 0, reinterpret_cast<sockaddr*>(&address), addr_len);
@@ -355,19 +360,18 @@ Result<SocketId> Loop::connect(const sockaddr* addr, socklen_t addr_len, std::ui
   ++slot.in_flight;
   ++ops_in_flight_;
   if (timeout_ms > 0) {
-    sqe->flags |= IOSQE_IO_LINK;
+    sqe->flags |= IOSQE_IO_LINK;  // the two SQEs go in one submit: there was room for both
     io_uring_sqe* tsqe = get_sqe();
-    io_uring_prep_link_timeout(tsqe, &timeout, 0);
+    io_uring_prep_link_timeout(tsqe, &args.timeout, 0);
     io_uring_sqe_set_data64(tsqe, user_data(Op::kLinkTimeout, id->index));
     ++slot.in_flight;
     ++ops_in_flight_;
   }
-  int ret = io_uring_submit(&ring_);
-  RINGTUN_CHECK(ret >= 0, "io_uring_submit failed for a connect");
   net::Address peer;
   std::memcpy(&peer.storage, &address, sizeof address);
   peer.length = addr_len;
   slot.zc_allowed = slot.zc_allowed && !peer.is_loopback();
+  slot.zc_checked = true;
   return id;
 }
 
@@ -436,7 +440,7 @@ bool Loop::try_send_now(Slot& slot, std::uint32_t index) noexcept {
   const std::uint32_t count = std::min(slot.send_iov_count, kMaxIovPerSend);
   std::uint64_t bytes = 0;
   for (std::uint32_t i = 0; i < count; ++i) bytes += slot.send_iov[i].iov_len;
-  if (slot.zc_allowed && bytes >= options_.send_zc_threshold) return false;  // large: zero-copy through the ring
+  if (zero_copy(slot, bytes)) return false;  // large: zero-copy through the ring
   ++direct_sends_this_turn_;
   ++stats_.send_direct;
   msghdr msg{};
@@ -499,7 +503,7 @@ void Loop::submit_send(Slot& slot, std::uint32_t index) noexcept {
   std::uint64_t remaining = 0;
   const std::uint32_t count = std::min(slot.send_iov_count, kMaxIovPerSend);
   for (std::uint32_t i = 0; i < count; ++i) remaining += slot.send_iov[i].iov_len;
-  const bool zc = slot.zc_allowed && remaining >= options_.send_zc_threshold;
+  const bool zc = zero_copy(slot, remaining);
   io_uring_sqe* sqe = get_sqe();
   if (slot.send_is_fixed && fixed_pool_ != nullptr) {
     void* base = slot.send_iov[0].iov_base;
@@ -550,7 +554,21 @@ Status Loop::set_send_zc(SocketId socket, bool allowed) noexcept {
   if (slot == nullptr) return fail(Errc::kNotFound, "set_send_zc");
   if (allowed && !features_.send_zc) return fail(Errc::kUnsupported, "zero-copy send");
   slot->zc_allowed = allowed && options_.send_zc_threshold > 0;
+  slot->zc_checked = true;
   return {};
+}
+
+// Zero-copy only pays off the host: on loopback the kernel copies anyway and the notification is pure cost. Where
+// the socket is gets looked up at its first send large enough to ask, so that a short connection never pays for the
+// getsockname (a system call per accepted connection, before).
+bool Loop::zero_copy(Slot& slot, std::uint64_t bytes) noexcept {
+  if (!slot.zc_allowed || bytes < options_.send_zc_threshold) return false;
+  if (!slot.zc_checked) {
+    slot.zc_checked = true;
+    auto local = net::local_address(slot.fd);
+    slot.zc_allowed = local && !local->is_loopback();
+  }
+  return slot.zc_allowed;
 }
 
 void Loop::request_flush(SocketId socket) noexcept {
@@ -1170,6 +1188,7 @@ void Loop::turn(std::uint32_t max_wait_ms) noexcept {
   direct_sends_this_turn_ = 0;
   run_flushes();
   wait_for_completions(max_wait_ms);
+  connect_args_used_ = 0;  // submitted: the kernel has its copies
   // The clock and the wheel move before any completion is handled: a handler that arms a timer after a long sleep
   // must count from now, not from before the sleep (it would fire at once: a fresh HTTP client's head timeout did).
   now_ms_ = monotonic_ms();

@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -289,6 +290,7 @@ class Loop {
   void finish_send(Slot& slot, std::uint32_t index, int res) noexcept;
   void reap_closed() noexcept;
   bool try_send_now(Slot& slot, std::uint32_t index) noexcept;
+  bool zero_copy(Slot& slot, std::uint64_t bytes) noexcept;  // whether a send of `bytes` goes zero-copy
   bool advance_send(Slot& slot, std::uint64_t sent) noexcept;
   void finish_direct_sends() noexcept;
   void free_slot(std::uint32_t index) noexcept;
@@ -342,6 +344,13 @@ class Loop {
   std::vector<std::uint32_t> closing_;     // closed, waiting for their last op
   std::vector<SocketId> direct_done_;      // sends finished by a direct sendmsg: on_send() runs from the loop
   std::uint32_t direct_sends_this_turn_ = 0;
+  // connect()'s address and timeout, kept until the SQEs that point at them are submitted.
+  struct ConnectArgs {
+    sockaddr_storage address;
+    __kernel_timespec timeout;
+  };
+  std::array<ConnectArgs, 16> connect_args_{};
+  std::size_t connect_args_used_ = 0;
   std::uint32_t ops_in_flight_ = 0;        // all ops, socket and loop-level
 
   // Cross-core: inbox_[source] is written by core `source` only. peers_ are the other loops.

@@ -131,6 +131,8 @@ Result<int> listen_tcp(const Address& address, bool reuse_port, int backlog) {
   if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     return fail_with(errno, "SO_REUSEPORT");
   }
+  // Accepted sockets inherit it: one system call per listener rather than one per connection.
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) return fail_with(errno, "TCP_NODELAY");
   if (::bind(fd, address.get(), address.length) != 0) return fail_with(errno, "bind");
   if (::listen(fd, backlog) != 0) return fail_with(errno, "listen");
   return fd;

@@ -38,8 +38,9 @@ Result<Address> parse_address(std::string_view text);
 // A bare host (no brackets, no port) that is a numeric IPv4/IPv6 address or "localhost" (127.0.0.1), with `port`.
 std::optional<Address> numeric_address(std::string_view host, std::uint16_t port);
 
-// A non-blocking, close-on-exec TCP listener. With reuse_port, several sockets may bind the same address and the
-// kernel spreads connections across them (one per core).
+// A non-blocking, close-on-exec TCP listener with TCP_NODELAY (which the sockets it accepts inherit). With
+// reuse_port, several sockets may bind the same address and the kernel spreads connections across them (one per
+// core).
 Result<int> listen_tcp(const Address& address, bool reuse_port, int backlog = 4096);
 // `count` listeners on the same address with SO_REUSEPORT; when the port is 0 the first one picks it and the
 // others join it. On failure every socket made so far is closed.

@@ -422,8 +422,7 @@ Status TunnelConn::open_stream(int edge_fd, std::span<const std::byte> metadata,
     edge_failed(*stream, frame::ErrorCode::kInternalError);
     return Unexpected{socket.error()};
   }
-  (void)ring::net::set_nodelay(edge_fd);
-  stream->attach_socket(*socket, false);
+  stream->attach_socket(*socket, false);  // TCP_NODELAY: inherited from our listener
   track(*stream, tracking);
   stream->start_reading();
   schedule_flush();
@@ -449,8 +448,7 @@ Status TunnelConn::open_stream(ring::SocketId socket, std::span<const std::byte>
   }
   (void)loop_.set_handler(socket, stream);
   stream->attach_socket(socket, false);
-  stream->reading_already();
-  (void)ring::net::set_nodelay(loop_.fd(socket));
+  stream->reading_already();  // TCP_NODELAY: inherited from our listener
   track(*stream, tracking);
   schedule_flush();
   return {};

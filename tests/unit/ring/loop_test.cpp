@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -449,6 +450,35 @@ TEST_CASE("connect: refused and timed out are reported as such") {
   }
 }
 
+TEST_CASE("connect: 40 at once (more than wait for one submit), each to its own address, each told its result") {
+  auto loop = test::make_loop();
+  std::uint16_t open_port = 0, closed_port = 0;
+  const int lfd = test::listen_loopback(128, &open_port);
+  ::close(test::listen_loopback(1, &closed_port));  // nothing listens there now
+  struct Connector : ring::SocketHandler {
+    int result = 1;
+    void on_connect(Loop& loop, SocketId id, int res) override {
+      result = res;
+      loop.close(id);
+    }
+  };
+  std::vector<Connector> connectors(40);
+  for (std::size_t i = 0; i < connectors.size(); ++i) {
+    const sockaddr_in addr = test::loopback_addr(i % 2 == 0 ? open_port : closed_port);
+    REQUIRE(loop->connect(reinterpret_cast<const sockaddr*>(&addr), sizeof addr, i % 3 == 0 ? 0 : 5000,
+                          &connectors[i]));
+  }
+  REQUIRE(test::run_until(*loop, [&] {
+    return std::all_of(connectors.begin(), connectors.end(), [](const Connector& c) { return c.result != 1; });
+  }));
+  for (std::size_t i = 0; i < connectors.size(); ++i) {
+    CAPTURE(i);
+    CHECK(connectors[i].result == (i % 2 == 0 ? 0 : -ECONNREFUSED));
+  }
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(lfd);
+}
+
 TEST_CASE("shutdown_write waits for the pending send: the FIN never overtakes data") {
   auto loop = test::make_loop();
   auto [client, server] = test::tcp_pair();
@@ -613,6 +643,41 @@ TEST_CASE("receive pools are isolated: an exhausted pool does not starve sockets
   REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
   ::close(client_a);
   ::close(client_b);
+}
+
+TEST_CASE("zero-copy send: off on a loopback socket unless forced, found at the first large send") {
+  auto loop = test::make_loop();
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+  struct Sender : ring::SocketHandler {
+    std::vector<int> results;
+    void on_send(Loop&, SocketId, int res) override { results.push_back(res); }
+  } h;
+  auto id = loop->adopt(server, &h);
+  REQUIRE(id);
+  std::vector<std::uint8_t> big(1 << 20);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 7);
+  Checksum expected;
+  expected.add(big.data(), big.size());
+  Checksum got;
+  std::thread reader([fd = client, &got, total = expected.bytes] {
+    std::vector<std::uint8_t> buf(65536);
+    while (got.bytes < total) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n <= 0) break;
+      got.add(buf.data(), static_cast<std::size_t>(n));
+    }
+  });
+  iovec iov{big.data(), big.size()};
+  REQUIRE(loop->send(*id, &iov, 1));
+  REQUIRE(test::run_until(*loop, [&] { return h.results.size() == 1; }));
+  CHECK(h.results[0] == static_cast<int>(big.size()));
+  CHECK(loop->stats().send_zc == 0);
+  reader.join();
+  CHECK(got.value == expected.value);
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
 }
 
 TEST_CASE("zero-copy send: forced on a loopback socket, the notification path completes large sends intact") {

@@ -1,4 +1,8 @@
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -37,6 +41,30 @@ TEST_CASE("parse_address rejects malformed input with a parse error") {
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == Errc::kParse);
   }
+}
+
+TEST_CASE("listen_tcp: the sockets it accepts have TCP_NODELAY (inherited: no setsockopt per connection)") {
+  auto listen_at = ringtun::ring::net::parse_address("127.0.0.1:0");
+  REQUIRE(listen_at);
+  auto listener = ringtun::ring::net::listen_tcp(*listen_at, false);
+  REQUIRE(listener);
+  auto bound = ringtun::ring::net::local_address(*listener);
+  REQUIRE(bound);
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(::connect(client, bound->get(), bound->length) == 0);
+  int accepted = -1;
+  for (int i = 0; i < 1000 && accepted < 0; ++i) {
+    accepted = ::accept(*listener, nullptr, nullptr);
+    if (accepted < 0) ::usleep(1000);
+  }
+  REQUIRE(accepted >= 0);
+  int value = 0;
+  socklen_t length = sizeof value;
+  REQUIRE(::getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &value, &length) == 0);
+  CHECK(value == 1);
+  ::close(accepted);
+  ::close(client);
+  ::close(*listener);
 }
 
 TEST_CASE("FixedBufferPool lends each buffer once, counts in-use and high water, reports exhaustion") {

@@ -131,8 +131,9 @@ void Session::free_stream(std::uint32_t index, bool notify_reset, ErrorCode rese
     streams_.unbind(s.id);
     // A stream that closed normally, or that we reset, may still see the peer's in-flight frames (a WINDOW_UPDATE
     // crossing our FIN, DATA crossing our RST): a race, not a flood. After the peer's own RST, its further frames
-    // are its fault and stay counted.
-    if ((send_rst || !notify_reset) && !recently_reset(s.id)) remember_reset(s.id);
+    // are its fault and stay counted. (Ids are never reused and only closed streams are remembered, so this one is
+    // not in the ring yet: no search, which cost a scan of the ring per closed stream.)
+    if (send_rst || !notify_reset) remember_reset(s.id);
   }
   std::uint32_t seg = s.seg_head;
   s.seg_head = s.seg_tail = kNoIndex;

@@ -122,11 +122,14 @@ struct CrossCoreTask {
 };
 
 struct LoopOptions {
-  unsigned sq_entries = 1024;            // submission queue; the loop submits when full
+  // Submission queue: the loop submits when it is full, so a turn that queues more only enters the kernel once
+  // more per 256 operations; 256 x 64 B is 16 KiB resident per loop (1,024 was 64 KiB).
+  unsigned sq_entries = 256;
   // Completions waiting to be handled: one turn handles them all, so this bounds a burst between two turns, not the
   // connections. A larger burst is kept by the kernel (IORING_FEAT_NODROP) and flushed into the ring on the next
-  // enter; 4,096 x 16 B is 64 KiB resident per loop (16,384 was 256 KiB).
-  unsigned cq_entries = 4096;
+  // enter; 2,048 x 16 B is 32 KiB resident per loop (16,384 was 256 KiB). The rings are memory the kernel pins for
+  // the loop's life: an idle gateway + agent pair holds four of them.
+  unsigned cq_entries = 2048;
   std::uint32_t max_sockets = 16384;     // socket slots = fixed-file table size
   // Provided buffer rings for multishot recv. Separate pools keep one class of sockets from starving another: a
   // tunnel connection must always be able to receive the window updates that let stalled streams drain.

@@ -228,9 +228,17 @@ def system_round(name, start, local, bench, cfg, profile, round_index, workdir):
         results.append(multi | {"scenario": "throughput_n"})
         results.append(bench.run("latency", running.ports["echo"], "--size", 64, "--requests", profile["lat_requests"],
                                  "--warmup", profile["lat_warmup"], label=label))
-        results.append(bench.run("connect-rate", running.ports["echo"], "--seconds", profile["rate_seconds"],
-                                 "--concurrency", 8, label=label))
-        results.append(run_wrk(running.ports["http"], profile["wrk_seconds"], logdir))
+        rate = measured(bench, running, "connect-rate", running.ports["echo"], "--seconds", profile["rate_seconds"],
+                        "--concurrency", 8, label=label)
+        if rate.get("relay_cpu_s") is not None and rate.get("completed"):
+            rate["relay_cpu_us_per_conn"] = rate["relay_cpu_s"] / rate["completed"] * 1e6
+        results.append(rate)
+        before = cpu_seconds(running.pids)
+        http = run_wrk(running.ports["http"], profile["wrk_seconds"], logdir)
+        if running.pids and http["rps"]:
+            requests = http["rps"] * profile["wrk_seconds"]
+            http["relay_cpu_us_per_req"] = (cpu_seconds(running.pids) - before) / requests * 1e6
+        results.append(http)
         running.check_alive()
     finally:
         running.stop()

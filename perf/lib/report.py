@@ -20,6 +20,8 @@ METRICS = {
     "cps_err": ("connect_rate", "errors", "errors", "connect-rate errors"),
     "rps": ("http", "rps", "req/s", "HTTP requests/s (wrk, 32 conns, 1 KB file)"),
     "rps_err": ("http", "errors", "errors", "wrk errors"),
+    "cps_cpu": ("connect_rate", "relay_cpu_us_per_conn", "us/conn", "relay CPU per new connection"),
+    "rps_cpu": ("http", "relay_cpu_us_per_req", "us/req", "relay CPU per HTTP request"),
     "kb_conn": ("hold", "kb_per_conn", "KB/conn", "RSS growth per held connection"),
     "peak_kb_conn": ("hold", "peak_kb_per_conn", "KB/conn", "peak RSS of server+client / connections"),
     "peak_mb": ("hold", "rss_peak_kb", "MB", "peak RSS of server+client (VmHWM)"),
@@ -144,7 +146,7 @@ def markdown(summary, info, plots, command):
     out += _table(summary, ["tput_1", "tput_n"], "Throughput (sink; every byte acknowledged by the service)")
     out += _table(summary, ["p50", "p90", "p99", "p999", "max", "mean"],
                   "Latency: 64-byte echo round trips after warm-up (log-bucketed histogram, 3 significant digits)")
-    out += _table(summary, ["cps", "cps_err", "rps", "rps_err"], "Connections and HTTP")
+    out += _table(summary, ["cps", "cps_err", "cps_cpu", "rps", "rps_err", "rps_cpu"], "Connections and HTTP")
     out += _table(summary, ["kb_conn", "peak_kb_conn", "peak_mb", "cpu_1", "cpu_n"],
                   "Memory (1,000 held connections) and CPU (user+system of the relay processes)", with_ratio=False)
     errors = {n: e for n, e in summary["errors"].items() if e}

@@ -9,6 +9,7 @@ direct    no relay: the services themselves (the reference)
 ringtun   ringtun-gateway + ringtun-agent from the release build (--threads: RINGTUN_THREADS, default CPUs), with
           --insecure-plaintext: like the peers below, which run unencrypted
 ringtun-1t  the same with --threads 1
+ringtun-a1  the gateway with RINGTUN_THREADS loops, the agent with one (on a box it shares with the services)
 ringtun-tls  ringtun with TLS 1.3 (its default; pinned self-signed certificate), wolfSSL as the release build has it
           (bundled with AES-NI where the CPU has it)
 ringtun-tls-syswolf  the same built against Debian's wolfSSL (no AES-NI; RINGTUN_SYSWOLF_BUILD, default
@@ -187,9 +188,11 @@ def _cert_fingerprint(path):
     return "sha256:" + hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest()
 
 
-def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, gateway_extra=(), agent_extra=()):
+def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, gateway_extra=(), agent_extra=(),
+                  agent_threads=None):
     bins = cfg["bins"][name]
     threads = str(threads or cfg["ringtun_threads"])
+    agent_threads = str(agent_threads or threads)
     state = os.path.join(workdir, "ringtun-state")
     security = ["--state-dir", state] if tls else ["--insecure-plaintext"]
     # A port of our choosing, not 0: with --http-listen or --tls-listen in gateway_extra the gateway listens on more
@@ -204,7 +207,7 @@ def start_ringtun(local, workdir, cfg, name="ringtun", threads=None, tls=False, 
         if tls:
             security = ["--gateway-fingerprint", _cert_fingerprint(os.path.join(state, "gateway-cert.pem"))]
         public = {s: free_port() for s in SERVICES}
-        argv = [bins["agent"], "--gateway", f"127.0.0.1:{port}", "--token", TOKEN, "--threads", threads,
+        argv = [bins["agent"], "--gateway", f"127.0.0.1:{port}", "--token", TOKEN, "--threads", agent_threads,
                 "--agent-id", "bench", "--log-level", "warn"] + security
         for s in SERVICES:
             argv += ["--expose", f"tcp:{s}@{public[s]}=127.0.0.1:{local[s]}"]
@@ -350,6 +353,8 @@ SYSTEMS = {
     "ringtun": (find_ringtun, start_ringtun),
     # The same binaries with one loop each: on a small shared machine, fewer pinned threads than CPUs.
     "ringtun-1t": (find_ringtun, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-1t", 1)),
+    "ringtun-a1": (find_ringtun, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-a1",
+                                                                          agent_threads=1)),
     "ringtun-tls": (find_ringtun, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-tls",
                                                                            tls=True)),
     "ringtun-tls-syswolf": (find_ringtun_syswolf, lambda local, workdir, cfg: start_ringtun(

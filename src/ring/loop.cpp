@@ -74,7 +74,7 @@ struct Loop::Slot {
   bool send_busy = false;
   bool send_is_fixed = false;
   bool zc_allowed = false;
-  bool zc_checked = false;     // zc_allowed no longer depends on where the socket is (see zero_copy())
+  bool zc_checked = false;  // zc_allowed no longer depends on where the socket is (see zero_copy())
   bool shutdown_pending = false;
   bool flush_requested = false;
   bool connect_timed_out = false;

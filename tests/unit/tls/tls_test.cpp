@@ -311,8 +311,8 @@ std::vector<std::size_t> record_plaintext_sizes(std::span<const std::byte> ciphe
   std::vector<std::size_t> sizes;
   std::size_t off = 0;
   while (off + 5 <= ciphertext.size()) {
-    const std::size_t length = std::to_integer<std::size_t>(ciphertext[off + 3]) << 8 |
-                               std::to_integer<std::size_t>(ciphertext[off + 4]);
+    const std::size_t length =
+        std::to_integer<std::size_t>(ciphertext[off + 3]) << 8 | std::to_integer<std::size_t>(ciphertext[off + 4]);
     REQUIRE(length >= 17);
     sizes.push_back(length - 17);
     off += 5 + length;

@@ -194,13 +194,21 @@ def hold_memory(bench, running, n, logdir):
     return record
 
 
-def measured(bench, running, scenario, *args, **kwargs):
-    """Runs one bench scenario and adds the relay processes' CPU seconds spent during it."""
+def with_relay_cpu(running, work):
+    """Runs work() and adds to the record it returns the relay processes' CPU seconds spent during it (relay_cpu_s;
+    not for direct, which has no relay)."""
     before = cpu_seconds(running.pids)
-    record = bench.run(scenario, *args, **kwargs)
+    record = work()
+    if running.pids:
+        record["relay_cpu_s"] = cpu_seconds(running.pids) - before
+    return record
+
+
+def measured(bench, running, scenario, *args, **kwargs):
+    """Runs one bench scenario with the relays' CPU during it (with_relay_cpu), and per GB for transfers."""
+    record = with_relay_cpu(running, lambda: bench.run(scenario, *args, **kwargs))
     if not running.pids:
         return record  # direct: no relay
-    record["relay_cpu_s"] = cpu_seconds(running.pids) - before
     if record.get("bytes"):
         record["relay_cpu_s_per_gb"] = record["relay_cpu_s"] / (record["bytes"] / 1e9)
     return record
@@ -233,11 +241,9 @@ def system_round(name, start, local, bench, cfg, profile, round_index, workdir):
         if rate.get("relay_cpu_s") is not None and rate.get("completed"):
             rate["relay_cpu_us_per_conn"] = rate["relay_cpu_s"] / rate["completed"] * 1e6
         results.append(rate)
-        before = cpu_seconds(running.pids)
-        http = run_wrk(running.ports["http"], profile["wrk_seconds"], logdir)
-        if running.pids and http["rps"]:
-            requests = http["rps"] * profile["wrk_seconds"]
-            http["relay_cpu_us_per_req"] = (cpu_seconds(running.pids) - before) / requests * 1e6
+        http = with_relay_cpu(running, lambda: run_wrk(running.ports["http"], profile["wrk_seconds"], logdir))
+        if http.get("relay_cpu_s") is not None and http["rps"]:
+            http["relay_cpu_us_per_req"] = http["relay_cpu_s"] / (http["rps"] * profile["wrk_seconds"]) * 1e6
         results.append(http)
         running.check_alive()
     finally:

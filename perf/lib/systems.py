@@ -360,8 +360,8 @@ SYSTEMS = {
     "ringtun-tls-syswolf": (find_ringtun_syswolf, lambda local, workdir, cfg: start_ringtun(
         local, workdir, cfg, "ringtun-tls-syswolf", tls=True)),
     "ringtun-ref": (find_ringtun_ref, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-ref")),
-    "ringtun-tls-ref": (find_ringtun_ref, lambda local, workdir, cfg: start_ringtun(local, workdir, cfg, "ringtun-tls-ref",
-                                                                                   tls=True)),
+    "ringtun-tls-ref": (find_ringtun_ref, lambda local, workdir, cfg: start_ringtun(
+        local, workdir, cfg, "ringtun-tls-ref", tls=True)),
     "haproxy2": (find_haproxy, start_haproxy2),
     "rathole": (find_rathole, start_rathole),
     "frp": (find_frp, start_frp),

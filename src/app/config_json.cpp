@@ -38,9 +38,9 @@ Status read_config_file(std::string_view path, std::string* contents, std::strin
   if (!read) {
     if (read.error().code() == Errc::kLimit) {
       return report(error_text, Errc::kInvalidArgument,
-                    printable(path, kPrintablePathChars) + ": config too large (over 1 MiB; a config is a few hundred bytes)");
+                    printable_path(path) + ": config too large (over 1 MiB; a config is a few hundred bytes)");
     }
-    if (error_text != nullptr) *error_text = printable(path, kPrintablePathChars) + ": " + problem;
+    if (error_text != nullptr) *error_text = printable_path(path) + ": " + problem;
     return Unexpected{read.error()};
   }
   *contents = std::move(*read);
@@ -100,7 +100,7 @@ constexpr std::string_view kServiceKeys[] = {"name",  "kind",           "type", 
 class Loader {
  public:
   Loader(std::string_view path, Program program, std::string* error_text)
-      : file_(printable(path, kPrintablePathChars)), program_(program), error_text_(error_text) {}
+      : file_(printable_path(path)), program_(program), error_text_(error_text) {}
 
   // Parses `text`; on success `root` is the top-level object.
   Status parse(std::string_view text, simdjson::dom::parser* parser, simdjson::dom::object* root) {

@@ -62,7 +62,7 @@ Result<std::string> read_bounded_file(std::string_view path, std::size_t max_byt
 
 Result<std::string> read_secret_file(std::string_view path, std::string_view what, std::string* error_text,
                                      std::size_t max_bytes) {
-  const std::string prefix = std::string(what) + ": " + printable(path, kPrintablePathChars) + ": ";
+  const std::string prefix = std::string(what) + ": " + printable_path(path) + ": ";
   if (path.empty() || path.find('\0') != std::string_view::npos) {
     return detail::report(error_text, Errc::kInvalidArgument, std::string(what) + ": expected a file name");
   }

@@ -21,6 +21,8 @@ inline constexpr std::size_t kPrintablePathChars = 4096;
 
 std::string printable(std::string_view text, std::size_t max_chars = kPrintableMaxChars);
 // printable() for a file path the operator gave: whole, up to kPrintablePathChars.
-inline std::string printable_path(std::string_view path) { return printable(path, kPrintablePathChars); }
+inline std::string printable_path(std::string_view path) {
+  return printable(path, kPrintablePathChars);
+}
 
 }  // namespace ringtun

@@ -83,7 +83,9 @@ struct Loop::Slot {
 
   std::uint16_t fixed_index = 0;
   int zc_result = 0;
-  int direct_result = 0;       // on_send()'s value for a send finished by try_send_now()
+  // on_send()'s value for a send finished by try_send_now(), or on_shutdown()'s for shutdown_now(): never both at
+  // once, as a shutdown waits for the send in flight.
+  int direct_result = 0;
   iovec* send_iov = nullptr;
   std::uint32_t send_iov_count = 0;
   std::uint64_t send_total = 0;
@@ -457,21 +459,25 @@ bool Loop::try_send_now(Slot& slot, std::uint32_t index) noexcept {
     return false;  // the rest goes through the ring
   }
   // Finished here, but reported from the loop: callbacks never run inside a call the handler made.
-  direct_done_.push_back(SocketId{index, slot.generation});
+  direct_done_.push_back(DirectDone{SocketId{index, slot.generation}, Op::kSend});
   return true;
 }
 
-void Loop::finish_direct_sends() noexcept {
-  // on_send() may send again (its direct attempt is counted against this turn), so walk by index.
+void Loop::finish_direct_ops() noexcept {
+  // on_send() may send or shut down again (and add to the list), so walk by index.
   for (std::size_t i = 0; i < direct_done_.size(); ++i) {
-    const SocketId socket = direct_done_[i];
-    Slot* slot = lookup(socket);
+    const DirectDone done = direct_done_[i];
+    Slot* slot = lookup(done.socket);
     if (slot == nullptr) continue;  // closed and freed meanwhile
+    if (done.op == Op::kShutdown) {
+      if (!slot->closing) slot->handler->on_shutdown(*this, done.socket, slot->direct_result);
+      continue;
+    }
     if (slot->closing) {
       slot->send_busy = false;
       continue;
     }
-    finish_send(*slot, socket.index, slot->direct_result);
+    finish_send(*slot, done.socket.index, slot->direct_result);
   }
   direct_done_.clear();
 }
@@ -536,17 +542,17 @@ Status Loop::shutdown_write(SocketId socket) noexcept {
   if (slot->closing) return fail(Errc::kClosed, "shutdown_write");
   if (slot->shutdown_pending) return {};
   slot->shutdown_pending = true;
-  if (!slot->send_busy) submit_shutdown(*slot, socket.index);
+  if (!slot->send_busy) shutdown_now(*slot, socket.index);
   return {};
 }
 
-void Loop::submit_shutdown(Slot& slot, std::uint32_t index) noexcept {
-  io_uring_sqe* sqe = get_sqe();
-  io_uring_prep_shutdown(sqe, 0, SHUT_WR);
-  set_target(sqe, features_.fixed_files, index, slot.fd);
-  io_uring_sqe_set_data64(sqe, user_data(Op::kShutdown, index));
-  ++slot.in_flight;
-  ++ops_in_flight_;
+// A system call, not an io_uring op: the kernel runs every IORING_OP_SHUTDOWN on an io-wq worker thread (it is
+// marked to go async), so each one woke a worker and switched to it - a fifth of the relays' CPU per connection in
+// a Connection: close benchmark. shutdown(SHUT_WR) on a TCP socket never blocks: it queues the FIN behind the data
+// already sent (a shutdown waits for the send in flight, see finish_send).
+void Loop::shutdown_now(Slot& slot, std::uint32_t index) noexcept {
+  slot.direct_result = ::shutdown(slot.fd, SHUT_WR) == 0 ? 0 : -errno;
+  direct_done_.push_back(DirectDone{SocketId{index, slot.generation}, Op::kShutdown});
 }
 
 Status Loop::set_send_zc(SocketId socket, bool allowed) noexcept {
@@ -666,10 +672,6 @@ void Loop::dispatch(const io_uring_cqe* cqe) noexcept {
     case Op::kLinkTimeout:
       on_op_done(*slot, ud.index);
       if (cqe->res == -ETIME) slot->connect_timed_out = true;
-      break;
-    case Op::kShutdown:
-      on_op_done(*slot, ud.index);
-      if (!slot->closing) slot->handler->on_shutdown(*this, id, cqe->res);
       break;
     case Op::kCancel:
       on_op_done(*slot, ud.index);
@@ -917,7 +919,7 @@ void Loop::finish_send(Slot& slot, std::uint32_t index, int res) noexcept {
   slot.send_iov = nullptr;
   slot.send_iov_count = 0;
   slot.handler->on_send(*this, SocketId{index, slot.generation}, res);
-  if (!slot.closing && slot.shutdown_pending && !slot.send_busy) submit_shutdown(slot, index);
+  if (!slot.closing && slot.shutdown_pending && !slot.send_busy) shutdown_now(slot, index);
 }
 
 // ---------------------------------------------------------------- end-of-turn work
@@ -1194,7 +1196,7 @@ void Loop::turn(std::uint32_t max_wait_ms) noexcept {
   now_ms_ = monotonic_ms();
   timers_.advance(now_ms_);
   process_completions();
-  finish_direct_sends();
+  finish_direct_ops();
   drain_mailboxes();
   if (!stopping_ && stop_requested_.load(std::memory_order_acquire)) begin_stop();
   rearm_starved();

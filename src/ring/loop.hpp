@@ -26,7 +26,8 @@
 //   at least `send_zc_threshold` bytes use zero-copy sendmsg when the kernel has it and the socket allows it
 //   (not on loopback, where it only costs); on_send() then waits for the kernel's notification, so the memory is
 //   free to reuse when on_send() runs.
-// Shutdown: shutdown_write() queues a SHUT_WR behind the pending send, so a FIN never overtakes data.
+// Shutdown: shutdown_write() makes the SHUT_WR once the pending send is done, so a FIN never overtakes data; it is
+//   a plain system call (io_uring would run it on a worker thread), reported through on_shutdown() from the loop.
 //
 // Turn: run flush requests -> submit and wait (bounded by the next timer) -> read the clock and fire due timers ->
 // dispatch every CQE -> advance the CQ once -> drain mailboxes -> re-arm starved receivers -> finalise closed
@@ -274,7 +275,7 @@ class Loop {
   void arm_recv(Slot& slot, std::uint32_t index) noexcept;
   void arm_accept(Slot& slot, std::uint32_t index) noexcept;
   void submit_send(Slot& slot, std::uint32_t index) noexcept;
-  void submit_shutdown(Slot& slot, std::uint32_t index) noexcept;
+  void shutdown_now(Slot& slot, std::uint32_t index) noexcept;
   void arm_doorbell() noexcept;
   void ring_if_asleep() noexcept;  // producer side, after its push and a full fence
   void retry_accepts() noexcept;
@@ -295,7 +296,7 @@ class Loop {
   bool try_send_now(Slot& slot, std::uint32_t index) noexcept;
   bool zero_copy(Slot& slot, std::uint64_t bytes) noexcept;  // whether a send of `bytes` goes zero-copy
   bool advance_send(Slot& slot, std::uint64_t sent) noexcept;
-  void finish_direct_sends() noexcept;
+  void finish_direct_ops() noexcept;
   void free_slot(std::uint32_t index) noexcept;
   void run_flushes() noexcept;
   void rearm_starved() noexcept;
@@ -345,7 +346,12 @@ class Loop {
   log::LineBudget accept_lines_;
   Timer accept_retry_timer_;
   std::vector<std::uint32_t> closing_;     // closed, waiting for their last op
-  std::vector<SocketId> direct_done_;      // sends finished by a direct sendmsg: on_send() runs from the loop
+  // Sends finished by a direct sendmsg and shutdowns made directly: their callbacks run from the loop.
+  struct DirectDone {
+    SocketId socket;
+    Op op;  // kSend or kShutdown
+  };
+  std::vector<DirectDone> direct_done_;
   std::uint32_t direct_sends_this_turn_ = 0;
   // connect()'s address and timeout, kept until the SQEs that point at them are submitted.
   struct ConnectArgs {

@@ -509,6 +509,41 @@ TEST_CASE("shutdown_write waits for the pending send: the FIN never overtakes da
   ::close(client);
 }
 
+TEST_CASE("shutdown_write on an idle socket: made at once, no ring operation; on_shutdown runs from the loop") {
+  auto loop = test::make_loop();
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+  struct Recorder : ring::SocketHandler {
+    bool inside = false;
+    int called_inside = 0;
+    int shutdown_res = 1;
+    void on_shutdown(Loop&, SocketId, int res) override {
+      called_inside += inside;
+      shutdown_res = res;
+    }
+  } h;
+  auto id = loop->adopt(server, &h);
+  REQUIRE(id);
+  loop->run_once(0);
+  const auto cqes_before = loop->stats().cqes;
+  h.inside = true;
+  REQUIRE(loop->shutdown_write(*id));
+  h.inside = false;
+  CHECK(h.shutdown_res == 1);  // not reported from inside the call
+  char byte;
+  CHECK(::read(client, &byte, 1) == 0);  // but the FIN is already out
+  REQUIRE(test::run_until(*loop, [&] { return h.shutdown_res != 1; }));
+  CHECK(h.shutdown_res == 0);
+  CHECK(h.called_inside == 0);
+  CHECK(loop->stats().cqes == cqes_before);  // the kernel would run an IORING_OP_SHUTDOWN on a worker thread
+  char msg[] = "late";
+  iovec iov{msg, 4};
+  CHECK_FALSE(loop->send(*id, &iov, 1));  // nothing goes after the FIN
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}
+
 TEST_CASE("send_fixed sends from the registered slab and the pool counts buffers") {
   auto loop = test::make_loop();
   auto* pool = loop->fixed_pool();

@@ -141,7 +141,7 @@ def markdown(summary, info, plots, command):
                f"{n} {'yes' if summary['verified'].get(n) else 'NO'}" for n in names) + ".",
            ] + [f"- {note}" for note in info.get("notes", [])] + [
            "", "Reproduce: `perf/run_loopback.sh` (add `--quick` for a 3-minute run). Peers are found on PATH or "
-           "through RATHOLE_BIN, FRPS_BIN, FRPC_BIN, HAPROXY_BIN; a missing one is reported and skipped.",
+           "through RATHOLE_BIN, FRPS_BIN, FRPC_BIN, HAPROXY_BIN, SSHD_BIN; a missing one is reported and skipped.",
            "", "Settings: " + ", ".join(f"{k}={v}" for k, v in info.get("settings", {}).items()) + ".", ""]
     out += _table(summary, ["tput_1", "tput_n"], "Throughput (sink; every byte acknowledged by the service)")
     out += _table(summary, ["p50", "p90", "p99", "p999", "max", "mean"],

@@ -20,6 +20,10 @@ ringtun-tls-ref  the same with TLS, like `ringtun-tls`
 haproxy2  two haproxy relays in a row (TCP mode): the same three TCP hops as a tunnel, no framing
 rathole   rathole --server + rathole --client (RATHOLE_BIN or PATH)
 frp       frps + frpc (FRPS_BIN / FRPC_BIN or PATH), tcp_mux on (frp's default); TOML for frp >= 0.52, INI before
+ssh-R     OpenSSH remote forwarding, `ssh -N -R port:127.0.0.1:service` to an sshd of its own on loopback (SSHD_BIN
+          or /usr/sbin/sshd, Debian's openssh-server; ssh from openssh-client), cipher aes128-gcm@openssh.com (the
+          AES-128-GCM of ringtun-tls), compression off; the sshd session process that relays is measured with the
+          listener and the client. Encrypted: compare it with ringtun-tls
 
 A peer that is not installed is reported and skipped, never faked.
 """
@@ -347,6 +351,81 @@ def start_frp(local, workdir, cfg):
     return _ready(Running("frp", public, procs, "frp " + version))
 
 
+# ---- ssh -R ----
+
+def find_ssh(cfg):
+    sshd = os.environ.get("SSHD_BIN") or shutil.which("sshd") or ("/usr/sbin/sshd" if os.access("/usr/sbin/sshd", os.X_OK) else None)
+    ssh, keygen = shutil.which("ssh"), shutil.which("ssh-keygen")
+    if sshd and ssh and keygen:
+        return {"sshd": sshd, "ssh": ssh, "ssh-keygen": keygen}, None
+    return None, "ssh-R: sshd, ssh or ssh-keygen not found (Debian: apt-get install openssh-server openssh-client)"
+
+
+def _descendants(pid):
+    """Every process below `pid` (sshd forks one per session: that child relays the forwarded connections)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class _SshRunning(Running):
+    """The listener and the client are ours; the session process sshd forked is measured too."""
+
+    def __init__(self, *args, session_pids=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.session_pids = list(session_pids)
+
+    @property
+    def pids(self):
+        return super().pids + self.session_pids
+
+
+def start_ssh_r(local, workdir, cfg):
+    bins = cfg["bins"]["ssh-R"]
+    key = os.path.join(workdir, "id_ed25519")
+    host_key = os.path.join(workdir, "host_ed25519")
+    for path in (key, host_key):
+        subprocess.run([bins["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f", path], check=True,
+                       stdout=subprocess.DEVNULL)
+    authorized = os.path.join(workdir, "authorized_keys")
+    shutil.copyfile(key + ".pub", authorized)
+    os.chmod(authorized, 0o600)
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)  # the privilege separation directory a root sshd insists on
+    port = free_port()
+    config = os.path.join(workdir, "sshd_config")
+    with open(config, "w") as f:
+        f.write("\n".join([
+            "ListenAddress 127.0.0.1", f"Port {port}", f"HostKey {host_key}", f"AuthorizedKeysFile {authorized}",
+            f"PidFile {os.path.join(workdir, 'sshd.pid')}", "StrictModes no", "UsePAM no",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
+            "AllowTcpForwarding remote", "GatewayPorts no", "Compression no", "Ciphers aes128-gcm@openssh.com",
+            "LogLevel ERROR"]) + "\n")
+    server = Process("sshd", [bins["sshd"], "-D", "-e", "-f", config], workdir)
+    public = {s: free_port() for s in SERVICES}
+    argv = ["ssh", bins["ssh"], "-N", "-T", "-i", key, "-p", str(port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={os.devnull}", "-o", "ExitOnForwardFailure=yes",
+            "-o", "Compression=no", "-o", "Ciphers=aes128-gcm@openssh.com", "-o", "LogLevel=ERROR"]
+    for s in SERVICES:
+        argv += ["-R", f"127.0.0.1:{public[s]}:127.0.0.1:{local[s]}"]
+    procs = [server, start_after_listen(server, port, argv + ["127.0.0.1"], workdir)]
+    running = _ready(_SshRunning("ssh-R", public, procs, _version([bins["ssh"], "-V"])))
+    running.session_pids = _descendants(server.pid)
+    return running
+
+
 # name -> (finder, starter). Order is the interleaving order within a round.
 SYSTEMS = {
     "direct": (lambda cfg: ({}, None), start_direct),
@@ -365,4 +444,5 @@ SYSTEMS = {
     "haproxy2": (find_haproxy, start_haproxy2),
     "rathole": (find_rathole, start_rathole),
     "frp": (find_frp, start_frp),
+    "ssh-R": (find_ssh, start_ssh_r),
 }

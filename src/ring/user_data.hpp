@@ -18,7 +18,7 @@ enum class Op : std::uint8_t {
   kLinkTimeout,  // the timeout linked to a connect
   kRecv,         // multishot recv from the provided buffer ring
   kSend,         // sendmsg (gather) or send of a fixed buffer
-  kShutdown,     // made directly (shutdown_now), never through the ring: names the callback only
+  kShutdown,     // a direct shutdown(2) (never a ring op): tags its on_shutdown()
   kCancel,
   kDoorbell,     // read on the loop's eventfd (cross-core wake-up); has no slot
   kWake,         // a test/utility no-op

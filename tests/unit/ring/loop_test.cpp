@@ -544,6 +544,40 @@ TEST_CASE("shutdown_write on an idle socket: made at once, no ring operation; on
   ::close(client);
 }
 
+TEST_CASE("shutdown_write from inside on_send: one shutdown, one on_shutdown") {
+  auto loop = test::make_loop();
+  auto [client, server] = test::tcp_pair();
+  test::set_nonblocking(server);
+  struct LastSend : ring::SocketHandler {
+    int sends = 0;
+    int shutdowns = 0;
+    void on_send(Loop& loop, SocketId id, int res) override {
+      CHECK(res == 5);
+      ++sends;
+      REQUIRE(loop.shutdown_write(id));  // what EdgeStream does after the last bytes before a FIN
+    }
+    void on_shutdown(Loop&, SocketId, int res) override {
+      CHECK(res == 0);
+      ++shutdowns;
+    }
+  } h;
+  auto id = loop->adopt(server, &h);
+  REQUIRE(id);
+  char msg[] = "last.";
+  iovec iov{msg, 5};
+  REQUIRE(loop->send(*id, &iov, 1));
+  REQUIRE(test::run_until(*loop, [&] { return h.shutdowns > 0; }));
+  for (int i = 0; i < 3; ++i) loop->run_once(0);
+  CHECK(h.sends == 1);
+  CHECK(h.shutdowns == 1);
+  char in[8];
+  CHECK(::read(client, in, sizeof in) == 5);
+  CHECK(::read(client, in, sizeof in) == 0);  // then the FIN
+  loop->close(*id);
+  REQUIRE(test::run_until(*loop, [&] { return loop->stats().sockets_open == 0; }));
+  ::close(client);
+}
+
 TEST_CASE("send_fixed sends from the registered slab and the pool counts buffers") {
   auto loop = test::make_loop();
   auto* pool = loop->fixed_pool();

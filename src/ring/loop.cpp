@@ -74,9 +74,8 @@ struct Loop::Slot {
   bool send_busy = false;
   bool send_is_fixed = false;
   bool zc_allowed = false;
-  bool zc_checked = false;  // zc_allowed no longer depends on where the socket is (see zero_copy())
-  bool shutdown_pending = false;  // shutdown_write() was called
-  bool shutdown_made = false;     // and the shutdown(2) has been made (it waits for a send in flight)
+  bool zc_checked = false;     // zc_allowed no longer depends on where the socket is (see zero_copy())
+  bool shutdown_pending = false;
   bool flush_requested = false;
   bool connect_timed_out = false;
   bool keep_fd = false;        // detach(): the fd survives the slot
@@ -552,7 +551,6 @@ Status Loop::shutdown_write(SocketId socket) noexcept {
 // a Connection: close benchmark. shutdown(SHUT_WR) on a TCP socket never blocks: it queues the FIN behind the data
 // already sent (a shutdown waits for the send in flight, see finish_send).
 void Loop::shutdown_now(Slot& slot, std::uint32_t index) noexcept {
-  slot.shutdown_made = true;
   slot.direct_result = ::shutdown(slot.fd, SHUT_WR) == 0 ? 0 : -errno;
   direct_done_.push_back(DirectDone{SocketId{index, slot.generation}, Op::kShutdown});
 }
@@ -920,9 +918,10 @@ void Loop::finish_send(Slot& slot, std::uint32_t index, int res) noexcept {
   slot.send_busy = false;
   slot.send_iov = nullptr;
   slot.send_iov_count = 0;
+  // A shutdown asked for while this send was busy waited for it; one that on_send() asks for is made at once.
+  const bool shutdown_waited = slot.shutdown_pending;
   slot.handler->on_send(*this, SocketId{index, slot.generation}, res);
-  // Made here if it waited for this send; not again if on_send() itself asked for it (it was made at once then).
-  if (!slot.closing && slot.shutdown_pending && !slot.shutdown_made && !slot.send_busy) shutdown_now(slot, index);
+  if (shutdown_waited && !slot.closing && !slot.send_busy) shutdown_now(slot, index);
 }
 
 // ---------------------------------------------------------------- end-of-turn work
